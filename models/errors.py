@@ -1,0 +1,55 @@
+"""One error root for geoship, split into permanent (bad input, refusals) and retryable families.
+
+Errors inherit the builtin they resemble, so callers may catch either.
+"""
+
+from __future__ import annotations
+
+
+class GeoshipError(Exception):
+    """Root of every error geoship raises on purpose."""
+
+
+class PermanentError(GeoshipError):
+    """Retrying will not help: the input or the request is wrong."""
+
+
+class RetryableError(GeoshipError):
+    """A transient failure (I/O, a busy service); the same call may succeed later."""
+
+
+class InvalidRequest(PermanentError, ValueError):
+    """A request field is invalid; the message names the field and the reason."""
+
+    def __init__(self, field: str, reason: str):
+        self.field = field
+        self.reason = reason
+        super().__init__(f"{field}: {reason}")
+
+
+class InvalidToolTree(InvalidRequest):
+    """The tool tree is malformed: an unknown node, a missing band, a type mismatch, too deep."""
+
+
+class InvalidAOI(InvalidRequest):
+    """The area of interest is not a usable polygon, or does not overlap the imagery."""
+
+
+class NotFound(PermanentError, LookupError):
+    """A project, scene, export or link does not exist (or the caller may not know it does)."""
+
+
+class Conflict(PermanentError):
+    """The request conflicts with existing state (a duplicate name, a status that cannot move)."""
+
+
+class SceneReadError(RetryableError, OSError):
+    """A scene could not be opened or read."""
+
+
+class DeliveryError(GeoshipError):
+    """A delivery target failed; see the permanent/retryable subclasses."""
+
+
+class LinkExpired(PermanentError):
+    """A download link is past its expiry or revoked."""

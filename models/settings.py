@@ -1,0 +1,47 @@
+"""Settings read from the environment (prefix ``GEOSHIP_``), built lazily and cached."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Everything geoship can be told; all state lives under ``home`` unless a URL points elsewhere."""
+
+    model_config = SettingsConfigDict(env_prefix="GEOSHIP_", extra="ignore")
+
+    home: Path = Field(default_factory=lambda: Path.home() / ".geoship")
+    database_url: str | None = None
+    artifacts_dir: Path | None = None
+    # Base URL that download links are built on; `geoship serve` listens here by default.
+    public_url: str = "http://127.0.0.1:8000"
+    link_ttl_hours: float = 72.0
+
+    tile_size: int = Field(default=512, ge=64, le=4096)
+    # Tile actors in the pool; 0 means one per CPU the Ray cluster has.
+    pool_size: int = Field(default=0, ge=0)
+    # Tiles in flight per actor: enough to hide the driver's write latency, few enough to bound memory.
+    tiles_in_flight_per_actor: int = Field(default=2, ge=1)
+    gdal_cache_mb: int = Field(default=256, ge=16)
+    ray_address: str | None = None
+    ray_num_cpus: int | None = None
+    # Largest output an export may have, in uncompressed bytes.
+    max_export_bytes: int = 64 * 1024**3
+
+    def resolved_database_url(self) -> str:
+        """The database URL, defaulting to an SQLite file under ``home``."""
+        return self.database_url or f"sqlite:///{self.home / 'geoship.db'}"
+
+    def resolved_artifacts_dir(self) -> Path:
+        """The local artifact directory, defaulting to ``home/artifacts``."""
+        return self.artifacts_dir or self.home / "artifacts"
+
+
+@lru_cache
+def get_settings() -> Settings:
+    """The process's settings, read from the environment on first call."""
+    return Settings()

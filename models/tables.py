@@ -1,0 +1,151 @@
+"""The database tables (SQLModel). One class per entity; schemas for input/output live in `schemas`."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, Column, Index, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+from models.status import ExportStatus, TargetKind, TargetStatus
+from models.timestamps import UTCDateTime, utcnow
+
+
+def _created() -> Any:
+    return Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
+
+
+def _json(default_factory=dict) -> Any:
+    return Field(default_factory=default_factory, sa_column=Column(JSON, nullable=False))
+
+
+class User(SQLModel, table=True):
+    """A person or service with an API token (stored hashed)."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(unique=True, index=True)
+    token_hash: str | None = Field(default=None, index=True)
+    created_at: datetime = _created()
+
+
+class Project(SQLModel, table=True):
+    """An ordered mosaic of scenes, owned by one user."""
+
+    __table_args__ = (UniqueConstraint("owner_id", "name"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(index=True)
+    owner_id: int = Field(foreign_key="user.id", index=True)
+    visibility: str = "private"  # private | public
+    created_at: datetime = _created()
+
+
+class ProjectShare(SQLModel, table=True):
+    """A project shared read-only with another user."""
+
+    project_id: int = Field(foreign_key="project.id", primary_key=True)
+    user_id: int = Field(foreign_key="user.id", primary_key=True)
+
+
+class Scene(SQLModel, table=True):
+    """One acquisition: a multi-band file or a set of single-band files on one grid.
+
+    `bands` is a list of {"name", "uri", "index"} (index is 1-based within the file at `uri`), so a
+    scene may be one RGBN GeoTIFF or Landsat's B4.TIF, B5.TIF, ... alike.
+    """
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(index=True)
+    owner_id: int = Field(foreign_key="user.id", index=True)
+    visibility: str = "private"
+    crs_wkt: str
+    epsg: int | None = None
+    bounds: list[float] = _json(list)  # left, bottom, right, top in the scene's CRS
+    footprint: dict = _json()  # GeoJSON polygon in EPSG:4326
+    width: int
+    height: int
+    res_x: float
+    res_y: float
+    dtype: str
+    nodata: float | None = None
+    bands: list[dict] = _json(list)
+    acquired_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    created_at: datetime = _created()
+
+
+class ProjectScene(SQLModel, table=True):
+    """Membership of a scene in a project; `position` is mosaic priority (0 wins over 1)."""
+
+    project_id: int = Field(foreign_key="project.id", primary_key=True)
+    scene_id: int = Field(foreign_key="scene.id", primary_key=True)
+    position: int = Field(index=True)
+
+
+class Export(SQLModel, table=True):
+    """One requested export: a tool tree rendered onto an output grid and delivered to targets."""
+
+    __table_args__ = (Index("ix_export_status_created", "status", "created_at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    owner_id: int = Field(foreign_key="user.id", index=True)
+    project_id: int | None = Field(default=None, foreign_key="project.id")
+    tool: dict = _json()
+    output_srid: int
+    resolution: float
+    mask: dict | None = Field(default=None, sa_column=Column(JSON))  # GeoJSON (Multi)Polygon
+    mask_crs: str | None = None
+    grid: dict = _json()  # the planned output grid (see ray_render.grid.OutputGrid.to_dict)
+    status: ExportStatus = Field(default=ExportStatus.pending, index=True)
+    tiles_done: int = 0
+    tiles_total: int = 0
+    progress: float = 0.0
+    artifact: str | None = None
+    result: dict | None = Field(default=None, sa_column=Column(JSON))
+    error: str | None = None
+    flow_run_id: str | None = None
+    created_at: datetime = _created()
+    updated_at: datetime = _created()
+    finished_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+
+
+class ExportTarget(SQLModel, table=True):
+    """One delivery target of an export, with its own status and result."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    export_id: int = Field(foreign_key="export.id", index=True)
+    position: int = 0
+    kind: TargetKind
+    config: dict = _json()  # non-secret settings: bucket, prefix, path, link limits
+    credential_id: int | None = None
+    status: TargetStatus = TargetStatus.pending
+    result: dict | None = Field(default=None, sa_column=Column(JSON))
+    error: str | None = None
+    updated_at: datetime = _created()
+
+
+class DownloadLink(SQLModel, table=True):
+    """An unguessable, expiring link to an export's file. Only the token's hash is stored."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    export_id: int = Field(foreign_key="export.id", index=True)
+    target_id: int | None = Field(default=None, foreign_key="exporttarget.id")
+    token_hash: str = Field(unique=True, index=True)
+    expires_at: datetime = Field(sa_type=UTCDateTime)
+    byte_rate_limit: int | None = None  # bytes per second
+    download_quota: int | None = None  # number of downloads
+    revoked: bool = False
+    created_at: datetime = _created()
+
+
+class Download(SQLModel, table=True):
+    """Metering: one request served from a download link."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    link_id: int = Field(foreign_key="downloadlink.id", index=True)
+    client: str | None = None
+    started_at: datetime = _created()
+    finished_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    bytes_sent: int = 0
+    range_header: str | None = None
+    completed: bool = False

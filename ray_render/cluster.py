@@ -1,0 +1,29 @@
+"""Connect to Ray: a running cluster when an address is given, else a local one started here."""
+
+from __future__ import annotations
+
+import os
+
+import ray
+
+# Ray 2.60 turns token auth on for new local clusters and reports usage to the internet; neither fits
+# a local embedded run (no network). An operator's explicit setting still wins.
+_LOCAL_DEFAULTS = {"RAY_USAGE_STATS_ENABLED": "0", "RAY_AUTH_MODE": "disabled"}
+
+
+def ensure_ray(address: str | None = None, num_cpus: int | None = None, dashboard: bool = False) -> None:
+    """Initialise Ray once per process: join `address` (or RAY_ADDRESS), else start a local instance."""
+    if ray.is_initialized():
+        return
+    for key, value in _LOCAL_DEFAULTS.items():
+        os.environ.setdefault(key, value)
+    address = address or os.environ.get("RAY_ADDRESS")
+    if address:
+        ray.init(address=address, log_to_driver=False)
+    else:
+        ray.init(num_cpus=num_cpus, include_dashboard=dashboard, log_to_driver=False)
+
+
+def cluster_cpus() -> int:
+    """CPUs the cluster offers to tasks and actors."""
+    return max(1, int(ray.cluster_resources().get("CPU", 1)))

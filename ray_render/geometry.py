@@ -1,0 +1,102 @@
+"""Geometry helpers: parse GeoJSON AOIs and reproject polygons with densified edges."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Any
+
+import numpy as np
+import shapely
+from pyproj import CRS as ProjCRS
+from pyproj import Transformer
+from pyproj.exceptions import CRSError
+from shapely.geometry import MultiPolygon, Polygon, box, mapping, shape
+
+from models.errors import InvalidAOI, InvalidRequest
+
+# A polygon edge is split into pieces this many times shorter than the geometry's extent before
+# reprojection, so that straight lines in one CRS follow the curve they become in another.
+DENSIFY_PARTS = 100
+
+
+def parse_crs(value: str | int, field: str = "srid") -> ProjCRS:
+    """A pyproj CRS from an EPSG code or any user input, or `InvalidRequest` naming the field."""
+    try:
+        return ProjCRS.from_epsg(value) if isinstance(value, int) else ProjCRS.from_user_input(value)
+    except CRSError:
+        raise InvalidRequest(field, f"unknown CRS or EPSG code {value!r}") from None
+
+
+@lru_cache(maxsize=64)
+def _transformer(src: str, dst: str) -> Transformer:
+    return Transformer.from_crs(ProjCRS.from_user_input(src), ProjCRS.from_user_input(dst), always_xy=True)
+
+
+def reproject_geometry(geom, src_crs: str, dst_crs: str):
+    """`geom` reprojected from `src_crs` to `dst_crs`, with edges densified first."""
+    if src_crs == dst_crs:
+        return geom
+    minx, miny, maxx, maxy = geom.bounds
+    extent = max(maxx - minx, maxy - miny)
+    if extent > 0:
+        geom = shapely.segmentize(geom, extent / DENSIFY_PARTS)
+    transformer = _transformer(src_crs, dst_crs)
+
+    def _apply(coords: np.ndarray) -> np.ndarray:
+        x, y = transformer.transform(coords[:, 0], coords[:, 1])
+        return np.column_stack([x, y])
+
+    out = shapely.transform(geom, _apply)
+    if not np.all(np.isfinite(shapely.get_coordinates(out))):
+        raise InvalidAOI("aoi", f"the area cannot be represented in {dst_crs} (it leaves the projection's domain)")
+    return out.buffer(0) if not out.is_valid else out
+
+
+def bounds_polygon(bounds, src_crs: str, dst_crs: str):
+    """The rectangle `bounds` (left, bottom, right, top) in `src_crs` as a polygon in `dst_crs`."""
+    return reproject_geometry(box(*bounds), src_crs, dst_crs)
+
+
+def geojson_to_polygonal(data: Any):
+    """A (Multi)Polygon from a GeoJSON geometry, Feature or FeatureCollection; refuses anything else."""
+    if not isinstance(data, dict) or "type" not in data:
+        raise InvalidAOI("aoi", "must be a GeoJSON geometry, Feature or FeatureCollection")
+    kind = data["type"]
+    if kind == "FeatureCollection":
+        features = data.get("features") or []
+        if not features:
+            raise InvalidAOI("aoi", "the FeatureCollection has no features")
+        parts = [geojson_to_polygonal(f) for f in features]
+        return shapely.union_all(parts)
+    if kind == "Feature":
+        if not data.get("geometry"):
+            raise InvalidAOI("aoi", "the Feature has no geometry")
+        return geojson_to_polygonal(data["geometry"])
+    try:
+        geom = shape(data)
+    except Exception as exc:  # shapely raises several types for malformed coordinates
+        raise InvalidAOI("aoi", f"malformed {kind} geometry ({exc})") from None
+    if not isinstance(geom, (Polygon, MultiPolygon)):
+        raise InvalidAOI("aoi", f"must be a Polygon or MultiPolygon, not a {geom.geom_type}")
+    if geom.is_empty:
+        raise InvalidAOI("aoi", "the polygon is empty")
+    if not geom.is_valid:
+        raise InvalidAOI("aoi", f"the polygon is invalid: {shapely.is_valid_reason(geom)}")
+    if geom.area == 0:
+        raise InvalidAOI("aoi", "the polygon has zero area")
+    return geom
+
+
+def to_geojson(geom) -> dict[str, Any]:
+    """A GeoJSON geometry dict, always a MultiPolygon so consumers see one shape of data."""
+    if isinstance(geom, Polygon):
+        geom = MultiPolygon([geom])
+    return mapping(geom)
+
+
+def polygonal_part(geom):
+    """Only the polygonal part of `geom` (intersections may add lines or points at edges)."""
+    if isinstance(geom, (Polygon, MultiPolygon)):
+        return geom
+    polys = [g for g in getattr(geom, "geoms", []) if isinstance(g, (Polygon, MultiPolygon))]
+    return shapely.union_all(polys) if polys else Polygon()

@@ -1,0 +1,93 @@
+"""The output grid and its tiling: small value types and pure functions, no I/O."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from affine import Affine
+from rasterio.crs import CRS
+from rasterio.warp import calculate_default_transform
+from rasterio.windows import Window
+
+
+@dataclass(frozen=True)
+class OutputGrid:
+    """A north-up pixel grid: CRS, affine transform and size. x is columns, y is rows."""
+
+    crs: str
+    transform: Affine
+    width: int
+    height: int
+
+    @property
+    def resolution(self) -> float:
+        return self.transform.a
+
+    @property
+    def bounds(self) -> tuple[float, float, float, float]:
+        left, top = self.transform.c, self.transform.f
+        return (left, top + self.transform.e * self.height, left + self.transform.a * self.width, top)
+
+    @property
+    def pixels(self) -> int:
+        return self.width * self.height
+
+    def window_transform(self, window: Window) -> Affine:
+        return self.transform * Affine.translation(window.col_off, window.row_off)
+
+    def window_bounds(self, window: Window) -> tuple[float, float, float, float]:
+        t = self.window_transform(window)
+        return (t.c, t.f + t.e * window.height, t.c + t.a * window.width, t.f)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"crs": self.crs, "transform": list(self.transform)[:6], "width": self.width, "height": self.height}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "OutputGrid":
+        return cls(data["crs"], Affine(*data["transform"]), int(data["width"]), int(data["height"]))
+
+
+@dataclass(frozen=True, order=True)
+class TileIndex:
+    """Position of a tile in the tiling: row, then column."""
+
+    row: int
+    col: int
+
+
+def plan_grid(crs: str, bounds: tuple[float, float, float, float], resolution: float) -> OutputGrid:
+    """The grid covering `bounds` at `resolution`, with edges aligned to multiples of the resolution.
+
+    Alignment (like gdalwarp's -tap) makes two exports of neighbouring areas share one pixel lattice.
+    """
+    if not resolution > 0 or not math.isfinite(resolution):
+        raise ValueError(f"resolution must be a positive number, not {resolution}")
+    left, bottom, right, top = bounds
+    # A small epsilon keeps float noise (e.g. 299.99999999) from adding a whole row or column.
+    eps = 1e-9 * resolution
+    left = math.floor(left / resolution + eps) * resolution
+    bottom = math.floor(bottom / resolution + eps) * resolution
+    right = math.ceil(right / resolution - eps) * resolution
+    top = math.ceil(top / resolution - eps) * resolution
+    width = max(1, round((right - left) / resolution))
+    height = max(1, round((top - bottom) / resolution))
+    return OutputGrid(crs, Affine(resolution, 0.0, left, 0.0, -resolution, top), width, height)
+
+
+def tile_windows(grid: OutputGrid, tile_size: int) -> Iterator[tuple[TileIndex, Window]]:
+    """Every tile of `grid`, row by row: (index, window); edge tiles are clipped to the grid."""
+    if tile_size < 1:
+        raise ValueError("tile_size must be positive")
+    for row, row_off in enumerate(range(0, grid.height, tile_size)):
+        for col, col_off in enumerate(range(0, grid.width, tile_size)):
+            window = Window(col_off, row_off, min(tile_size, grid.width - col_off), min(tile_size, grid.height - row_off))
+            yield TileIndex(row, col), window
+
+
+def native_resolution_in(dst_crs: str, src_crs: str, width: int, height: int, bounds) -> float:
+    """A scene's pixel size expressed in `dst_crs` units, as gdalwarp would choose it."""
+    transform, _, _ = calculate_default_transform(CRS.from_user_input(src_crs), CRS.from_user_input(dst_crs), width, height, *bounds)
+    return min(abs(transform.a), abs(transform.e))

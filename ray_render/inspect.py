@@ -1,0 +1,93 @@
+"""Read a scene's metadata from its file(s): CRS, footprint, grid, dtype, nodata and band names."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import rasterio
+from rasterio.enums import ColorInterp
+from rasterio.errors import RasterioIOError
+
+from models.errors import InvalidRequest
+from ray_render.geometry import bounds_polygon, to_geojson
+
+_COLOR_NAMES = {ColorInterp.red: "red", ColorInterp.green: "green", ColorInterp.blue: "blue", ColorInterp.alpha: "alpha"}
+
+
+@dataclass
+class SceneInfo:
+    """Everything the catalogue records about a scene."""
+
+    crs_wkt: str
+    epsg: int | None
+    bounds: list[float]
+    footprint: dict
+    width: int
+    height: int
+    res_x: float
+    res_y: float
+    dtype: str
+    nodata: float | None
+    bands: list[dict]
+
+
+def _open(uri: str):
+    try:
+        return rasterio.open(uri)
+    except RasterioIOError as exc:
+        raise InvalidRequest("path", f"cannot read {uri} as a raster: {exc}") from None
+
+
+def file_band_names(src) -> list[str | None]:
+    """Band names from the file: descriptions first, then colour interpretation; None when unknown."""
+    names = []
+    for i in range(src.count):
+        description = (src.descriptions[i] or "").strip().lower()
+        names.append(description or _COLOR_NAMES.get(src.colorinterp[i]))
+    return names
+
+
+def inspect_scene(band_files: list[tuple[str, str]] | None = None, path: str | None = None,
+                  band_names: list[str] | None = None, nodata: float | None = None) -> SceneInfo:
+    """Inspect either one multi-band file (`path`, optional `band_names`) or single-band files
+    (`band_files` as (name, uri) pairs) of one acquisition, which must share one grid."""
+    if path is not None:
+        path = str(Path(path).resolve()) if "://" not in path else path
+        with _open(path) as src:
+            names = band_names or file_band_names(src)
+            if len(names) != src.count:
+                raise InvalidRequest("bands", f"{len(names)} band names given for {src.count} bands in {path}")
+            if any(n is None for n in names):
+                raise InvalidRequest("bands", f"{path} does not name its bands; pass --bands, e.g. red,green,blue,nir")
+            bands = [{"name": n, "uri": path, "index": i + 1} for i, n in enumerate(names)]
+            return _info(src, bands, nodata)
+    if not band_files:
+        raise InvalidRequest("bands", "give a file, or one --band NAME=FILE per band")
+    bands, reference = [], None
+    for name, uri in band_files:
+        uri = str(Path(uri).resolve()) if "://" not in uri else uri
+        with _open(uri) as src:
+            grid = (src.crs, src.transform, src.width, src.height)
+            if reference is None:
+                reference, info_src = grid, uri
+            elif grid != reference:
+                raise InvalidRequest("band", f"{uri} is not on the same grid as {info_src}")
+        bands.append({"name": name, "uri": uri, "index": 1})
+    with _open(info_src) as src:
+        return _info(src, bands, nodata)
+
+
+def _info(src, bands: list[dict], nodata: float | None) -> SceneInfo:
+    if src.crs is None:
+        raise InvalidRequest("path", f"{src.name} has no CRS")
+    names = [b["name"] for b in bands]
+    if len(set(names)) != len(names):
+        raise InvalidRequest("bands", f"band names must be unique, got {', '.join(names)}")
+    bounds = list(src.bounds)
+    footprint = to_geojson(bounds_polygon(bounds, src.crs.to_wkt(), "EPSG:4326"))
+    return SceneInfo(
+        crs_wkt=src.crs.to_wkt(), epsg=src.crs.to_epsg(), bounds=bounds, footprint=footprint,
+        width=src.width, height=src.height, res_x=abs(src.res[0]), res_y=abs(src.res[1]),
+        dtype=src.dtypes[0], nodata=nodata if nodata is not None else src.nodata, bands=bands,
+    )

@@ -1,0 +1,131 @@
+"""Drive one render: plan tiles, fan them out to a pool of tile actors, stream results to the writer.
+
+In-flight work is bounded (`ray.wait`), the tree is put in the object store once, actors return only
+their tile's pixels, and the driver never holds more than the tiles in flight.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import ray
+import shapely
+from rasterio.windows import Window
+from shapely.geometry import box, shape
+
+from models.tooltree import Mask, ToolTree
+from ray_render.actors import TileActor
+from ray_render.cluster import cluster_cpus
+from ray_render.geometry import bounds_polygon
+from ray_render.grid import OutputGrid, TileIndex, tile_windows
+from ray_render.writer import CogOptions, CogWriter, sha256_of
+
+ProgressCallback = Callable[[int, int], None]
+
+
+@dataclass(frozen=True)
+class RenderOptions:
+    """Tuning knobs of one render."""
+
+    tile_size: int = 512
+    pool_size: int = 0  # 0: one actor per cluster CPU
+    in_flight_per_actor: int = 2
+    resampling: str = "nearest"
+    gdal_cache_mb: int = 256
+    cog: CogOptions = field(default_factory=CogOptions)
+
+
+@dataclass(frozen=True)
+class RenderResult:
+    """What was written: where, how big, its checksum, and the tiling that produced it."""
+
+    path: str
+    bytes: int
+    sha256: str
+    width: int
+    height: int
+    bands: list[str]
+    dtype: str
+    tiles_rendered: int
+    tiles_total: int
+    seconds: float
+
+
+def coverage(tree: ToolTree, grid: OutputGrid):
+    """Where the output can have data: the AOI masks, else the union of the sources' footprints."""
+    masks = tree.find(Mask)
+    if masks:
+        return shapely.intersection_all([shape(m.geometry) for m in masks])
+    footprints = [bounds_polygon(s.bounds, s.crs, grid.crs) for src in tree.sources() for s in src.scenes]
+    return shapely.union_all(footprints)
+
+
+def plan_tiles(tree: ToolTree, grid: OutputGrid, tile_size: int) -> list[tuple[TileIndex, Window]]:
+    """The tiles worth rendering: those whose area meets the coverage. Others are never read."""
+    area = shapely.prepared.prep(coverage(tree, grid))
+    return [(i, w) for i, w in tile_windows(grid, tile_size) if area.intersects(box(*grid.window_bounds(w)))]
+
+
+def render(tree: ToolTree, grid: OutputGrid, path: Path, options: RenderOptions = RenderOptions(),
+           on_progress: ProgressCallback | None = None) -> RenderResult:
+    """Render `tree` onto `grid` into a COG at `path`, calling `on_progress(done, total)` per tile."""
+    started = time.perf_counter()
+    tiles = plan_tiles(tree, grid, options.tile_size)
+    total = len(tiles)
+    if on_progress:
+        on_progress(0, total)
+    pool_size = options.pool_size or cluster_cpus()
+    pool_size = max(1, min(pool_size, total))
+    tree_ref = ray.put(tree.to_json())  # shared by every actor, stored once
+    actors = [
+        TileActor.options(name=None).remote(tree_ref, grid.to_dict(), options.resampling, options.gdal_cache_mb)
+        for _ in range(pool_size)
+    ]
+    output = tree.root
+    try:
+        with CogWriter(Path(path), grid, len(output.output_bands()), output.dtype, output.nodata,
+                       output.output_bands(), options.cog) as writer:
+            _fan_out(actors, tiles, writer, options.in_flight_per_actor, on_progress)
+    finally:
+        for actor in actors:
+            ray.kill(actor)
+    size = Path(path).stat().st_size
+    return RenderResult(
+        path=str(path), bytes=size, sha256=sha256_of(Path(path)), width=grid.width, height=grid.height,
+        bands=output.output_bands(), dtype=output.dtype, tiles_rendered=total, tiles_total=total,
+        seconds=round(time.perf_counter() - started, 3),
+    )
+
+
+def _fan_out(actors, tiles, writer: CogWriter, per_actor: int, on_progress: ProgressCallback | None) -> None:
+    """Keep every actor busy with at most `per_actor` tiles, writing each result as it lands."""
+    windows = {(i.row, i.col): w for i, w in tiles}
+    queue = iter(tiles)
+    pending: dict = {}  # object ref -> actor index
+
+    def submit(actor_index: int) -> bool:
+        nxt = next(queue, None)
+        if nxt is None:
+            return False
+        index, w = nxt
+        ref = actors[actor_index].render.remote((index.row, index.col), (w.col_off, w.row_off, w.width, w.height))
+        pending[ref] = actor_index
+        return True
+
+    for actor_index in range(len(actors)):
+        for _ in range(per_actor):
+            submit(actor_index)
+    done = 0
+    while pending:
+        ready, _ = ray.wait(list(pending), num_returns=1)
+        ref = ready[0]
+        actor_index = pending.pop(ref)
+        key, pixels, _seconds = ray.get(ref)
+        writer.write(windows[key], pixels)
+        done += 1
+        if on_progress:
+            on_progress(done, len(tiles))
+        submit(actor_index)

@@ -1,0 +1,64 @@
+"""Render one output tile: read every overlapping scene, mosaic, evaluate the tree, cast to output.
+
+`TileRenderer` is plain Python (tested without Ray); `ray_render.actors` wraps it in a Ray actor.
+"""
+
+from __future__ import annotations
+
+from contextlib import ExitStack
+
+import numpy as np
+from rasterio.enums import Resampling
+from rasterio.windows import Window
+
+from models.tooltree import Mask, ProjectSource, ToolTree, parse_tool_tree
+from ray_render.aoi import AoiRasterizer
+from ray_render.evaluate import Stack, evaluate, to_output
+from ray_render.grid import OutputGrid
+from ray_render.mosaic import MOSAIC_METHODS
+from ray_render.reader import SceneReader
+
+
+class TileRenderer:
+    """Opens the tree's sources once and renders any window of the output grid."""
+
+    def __init__(self, tree: ToolTree | dict, grid: OutputGrid | dict, resampling: str = "nearest", mosaic: str = "first"):
+        self.tree = tree if isinstance(tree, ToolTree) else parse_tool_tree(tree)
+        self.grid = grid if isinstance(grid, OutputGrid) else OutputGrid.from_dict(grid)
+        self._mosaic = MOSAIC_METHODS[mosaic]
+        self._stack = ExitStack()
+        method = Resampling[resampling]
+        self._readers: dict[int, list[SceneReader]] = {}
+        for source in self.tree.sources():
+            readers = [self._stack.enter_context(SceneReader(s, self.grid, method)) for s in source.scenes]
+            self._readers[id(source)] = readers
+        self._aois = {id(m): AoiRasterizer(m.geometry, self.grid) for m in self.tree.find(Mask)}
+
+    def close(self) -> None:
+        self._stack.close()
+
+    def __enter__(self) -> "TileRenderer":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def _read_source(self, source: ProjectSource, window: Window) -> Stack:
+        readers = self._readers[id(source)]
+        dtype = np.result_type(*[np.dtype(s.dtype) for s in source.scenes])
+        mosaic = self._mosaic((len(source.bands), int(window.height), int(window.width)), dtype)
+        for reader in readers:
+            if mosaic.is_done:
+                break
+            if reader.overlaps(window):
+                mosaic.feed(*reader.read(source.bands, window, dtype))
+        return Stack(list(source.bands), mosaic.result())
+
+    def render(self, window: Window) -> np.ndarray:
+        """The output pixels of `window`: (bands, rows, cols) in the output dtype, nodata filled."""
+        stack = evaluate(
+            self.tree.root,
+            read_source=lambda source: self._read_source(source, window),
+            aoi_mask=lambda mask: self._aois[id(mask)].inside(window),
+        )
+        return to_output(self.tree.root, stack)

@@ -1,0 +1,89 @@
+"""Stream tiles into a GeoTIFF as they arrive, then finish it as a Cloud Optimized GeoTIFF.
+
+Tiles go into a tiled, lightly compressed working file (blocks are written once, in any order), so memory
+is bounded by a tile whatever the output size. Closing builds the COG with GDAL's COG driver (which adds
+overviews and reorders the file), writes to a temporary name and renames: no half-written file is
+ever visible under the final name.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import rasterio
+import rasterio.shutil
+from rasterio.windows import Window
+
+from ray_render.grid import OutputGrid
+
+
+@dataclass(frozen=True)
+class CogOptions:
+    """How the final COG is encoded."""
+
+    compress: str = "DEFLATE"
+    blocksize: int = 512
+    overview_resampling: str = "AVERAGE"
+    num_threads: str = "ALL_CPUS"
+
+
+def sha256_of(path: Path, chunk: int = 4 * 1024 * 1024) -> str:
+    """Hex SHA-256 of a file, read in chunks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while block := handle.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+class CogWriter:
+    """Context manager: `write(window, array)` tiles, then on clean exit the COG appears at `path`."""
+
+    def __init__(self, path: Path, grid: OutputGrid, count: int, dtype: str, nodata: float | None,
+                 band_names: list[str], options: CogOptions = CogOptions()):
+        self.path = Path(path)
+        self.grid = grid
+        self.options = options
+        self._work = self.path.with_name(self.path.name + ".work.tif")
+        self._profile = dict(
+            driver="GTiff", width=grid.width, height=grid.height, count=count, dtype=dtype, nodata=nodata,
+            crs=grid.crs, transform=grid.transform, tiled=True, blockxsize=options.blocksize,
+            blockysize=options.blocksize, compress="DEFLATE", zlevel=1, bigtiff="IF_SAFER",
+            # Blocks never written (tiles outside the AOI) read back as nodata instead of taking space.
+            sparse_ok=True,
+        )
+        self._band_names = band_names
+        self._dataset = None
+
+    def __enter__(self) -> "CogWriter":
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._dataset = rasterio.open(self._work, "w", **self._profile)
+        for i, name in enumerate(self._band_names, start=1):
+            self._dataset.set_band_description(i, name)
+        return self
+
+    def write(self, window: Window, array: np.ndarray) -> None:
+        self._dataset.write(array, window=window)
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        self._dataset.close()
+        try:
+            if exc_type is None:
+                self._finish()
+        finally:
+            self._work.unlink(missing_ok=True)
+
+    def _finish(self) -> None:
+        partial = self.path.with_name(self.path.name + ".partial")
+        integer = np.issubdtype(np.dtype(self._profile["dtype"]), np.integer)
+        rasterio.shutil.copy(
+            self._work, partial, driver="COG", compress=self.options.compress,
+            predictor="YES" if integer else "FLOATING_POINT" if self.options.compress in ("DEFLATE", "ZSTD", "LZW") else "NO",
+            blocksize=self.options.blocksize, overviews="AUTO", overview_resampling=self.options.overview_resampling,
+            num_threads=self.options.num_threads, bigtiff="IF_SAFER",
+        )
+        os.replace(partial, self.path)
