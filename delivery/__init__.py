@@ -1,0 +1,1 @@
+"""Delivery targets: one module per target behind one small interface (`delivery.base`)."""

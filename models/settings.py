@@ -5,7 +5,7 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -20,6 +20,10 @@ class Settings(BaseSettings):
     # Base URL that download links are built on; `geoship serve` listens here by default.
     public_url: str = "http://127.0.0.1:8000"
     link_ttl_hours: float = 72.0
+    # Signs download-link tokens; when unset, a key file under `home` is created on first use.
+    secret_key: SecretStr | None = None
+    # The user the CLI acts as on this machine.
+    user: str = "local"
 
     tile_size: int = Field(default=512, ge=64, le=4096)
     # Tile actors in the pool; 0 means one per CPU the Ray cluster has.

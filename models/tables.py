@@ -96,6 +96,7 @@ class Export(SQLModel, table=True):
     mask: dict | None = Field(default=None, sa_column=Column(JSON))  # GeoJSON (Multi)Polygon
     mask_crs: str | None = None
     grid: dict = _json()  # the planned output grid (see ray_render.grid.OutputGrid.to_dict)
+    resampling: str = "nearest"
     status: ExportStatus = Field(default=ExportStatus.pending, index=True)
     tiles_done: int = 0
     tiles_total: int = 0
@@ -131,6 +132,9 @@ class DownloadLink(SQLModel, table=True):
     export_id: int = Field(foreign_key="export.id", index=True)
     target_id: int | None = Field(default=None, foreign_key="exporttarget.id")
     token_hash: str = Field(unique=True, index=True)
+    # Random per link; the token is HMAC(secret key, salt), so the URL can be shown again on request
+    # while the database holds neither the token nor anything it can be derived from without the key.
+    salt: str
     expires_at: datetime = Field(sa_type=UTCDateTime)
     byte_rate_limit: int | None = None  # bytes per second
     download_quota: int | None = None  # number of downloads

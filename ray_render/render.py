@@ -15,6 +15,7 @@ import ray
 import shapely
 from rasterio.windows import Window
 from shapely.geometry import box, shape
+from shapely.prepared import prep
 
 from models.tooltree import Mask, ToolTree
 from ray_render.actors import TileActor
@@ -65,7 +66,7 @@ def coverage(tree: ToolTree, grid: OutputGrid):
 
 def plan_tiles(tree: ToolTree, grid: OutputGrid, tile_size: int) -> list[tuple[TileIndex, Window]]:
     """The tiles worth rendering: those whose area meets the coverage. Others are never read."""
-    area = shapely.prepared.prep(coverage(tree, grid))
+    area = prep(coverage(tree, grid))
     return [(i, w) for i, w in tile_windows(grid, tile_size) if area.intersects(box(*grid.window_bounds(w)))]
 
 

@@ -1,0 +1,110 @@
+"""`geoship projects ...` and `geoship scenes ...`: the catalogue of imagery."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from pathlib import Path
+
+import typer
+from rich.table import Table
+
+from cli.common import acting_user, console, print_json, reports_errors
+from models.catalogue import add_scene, create_project, find_project, project_scenes, readable_projects
+from models.db import session_scope
+from models.errors import InvalidRequest
+
+projects_app = typer.Typer(help="Create, list and inspect projects (ordered mosaics of scenes).", no_args_is_help=True)
+scenes_app = typer.Typer(help="Register scenes in a project.", no_args_is_help=True)
+
+
+@projects_app.command("create")
+@reports_errors
+def projects_create(name: str, public: bool = typer.Option(False, help="Readable by every user.")) -> None:
+    """Create an empty project."""
+    with session_scope() as session:
+        project = create_project(session, owner=acting_user(session), name=name,
+                                 visibility="public" if public else "private")
+        console.print(f"created project {project.name} (id {project.id})")
+
+
+@projects_app.command("list")
+@reports_errors
+def projects_list(as_json: bool = typer.Option(False, "--json")) -> None:
+    """List the projects you can read."""
+    with session_scope() as session:
+        user = acting_user(session)
+        rows = [(p, len(project_scenes(session, project=p))) for p in session.exec(readable_projects(session, user=user)).all()]
+        if as_json:
+            print_json([{"id": p.id, "name": p.name, "visibility": p.visibility, "scenes": n} for p, n in rows])
+            return
+        table = Table("id", "name", "visibility", "scenes")
+        for project, count in rows:
+            table.add_row(str(project.id), project.name, project.visibility, str(count))
+        console.print(table)
+
+
+@projects_app.command("show")
+@reports_errors
+def projects_show(name: str, as_json: bool = typer.Option(False, "--json")) -> None:
+    """Show a project's scenes in mosaic order (first wins)."""
+    with session_scope() as session:
+        project = find_project(session, user=acting_user(session), ref=name)
+        scenes = project_scenes(session, project=project)
+        if as_json:
+            print_json({"id": project.id, "name": project.name, "visibility": project.visibility, "scenes": [
+                {"order": i, "id": s.id, "name": s.name, "epsg": s.epsg, "crs": s.crs_wkt, "bounds": s.bounds,
+                 "width": s.width, "height": s.height, "resolution": [s.res_x, s.res_y], "dtype": s.dtype,
+                 "nodata": s.nodata, "bands": s.bands} for i, s in enumerate(scenes)]})
+            return
+        console.print(f"[bold]{project.name}[/bold] (id {project.id}, {project.visibility}), {len(scenes)} scene(s)")
+        table = Table("order", "scene", "crs", "size", "resolution", "dtype", "nodata", "bands")
+        for order, s in enumerate(scenes):
+            crs = f"EPSG:{s.epsg}" if s.epsg else "custom WKT"
+            table.add_row(str(order), s.name, crs, f"{s.width}x{s.height}", f"{s.res_x:g}", s.dtype,
+                          "-" if s.nodata is None else f"{s.nodata:g}", ", ".join(b["name"] for b in s.bands))
+        console.print(table)
+
+
+def _parse_band_options(bands: list[str]) -> list[tuple[str, str]]:
+    pairs = []
+    for item in bands:
+        name, sep, path = item.partition("=")
+        if not sep or not name.strip() or not path.strip():
+            raise InvalidRequest("band", f"expected NAME=FILE, got {item!r}")
+        pairs.append((name.strip().lower(), path.strip()))
+    return pairs
+
+
+@scenes_app.command("add")
+@reports_errors
+def scenes_add(
+    paths: list[Path] = typer.Argument(None, help="Multi-band files, one scene each."),
+    project: str = typer.Option(..., "--project", help="Project to append the scene(s) to."),
+    bands: str = typer.Option(None, "--bands", help="Band names of each file, in order, e.g. red,green,blue,nir."),
+    name: str = typer.Option(None, "--name", help="Scene name (required with --band)."),
+    band: list[str] = typer.Option(None, "--band", help="NAME=FILE for a scene made of single-band files."),
+    nodata: float = typer.Option(None, "--nodata", help="Nodata value, when the file does not set one."),
+) -> None:
+    """Register scenes: each PATH is one scene, or --band NAME=FILE ... make one scene of single-band files."""
+    from ray_render.inspect import inspect_scene
+
+    band_names = [b.strip().lower() for b in bands.split(",")] if bands else None
+    if band and paths:
+        raise InvalidRequest("band", "give either files or --band NAME=FILE options, not both")
+    if band:
+        if not name:
+            raise InvalidRequest("name", "a scene made of --band files needs --name")
+        infos = [(name, inspect_scene(band_files=_parse_band_options(band), nodata=nodata))]
+    elif paths:
+        if name and len(paths) > 1:
+            raise InvalidRequest("name", "--name names one scene; give one file")
+        infos = [(name or p.stem, inspect_scene(path=str(p), band_names=band_names, nodata=nodata)) for p in paths]
+    else:
+        raise InvalidRequest("paths", "give at least one file, or --band NAME=FILE options")
+    with session_scope() as session:
+        user = acting_user(session)
+        target = find_project(session, user=user, ref=project)
+        for scene_name, info in infos:
+            scene = add_scene(session, owner=user, project=target, name=scene_name, info=asdict(info))
+            console.print(f"added scene {scene.name} (id {scene.id}) to {target.name}: "
+                          f"{', '.join(b['name'] for b in scene.bands)}; {scene.width}x{scene.height} px")

@@ -1,0 +1,45 @@
+"""What every command shares: the console, error reporting with exit codes, the acting user."""
+
+from __future__ import annotations
+
+import functools
+import json
+from typing import Any
+
+import typer
+from rich.console import Console
+
+from models.errors import GeoshipError, PermanentError
+
+console = Console()
+err_console = Console(stderr=True)
+
+EXIT_FAILED = 1  # the work was attempted and failed
+EXIT_REFUSED = 2  # the request was refused (bad input, not found, conflict)
+
+
+def reports_errors(command):
+    """Turn geoship errors into one clear line on stderr and a non-zero exit code."""
+
+    @functools.wraps(command)
+    def wrapper(*args, **kwargs):
+        try:
+            return command(*args, **kwargs)
+        except GeoshipError as exc:
+            err_console.print(f"[red]error:[/red] {exc}", highlight=False, markup=True)
+            raise typer.Exit(EXIT_REFUSED if isinstance(exc, PermanentError) else EXIT_FAILED) from None
+
+    return wrapper
+
+
+def print_json(data: Any) -> None:
+    """One JSON document on stdout, nothing else."""
+    typer.echo(json.dumps(data, indent=2, default=str))
+
+
+def acting_user(session):
+    """The user this CLI acts as (GEOSHIP_USER, default 'local'), created on first use."""
+    from models.catalogue import get_or_create_user
+    from models.settings import get_settings
+
+    return get_or_create_user(session, name=get_settings().user)

@@ -1,0 +1,109 @@
+"""`geoship export` and `geoship status`: order an export and follow it."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+
+from cli.common import EXIT_FAILED, acting_user, console, print_json, reports_errors
+from flows.submission import create_export
+from flows.views import export_view, get_export
+from models.db import session_scope
+from models.errors import InvalidAOI, InvalidRequest
+from models.schemas import ColorCorrection, ExportRequest, StretchRequest, TargetRequest
+from models.status import ExportStatus, TargetKind
+
+
+def _read_aoi(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        raise InvalidAOI("aoi", f"no such file: {path}") from None
+    except json.JSONDecodeError as exc:
+        raise InvalidAOI("aoi", f"{path} is not valid JSON ({exc.msg} at line {exc.lineno})") from None
+
+
+def _color_correction(enabled: bool, stretch: list[str] | None, percentiles: str, gamma: float) -> ColorCorrection | None:
+    if not enabled and not stretch:
+        return None
+    parsed = []
+    for item in stretch or []:
+        try:
+            band, low, high = item.split(":")
+            parsed.append(StretchRequest(band=band, min=float(low), max=float(high)))
+        except ValueError:
+            raise InvalidRequest("stretch", f"expected BAND:MIN:MAX, got {item!r}") from None
+    try:
+        low, high = (float(v) for v in percentiles.split(","))
+    except ValueError:
+        raise InvalidRequest("percentiles", f"expected LOW,HIGH, got {percentiles!r}") from None
+    return ColorCorrection(stretch=parsed or None, percentiles=(low, high), gamma=gamma)
+
+
+def show_export(export_id: int, as_json: bool) -> ExportStatus:
+    """Print an export's status (human or JSON) and return it."""
+    with session_scope() as session:
+        view = export_view(session, get_export(session, owner=acting_user(session), export_id=export_id))
+    if as_json:
+        print_json(view.model_dump(mode="json"))
+        return view.status
+    colour = {"success": "green", "error": "red"}.get(view.status.value, "cyan")
+    console.print(f"export {view.id}: [{colour}]{view.status.value}[/{colour}]  "
+                  f"{view.tiles_done}/{view.tiles_total} tiles ({view.progress:.0%})")
+    if view.error:
+        console.print(f"  error: {view.error}", highlight=False)
+    if view.artifact:
+        console.print(f"  file: {view.artifact}", highlight=False)
+    for target in view.targets:
+        detail = (target.result or {}).get("url") or target.error or ""
+        console.print(f"  target {target.kind.value}: {target.status.value} {detail}", highlight=False)
+    return view.status
+
+
+@reports_errors
+def export(
+    project: str = typer.Option(..., "--project", help="Project name or id."),
+    tool: str = typer.Option("rgb", "--tool", help="rgb, ndvi or ndwi."),
+    bands: str = typer.Option(None, "--bands", help="Bands to use, e.g. red,green,blue or nir,red,green."),
+    color_correct: bool = typer.Option(False, "--color-correct", help="Stretch to 8-bit (percentiles unless --stretch)."),
+    stretch: list[str] = typer.Option(None, "--stretch", help="BAND:MIN:MAX, once per band."),
+    percentiles: str = typer.Option("2,98", "--percentiles", help="LOW,HIGH percentiles for the automatic stretch."),
+    gamma: float = typer.Option(1.0, "--gamma"),
+    aoi: Path = typer.Option(None, "--aoi", help="GeoJSON geometry, Feature or FeatureCollection (EPSG:4326)."),
+    srid: int = typer.Option(3857, "--srid", help="Output EPSG code."),
+    resolution: float = typer.Option(None, "--resolution", help="Output pixel size in output CRS units."),
+    resampling: str = typer.Option("nearest", "--resampling"),
+    to: list[TargetKind] = typer.Option([TargetKind.http], "--to", help="Delivery target(s)."),
+    wait: bool = typer.Option(False, "--wait", help="Run it now and wait, with a progress bar."),
+    as_json: bool = typer.Option(False, "--json", help="Print the export as one JSON object."),
+) -> None:
+    """Order an export of a project. Without --wait it stays pending for the poller."""
+    from pydantic import ValidationError
+
+    try:
+        request = ExportRequest(
+            project=project, tool=tool, bands=[b.strip() for b in bands.split(",")] if bands else None,
+            color_correct=_color_correction(color_correct, stretch, percentiles, gamma),
+            aoi=_read_aoi(aoi) if aoi else None, srid=srid, resolution=resolution, resampling=resampling,
+            targets=[TargetRequest(kind=kind) for kind in to],
+        )
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        raise InvalidRequest(".".join(map(str, first["loc"])) or "request", first["msg"]) from None
+    with session_scope() as session:
+        export_id = create_export(session, owner=acting_user(session), request=request).id
+    if wait:
+        from cli.running import run_export_now
+
+        run_export_now(export_id, show_progress=True)
+    status = show_export(export_id, as_json)
+    if wait and status != ExportStatus.success:
+        raise typer.Exit(EXIT_FAILED)
+
+
+@reports_errors
+def status(export_id: int, as_json: bool = typer.Option(False, "--json")) -> None:
+    """Show an export's status, progress, file and targets."""
+    show_export(export_id, as_json)

@@ -1,0 +1,35 @@
+"""The `geoship` command line."""
+
+from __future__ import annotations
+
+import typer
+
+from cli.catalogue import projects_app, scenes_app
+from cli.demo import demo
+from cli.exports import export, status
+
+app = typer.Typer(name="geoship", help="Order exports of imagery and have them delivered.", no_args_is_help=True,
+                  pretty_exceptions_enable=False)
+
+
+@app.callback()
+def main() -> None:
+    """Set offline, quiet defaults for Prefect and Ray before either is imported."""
+    from flows.environment import configure_embedded_defaults
+
+    configure_embedded_defaults()
+
+
+app.add_typer(projects_app, name="projects")
+app.add_typer(scenes_app, name="scenes")
+app.command("export")(export)
+app.command("status")(status)
+app.command("demo")(demo)
+
+
+@app.command("serve")
+def serve(host: str = typer.Option("127.0.0.1"), port: int = typer.Option(8000), workers: int = typer.Option(1)) -> None:
+    """Serve the HTTP API and download links."""
+    import uvicorn
+
+    uvicorn.run("api.app:create_app", factory=True, host=host, port=port, workers=workers)

@@ -1,0 +1,179 @@
+"""Realistic sample scenes for the demo: no real imagery needed.
+
+One landscape is defined as a continuous function of longitude and latitude (fractal terrain with lakes
+and rivers, field parcels in the lowlands, forest on the slopes, bare rock on the heights, towns), and each
+scene samples it on its own UTM grid. Two scenes in different zones therefore show the same ground where
+they overlap, as real acquisitions do, each with its own haze, a tilted swath edge and nodata outside.
+Values are surface reflectance x 10000 in uint16, bands red, green, blue, nir.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import rasterio
+from affine import Affine
+from pyproj import Transformer
+from rasterio.enums import ColorInterp, Resampling
+
+BANDS = ("red", "green", "blue", "nir")
+
+# Reflectance x 10000 of each land cover class, in BANDS order.
+SIGNATURES = {
+    "water": (350, 550, 750, 200),
+    "forest": (320, 560, 330, 3100),
+    "green_crop": (420, 850, 420, 4200),
+    "ripe_crop": (1500, 1350, 900, 2600),
+    "bare_soil": (2100, 1700, 1250, 2500),
+    "rock": (2600, 2450, 2250, 2900),
+    "urban": (1750, 1650, 1550, 1950),
+}
+
+
+@dataclass(frozen=True)
+class SampleScene:
+    """Where and how one sample scene is taken."""
+
+    name: str
+    epsg: int
+    center_lon: float
+    center_lat: float
+    size_px: int = 800
+    resolution: float = 30.0
+    haze: tuple[int, int, int, int] = (0, 0, 0, 0)
+    swath_tilt_deg: float = 9.0
+    acquired: str = "2024-07-01T10:15:00Z"
+
+
+DEMO_SCENES = (
+    SampleScene("alpine-foreland-west", 32632, 11.90, 46.00, haze=(60, 80, 130, 20), acquired="2024-07-02T10:12:00Z"),
+    SampleScene("alpine-foreland-east", 32633, 12.10, 46.04, haze=(20, 30, 60, 10), swath_tilt_deg=11.0,
+                acquired="2024-07-09T10:05:00Z"),
+)
+
+# An irregular polygon (lon, lat) across both scenes and their overlap.
+DEMO_AOI = {
+    "type": "Polygon",
+    "coordinates": [[
+        [11.82, 45.95], [11.98, 45.92], [12.16, 45.96], [12.22, 46.05],
+        [12.12, 46.12], [11.95, 46.10], [11.86, 46.05], [11.82, 45.95],
+    ]],
+}
+
+
+def _hash(ix: np.ndarray, iy: np.ndarray, seed: int) -> np.ndarray:
+    """A deterministic pseudo-random value in [0, 1) per integer lattice point."""
+    h = (ix.astype(np.int64) * 374761393 + iy.astype(np.int64) * 668265263 + seed * 2147483647) & 0xFFFFFFFF
+    h = ((h ^ (h >> 13)) * 1274126177) & 0xFFFFFFFF
+    return ((h ^ (h >> 16)) & 0xFFFFFF) / float(0x1000000)
+
+
+def value_noise(x: np.ndarray, y: np.ndarray, seed: int) -> np.ndarray:
+    """Smooth noise in [0, 1) on a unit lattice."""
+    ix, iy = np.floor(x), np.floor(y)
+    fx, fy = x - ix, y - iy
+    sx, sy = fx * fx * (3 - 2 * fx), fy * fy * (3 - 2 * fy)
+    v00, v10 = _hash(ix, iy, seed), _hash(ix + 1, iy, seed)
+    v01, v11 = _hash(ix, iy + 1, seed), _hash(ix + 1, iy + 1, seed)
+    return (v00 * (1 - sx) + v10 * sx) * (1 - sy) + (v01 * (1 - sx) + v11 * sx) * sy
+
+
+def fractal(x: np.ndarray, y: np.ndarray, seed: int, octaves: int = 6, persistence: float = 0.5) -> np.ndarray:
+    """Fractal (fBm) noise normalised to about [0, 1]."""
+    total, amplitude, norm = np.zeros_like(x), 1.0, 0.0
+    for octave in range(octaves):
+        scale = 2.0**octave
+        total += amplitude * value_noise(x * scale, y * scale, seed + octave)
+        norm += amplitude
+        amplitude *= persistence
+    return total / norm
+
+
+def landscape(lon: np.ndarray, lat: np.ndarray) -> np.ndarray:
+    """Reflectance x 10000, shape (4, *lon.shape), of the sample world at the given coordinates."""
+    # Work in kilometres so features have real-world sizes.
+    x = lon * 77.0
+    y = lat * 111.0
+    elevation = fractal(x / 18.0, y / 18.0, seed=11)
+    moisture = fractal(x / 6.0, y / 6.0, seed=23, octaves=4)
+    texture = fractal(x * 3.0, y * 3.0, seed=37, octaves=3)
+    river = np.abs(fractal(x / 9.0, y / 9.0, seed=51, octaves=4) - 0.5) < 0.012
+    town = fractal(x / 4.0, y / 4.0, seed=67, octaves=3) > 0.74
+
+    # Field parcels on a slightly rotated grid of ~350 x 500 m plots.
+    u = (x * 0.96 + y * 0.28) / 0.35
+    v = (-x * 0.28 + y * 0.96) / 0.50
+    parcel = _hash(np.floor(u), np.floor(v), seed=79)
+    field_edge = (np.abs(u - np.round(u)) < 0.03) | (np.abs(v - np.round(v)) < 0.03)
+
+    cover = np.full(lon.shape, "forest", dtype=object)
+    lowland = elevation < 0.6
+    cover[lowland & (parcel < 0.45)] = "green_crop"
+    cover[lowland & (parcel >= 0.45) & (parcel < 0.75)] = "ripe_crop"
+    cover[lowland & (parcel >= 0.75)] = "bare_soil"
+    cover[lowland & field_edge] = "forest"  # hedgerows
+    cover[lowland & town & (elevation > 0.4)] = "urban"
+    cover[(elevation >= 0.6) & (elevation < 0.72) & (moisture < 0.25)] = "bare_soil"
+    cover[elevation >= 0.72] = "rock"
+    cover[(elevation < 0.36) | (river & (elevation < 0.6))] = "water"
+
+    out = np.zeros((4, *lon.shape), dtype=np.float64)
+    for name, signature in SIGNATURES.items():
+        where = cover == name
+        out[:, where] = np.asarray(signature, dtype=np.float64)[:, None]
+    # Per-parcel and per-pixel variation, and shading by terrain: imagery is never flat colour.
+    variation = 0.85 + 0.3 * parcel
+    variation = np.where(lowland & (cover != "water"), variation, 1.0)
+    shade = 0.8 + 0.4 * elevation
+    # Canopy is rough at the pixel scale; fields and water are smoother.
+    canopy = fractal(x * 12.0, y * 12.0, seed=91, octaves=2)
+    roughness = np.where(cover == "forest", 0.65 + 0.7 * canopy, 0.9 + 0.2 * texture)
+    out *= (variation * shade * roughness)[None]
+    return out
+
+
+def render_scene(scene: SampleScene) -> tuple[np.ndarray, Affine]:
+    """The scene's pixels (4, n, n) uint16 with 0 as nodata outside its swath, and its transform."""
+    to_utm = Transformer.from_crs("EPSG:4326", f"EPSG:{scene.epsg}", always_xy=True)
+    cx, cy = to_utm.transform(scene.center_lon, scene.center_lat)
+    half = scene.size_px * scene.resolution / 2
+    left = np.floor((cx - half) / scene.resolution) * scene.resolution
+    top = np.ceil((cy + half) / scene.resolution) * scene.resolution
+    transform = Affine(scene.resolution, 0, left, 0, -scene.resolution, top)
+    cols, rows = np.meshgrid(np.arange(scene.size_px) + 0.5, np.arange(scene.size_px) + 0.5)
+    xs, ys = transform * (cols, rows)
+    lon, lat = Transformer.from_crs(f"EPSG:{scene.epsg}", "EPSG:4326", always_xy=True).transform(xs, ys)
+    reflectance = landscape(lon, lat) + np.asarray(scene.haze, dtype=np.float64)[:, None, None]
+
+    # A tilted swath: valid inside a rotated rectangle a little smaller than the raster.
+    theta = np.radians(scene.swath_tilt_deg)
+    du, dv = cols - scene.size_px / 2, rows - scene.size_px / 2
+    along = du * np.cos(theta) + dv * np.sin(theta)
+    across = -du * np.sin(theta) + dv * np.cos(theta)
+    inside = (np.abs(along) < scene.size_px * 0.42) & (np.abs(across) < scene.size_px * 0.47)
+    pixels = np.clip(np.rint(reflectance), 1, 10000).astype(np.uint16)
+    pixels[:, ~inside] = 0
+    return pixels, transform
+
+
+def write_scene(scene: SampleScene, directory: Path) -> Path:
+    """Write the scene as a tiled, compressed 4-band GeoTIFF with overviews; returns its path."""
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / f"{scene.name}.tif"
+    pixels, transform = render_scene(scene)
+    profile = dict(driver="GTiff", width=scene.size_px, height=scene.size_px, count=4, dtype="uint16", nodata=0,
+                   crs=f"EPSG:{scene.epsg}", transform=transform, tiled=True, blockxsize=256, blockysize=256,
+                   compress="deflate", predictor=2)
+    partial = path.with_suffix(".partial.tif")
+    with rasterio.open(partial, "w", **profile) as dst:
+        dst.write(pixels)
+        for index, name in enumerate(BANDS, start=1):
+            dst.set_band_description(index, name)
+        dst.colorinterp = [ColorInterp.red, ColorInterp.green, ColorInterp.blue, ColorInterp.undefined]
+        dst.update_tags(TIFFTAG_DATETIME=scene.acquired.replace("-", ":").replace("T", " ").rstrip("Z"),
+                        ACQUISITION_TIME=scene.acquired)
+        dst.build_overviews([2, 4, 8], Resampling.average)
+    partial.replace(path)
+    return path

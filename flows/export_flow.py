@@ -1,0 +1,110 @@
+"""The export flow: render on Ray, then one delivery subflow per target; hooks write the outcome."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from prefect import flow, task
+from prefect.artifacts import create_markdown_artifact
+from prefect.runtime import flow_run as current_flow_run
+from sqlmodel import Session, select
+
+from delivery.artifacts import artifact_path
+from delivery.base import Artifact
+from delivery.registry import DELIVERIES
+from flows.hooks import mark_export_failed, mark_export_finished
+from flows.progress import ProgressReporter
+from flows.status import advance_export, set_export_fields, set_target_status
+from models.db import get_engine
+from models.errors import Conflict, DeliveryError
+from models.settings import get_settings
+from models.status import ExportStatus, TargetStatus
+from models.tables import Export, ExportTarget
+from models.tooltree import parse_tool_tree
+from ray_render.cluster import ensure_ray
+from ray_render.grid import OutputGrid
+from ray_render.render import RenderOptions, render
+
+
+class DeliveryFailed(DeliveryError):
+    """One or more targets of an export could not be delivered."""
+
+
+@task(name="mark-status")
+def mark_status(export_id: int, status: ExportStatus) -> None:
+    """Move the export forward to `status`; refuses to move it backwards or out of a final status."""
+    if not advance_export(export_id, status):
+        raise Conflict(f"export {export_id} cannot move to {status}: it is no longer in an earlier status")
+
+
+@task(name="render-export")
+def render_export(export_id: int) -> dict[str, Any]:
+    """Render the export's tool tree into a COG in the artifact store; returns the render summary."""
+    settings = get_settings()
+    with Session(get_engine()) as session:
+        export = session.get(Export, export_id)
+    tree = parse_tool_tree(export.tool)
+    grid = OutputGrid.from_dict(export.grid)
+    ensure_ray(settings.ray_address, settings.ray_num_cpus)
+    options = RenderOptions(
+        tile_size=settings.tile_size, pool_size=settings.pool_size,
+        in_flight_per_actor=settings.tiles_in_flight_per_actor, resampling=export.resampling,
+        gdal_cache_mb=settings.gdal_cache_mb,
+    )
+    result = render(tree, grid, artifact_path(export_id), options, on_progress=ProgressReporter(export_id))
+    summary = asdict(result)
+    set_export_fields(export_id, artifact=result.path, result={"render": summary})
+    return summary
+
+
+@flow(name="deliver-target", flow_run_name="export-{export_id}-target-{target_id}")
+def deliver_target(export_id: int, target_id: int, rendered: dict[str, Any]) -> dict[str, Any]:
+    """Deliver the rendered file to one target, recording the target's own status and result."""
+    artifact = Artifact(export_id=export_id, path=Path(rendered["path"]), bytes=rendered["bytes"], sha256=rendered["sha256"])
+    set_target_status(target_id, TargetStatus.delivering)
+    try:
+        with Session(get_engine()) as session:
+            target = session.get(ExportTarget, target_id)
+            result = DELIVERIES[target.kind].deliver(session, artifact, target)
+            session.commit()
+    except Exception as exc:
+        set_target_status(target_id, TargetStatus.error, error=str(exc))
+        raise
+    set_target_status(target_id, TargetStatus.success, result=result, error=None)
+    return result
+
+
+@flow(
+    name="export",
+    flow_run_name="export-{export_id}",
+    on_completion=[mark_export_finished],
+    on_failure=[mark_export_failed],
+    on_crashed=[mark_export_failed],
+    on_cancellation=[mark_export_failed],
+)
+def export_flow(export_id: int) -> dict[str, Any]:
+    """Render export `export_id` and deliver it to each of its targets."""
+    set_export_fields(export_id, flow_run_id=str(current_flow_run.id))
+    mark_status(export_id, ExportStatus.rendering)
+    rendered = render_export(export_id)
+    mark_status(export_id, ExportStatus.delivering)
+    with Session(get_engine()) as session:
+        targets = session.exec(
+            select(ExportTarget).where(ExportTarget.export_id == export_id).order_by(ExportTarget.position)
+        ).all()
+    failures = []
+    for target in targets:
+        try:
+            deliver_target(export_id, target.id, rendered)
+        except Exception as exc:  # every target gets its chance; the failures are reported together
+            failures.append(f"target {target.position} ({target.kind}): {exc}")
+    if failures:
+        raise DeliveryFailed("delivery failed for " + "; ".join(failures))
+    create_markdown_artifact(
+        key=f"export-{export_id}-result",
+        markdown=(f"**Export {export_id}** rendered {rendered['width']} x {rendered['height']} px, "
+                  f"{rendered['bytes']:,} bytes, sha256 `{rendered['sha256']}`, to {len(targets)} target(s)."),
+    )
+    return {"export_id": export_id, "render": rendered}

@@ -1,0 +1,65 @@
+"""Status transitions and progress of exports and targets, as conditional updates.
+
+Each transition is one UPDATE ... WHERE status IN (<earlier statuses>): a status only moves forward, and
+two writers racing for the same transition cannot both win.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import update
+from sqlmodel import Session, select
+
+from models.db import get_engine
+from models.status import ExportStatus, TargetStatus
+from models.tables import Export, ExportTarget
+from models.timestamps import utcnow
+
+
+def advance_export(export_id: int, to: ExportStatus, **fields: Any) -> bool:
+    """Move an export to `to` if it is in an earlier, non-final status; True when it moved."""
+    values: dict[str, Any] = {"status": to, "updated_at": utcnow(), **fields}
+    if to.is_final:
+        values["finished_at"] = utcnow()
+    statement = update(Export).where(Export.id == export_id, Export.status.in_(to.earlier())).values(**values)
+    with get_engine().begin() as connection:
+        return connection.execute(statement).rowcount == 1
+
+
+def claim_export(export_id: int) -> bool:
+    """Claim one pending export (pending -> submitted); False when someone else already did."""
+    return advance_export(export_id, ExportStatus.submitted)
+
+
+def claim_pending_exports(limit: int) -> list[int]:
+    """Claim up to `limit` pending exports, oldest first. Two claimers never get the same row."""
+    with Session(get_engine()) as session:
+        candidates = session.exec(
+            select(Export.id).where(Export.status == ExportStatus.pending)
+            .order_by(Export.created_at, Export.id).limit(limit)
+        ).all()
+    return [export_id for export_id in candidates if claim_export(export_id)]
+
+
+def record_progress(export_id: int, done: int, total: int) -> None:
+    """Tiles done / total on the export row, while it renders."""
+    statement = (
+        update(Export).where(Export.id == export_id, Export.status == ExportStatus.rendering)
+        .values(tiles_done=done, tiles_total=total, progress=(done / total if total else 1.0), updated_at=utcnow())
+    )
+    with get_engine().begin() as connection:
+        connection.execute(statement)
+
+
+def set_export_fields(export_id: int, **fields: Any) -> None:
+    """Record facts about an export that are not transitions (flow run id, artifact, result)."""
+    with get_engine().begin() as connection:
+        connection.execute(update(Export).where(Export.id == export_id).values(updated_at=utcnow(), **fields))
+
+
+def set_target_status(target_id: int, status: TargetStatus, **fields: Any) -> None:
+    """A target's status with its result or error."""
+    statement = update(ExportTarget).where(ExportTarget.id == target_id).values(status=status, updated_at=utcnow(), **fields)
+    with get_engine().begin() as connection:
+        connection.execute(statement)

@@ -1,0 +1,151 @@
+"""Turn an export request into a pending export row: authorise, preflight, build the tool tree, insert.
+
+This is the one entry point the CLI and the HTTP API share. A refused request writes nothing.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import shapely
+from sqlmodel import Session
+
+from models.catalogue import find_project, project_scenes, scene_source
+from models.errors import InvalidAOI, InvalidRequest
+from models.schemas import ExportRequest
+from models.settings import get_settings
+from models.tables import Export, ExportTarget, Scene, User
+from models.tooltree import (
+    INDEX_TEMPLATES,
+    ColorCorrect,
+    Identity,
+    Mask,
+    Output,
+    ProjectSource,
+    Stretch,
+    ToolTree,
+    parse_tool_tree,
+)
+from ray_render.geometry import (
+    bounds_polygon,
+    geojson_to_polygonal,
+    parse_crs,
+    polygonal_part,
+    reproject_geometry,
+    to_geojson,
+)
+from ray_render.grid import OutputGrid, native_resolution_in, plan_grid
+from ray_render.stats import percentile_stretch
+
+DEFAULT_RGB_BANDS = ["red", "green", "blue"]
+INDEX_NODATA = -9999.0
+
+
+def _output_crs(srid: int) -> str:
+    crs = parse_crs(srid, "srid")
+    if not crs.is_projected and not crs.is_geographic:
+        raise InvalidRequest("srid", f"EPSG:{srid} is not a horizontal CRS")
+    return f"EPSG:{srid}"
+
+
+def _footprint(scenes: list[Scene], dst_crs: str):
+    return shapely.union_all([bounds_polygon(s.bounds, s.crs_wkt, dst_crs) for s in scenes])
+
+
+def _area(request: ExportRequest, scenes: list[Scene], dst_crs: str):
+    """The AOI in the output CRS, clipped to the imagery, or the imagery's footprint when no AOI is given."""
+    footprint = _footprint(scenes, dst_crs)
+    if request.aoi is None:
+        return None, footprint
+    aoi_crs = parse_crs(request.aoi_crs, "aoi_crs").to_string()
+    aoi = reproject_geometry(geojson_to_polygonal(request.aoi), aoi_crs, dst_crs)
+    overlap = polygonal_part(aoi.intersection(footprint))
+    if overlap.is_empty or overlap.area == 0:
+        raise InvalidAOI("aoi", "the area of interest does not overlap the project's scenes")
+    return aoi, overlap
+
+
+def _resolution(request: ExportRequest, scenes: list[Scene], dst_crs: str) -> float:
+    if request.resolution is not None:
+        return request.resolution
+    return min(native_resolution_in(dst_crs, s.crs_wkt, s.width, s.height, s.bounds) for s in scenes)
+
+
+def _bands(request: ExportRequest, scenes: list[Scene]) -> list[str]:
+    available = {b["name"] for s in scenes for b in s.bands}
+    if request.tool == "rgb":
+        bands = request.bands or DEFAULT_RGB_BANDS
+    else:
+        template = {"ndvi": ["nir", "red"], "ndwi": ["green", "nir"]}[request.tool]
+        bands = request.bands or template
+        if len(bands) != 2:
+            raise InvalidRequest("bands", f"{request.tool} takes two bands, got {len(bands)}")
+    missing = [b for b in bands if b not in available]
+    if missing:
+        raise InvalidRequest("bands", f"the project's scenes have no band(s) {', '.join(missing)} "
+                                      f"(available: {', '.join(sorted(available))})")
+    return list(bands)
+
+
+def build_tool_tree(request: ExportRequest, scenes: list[Scene], aoi, dst_crs: str, project_id: int | None) -> ToolTree:
+    """The one-off tool tree of a project export: Output(Mask?(<tool>(ProjectSource)))."""
+    bands = _bands(request, scenes)
+    sources = [scene_source(s) for s in scenes]
+    source = ProjectSource(project_id=project_id, scenes=sources, bands=bands)
+    if request.tool == "rgb" and request.color_correct is None:
+        dtypes = {s.dtype for s in scenes}
+        dtype = str(np.result_type(*dtypes))
+        nodatas = {s.nodata for s in scenes if s.nodata is not None}
+        node, output = Identity(input=source), dict(dtype=dtype, nodata=nodatas.pop() if len(nodatas) == 1 else 0)
+    elif request.tool == "rgb":
+        cc = request.color_correct
+        if cc.stretch:
+            stretch = [Stretch(band=s.band, min=s.min, max=s.max) for s in cc.stretch]
+        else:
+            stretch = percentile_stretch(sources, bands, *cc.percentiles)
+        node = ColorCorrect(input=source, stretch=stretch, gamma=cc.gamma)
+        output = dict(dtype="uint8", nodata=0, scale=255.0)
+    else:
+        a, b = bands
+        template = INDEX_TEMPLATES[request.tool]
+        node = template(source, **({"nir": a, "red": b} if request.tool == "ndvi" else {"green": a, "nir": b}))
+        output = dict(dtype="float32", nodata=INDEX_NODATA)
+    if aoi is not None:
+        node = Mask(input=node, geometry=to_geojson(aoi), crs=dst_crs)
+    root = Output(input=node, **output)
+    # Round-trip through the parser: what is stored is exactly what the renderer will accept.
+    return parse_tool_tree(root.model_dump(mode="json"))
+
+
+def estimate_bytes(grid: OutputGrid, tree: ToolTree) -> int:
+    """Uncompressed size of the output."""
+    return grid.pixels * len(tree.root.output_bands()) * np.dtype(tree.root.dtype).itemsize
+
+
+def create_export(session: Session, *, owner: User, request: ExportRequest) -> Export:
+    """Validate `request` and insert its export row (status `pending`) with its targets."""
+    project = find_project(session, user=owner, ref=request.project)
+    scenes = project_scenes(session, project=project)
+    if not scenes:
+        raise InvalidRequest("project", f"project {project.name!r} has no scenes")
+    dst_crs = _output_crs(request.srid)
+    aoi, area = _area(request, scenes, dst_crs)
+    resolution = _resolution(request, scenes, dst_crs)
+    grid = plan_grid(dst_crs, area.bounds, resolution)
+    tree = build_tool_tree(request, scenes, aoi, dst_crs, project.id)
+    size = estimate_bytes(grid, tree)
+    limit = get_settings().max_export_bytes
+    if size > limit:
+        raise InvalidRequest("aoi", f"the export would be {size:,} bytes ({grid.width} x {grid.height} px), "
+                                    f"over the limit of {limit:,} bytes; use a smaller area or a coarser resolution")
+    export = Export(
+        owner_id=owner.id, project_id=project.id, tool=tree.to_json(), output_srid=request.srid,
+        resolution=resolution, mask=to_geojson(aoi) if aoi is not None else None,
+        mask_crs=dst_crs if aoi is not None else None, grid=grid.to_dict(), resampling=request.resampling,
+    )
+    session.add(export)
+    session.flush()
+    for position, target in enumerate(request.targets):
+        session.add(ExportTarget(export_id=export.id, position=position, kind=target.kind,
+                                 config=target.config, credential_id=target.credential_id))
+    session.flush()
+    return export

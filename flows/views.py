@@ -1,0 +1,43 @@
+"""How an export looks to its owner: the one object the CLI's --json, `status` and the API return."""
+
+from __future__ import annotations
+
+from sqlmodel import Session, select
+
+from delivery.http_link import link_url
+from models.errors import NotFound
+from models.schemas import ExportView, TargetView
+from models.status import TargetKind
+from models.tables import DownloadLink, Export, ExportTarget, User
+
+
+def _target_view(session: Session, target: ExportTarget) -> TargetView:
+    result = dict(target.result) if target.result else None
+    if target.kind == TargetKind.http and result and "link_id" in result:
+        link = session.get(DownloadLink, result["link_id"])
+        if link is not None:
+            result["url"] = link_url(link)
+    return TargetView(id=target.id, kind=target.kind, status=target.status, result=result, error=target.error)
+
+
+def export_view(session: Session, export: Export) -> ExportView:
+    """The owner's view of `export`, with its targets (and their download URLs)."""
+    targets = session.exec(
+        select(ExportTarget).where(ExportTarget.export_id == export.id).order_by(ExportTarget.position)
+    ).all()
+    return ExportView(
+        id=export.id, status=export.status, progress=export.progress, tiles_done=export.tiles_done,
+        tiles_total=export.tiles_total, error=export.error, artifact=export.artifact,
+        project_id=export.project_id, output_srid=export.output_srid, resolution=export.resolution,
+        width=export.grid.get("width"), height=export.grid.get("height"), flow_run_id=export.flow_run_id,
+        created_at=export.created_at, updated_at=export.updated_at, finished_at=export.finished_at,
+        targets=[_target_view(session, t) for t in targets],
+    )
+
+
+def get_export(session: Session, *, owner: User, export_id: int) -> Export:
+    """An export of `owner`; `NotFound` for anything else (including other users' exports)."""
+    export = session.get(Export, export_id)
+    if export is None or export.owner_id != owner.id:
+        raise NotFound(f"export {export_id} not found")
+    return export

@@ -1,0 +1,85 @@
+"""Catalogue operations on users, projects and scenes (database only, no raster I/O)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import func, or_
+from sqlmodel import Session, select
+
+from models.errors import Conflict, InvalidRequest, NotFound
+from models.tables import Project, ProjectScene, ProjectShare, Scene, User
+from models.tooltree import SceneSource
+
+
+def get_or_create_user(session: Session, *, name: str) -> User:
+    """The user called `name`, created when missing."""
+    user = session.exec(select(User).where(User.name == name)).first()
+    if user is None:
+        user = User(name=name)
+        session.add(user)
+        session.flush()
+    return user
+
+
+def create_project(session: Session, *, owner: User, name: str, visibility: str = "private") -> Project:
+    """A new, empty project; names are unique per owner."""
+    if not name.strip():
+        raise InvalidRequest("name", "a project needs a non-empty name")
+    if session.exec(select(Project).where(Project.owner_id == owner.id, Project.name == name)).first():
+        raise Conflict(f"project {name!r} already exists")
+    project = Project(name=name, owner_id=owner.id, visibility=visibility)
+    session.add(project)
+    session.flush()
+    return project
+
+
+def readable_projects(session: Session, *, user: User):
+    """Query of the projects `user` may read: own, shared with them, or public."""
+    shared = select(ProjectShare.project_id).where(ProjectShare.user_id == user.id)
+    return select(Project).where(
+        or_(Project.owner_id == user.id, Project.visibility == "public", Project.id.in_(shared))
+    )
+
+
+def find_project(session: Session, *, user: User, ref: str | int) -> Project:
+    """A project the user may read, by id or name (own projects first); `NotFound` otherwise."""
+    query = readable_projects(session, user=user)
+    if isinstance(ref, int) or (isinstance(ref, str) and ref.isdigit()):
+        project = session.exec(query.where(Project.id == int(ref))).first()
+    else:
+        candidates = session.exec(query.where(Project.name == ref)).all()
+        project = next((p for p in candidates if p.owner_id == user.id), candidates[0] if candidates else None)
+    if project is None:
+        raise NotFound(f"project {ref!r} not found")
+    return project
+
+
+def project_scenes(session: Session, *, project: Project) -> list[Scene]:
+    """The project's scenes in mosaic priority order."""
+    rows = session.exec(
+        select(Scene).join(ProjectScene, ProjectScene.scene_id == Scene.id)
+        .where(ProjectScene.project_id == project.id).order_by(ProjectScene.position)
+    ).all()
+    return list(rows)
+
+
+def add_scene(session: Session, *, owner: User, project: Project, name: str, info: dict[str, Any]) -> Scene:
+    """Record a scene (from `ray_render.inspect`) and append it to the project's mosaic order."""
+    if project.owner_id != owner.id:
+        raise NotFound(f"project {project.name!r} not found")
+    scene = Scene(name=name, owner_id=owner.id, **info)
+    session.add(scene)
+    session.flush()
+    last = session.exec(select(func.max(ProjectScene.position)).where(ProjectScene.project_id == project.id)).one()
+    session.add(ProjectScene(project_id=project.id, scene_id=scene.id, position=(last + 1) if last is not None else 0))
+    session.flush()
+    return scene
+
+
+def scene_source(scene: Scene) -> SceneSource:
+    """The renderer's view of a scene, embedded in tool trees."""
+    return SceneSource(
+        id=scene.id, name=scene.name, crs=scene.crs_wkt, nodata=scene.nodata, dtype=scene.dtype,
+        resolution=(scene.res_x, scene.res_y), bounds=tuple(scene.bounds), bands=scene.bands,
+    )
