@@ -92,9 +92,10 @@ def scenes_add(
     if band and paths:
         raise InvalidRequest("band", "give either files or --band NAME=FILE options, not both")
     if band:
+        band_files = _parse_band_options(band)
         if not name:
             raise InvalidRequest("name", "a scene made of --band files needs --name")
-        infos = [(name, inspect_scene(band_files=_parse_band_options(band), nodata=nodata))]
+        infos = [(name, inspect_scene(band_files=band_files, nodata=nodata))]
     elif paths:
         if name and len(paths) > 1:
             raise InvalidRequest("name", "--name names one scene; give one file")

@@ -143,7 +143,7 @@ def render_scene(scene: SampleScene) -> tuple[np.ndarray, Affine]:
     top = np.ceil((cy + half) / scene.resolution) * scene.resolution
     transform = Affine(scene.resolution, 0, left, 0, -scene.resolution, top)
     cols, rows = np.meshgrid(np.arange(scene.size_px) + 0.5, np.arange(scene.size_px) + 0.5)
-    xs, ys = transform * (cols, rows)
+    xs, ys = transform @ (cols, rows)
     lon, lat = Transformer.from_crs(f"EPSG:{scene.epsg}", "EPSG:4326", always_xy=True).transform(xs, ys)
     reflectance = landscape(lon, lat) + np.asarray(scene.haze, dtype=np.float64)[:, None, None]
 

@@ -19,9 +19,6 @@ class AoiRasterizer:
         self.grid = grid
         self._prepared = prep(self.geometry)
 
-    def intersects(self, window: Window) -> bool:
-        return self._prepared.intersects(box(*self.grid.window_bounds(window)))
-
     def inside(self, window: Window) -> np.ndarray:
         """Boolean (rows, cols): True where the pixel centre lies in the AOI."""
         out_shape = (int(window.height), int(window.width))

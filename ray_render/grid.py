@@ -36,7 +36,7 @@ class OutputGrid:
         return self.width * self.height
 
     def window_transform(self, window: Window) -> Affine:
-        return self.transform * Affine.translation(window.col_off, window.row_off)
+        return self.transform @ Affine.translation(window.col_off, window.row_off)
 
     def window_bounds(self, window: Window) -> tuple[float, float, float, float]:
         t = self.window_transform(window)

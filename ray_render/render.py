@@ -65,9 +65,14 @@ def coverage(tree: ToolTree, grid: OutputGrid):
 
 
 def plan_tiles(tree: ToolTree, grid: OutputGrid, tile_size: int) -> list[tuple[TileIndex, Window]]:
-    """The tiles worth rendering: those whose area meets the coverage. Others are never read."""
+    """The tiles worth rendering: those sharing area with the coverage (not just an edge). Others are never read."""
     area = prep(coverage(tree, grid))
-    return [(i, w) for i, w in tile_windows(grid, tile_size) if area.intersects(box(*grid.window_bounds(w)))]
+    tiles = []
+    for index, window in tile_windows(grid, tile_size):
+        tile = box(*grid.window_bounds(window))
+        if area.intersects(tile) and not area.touches(tile):
+            tiles.append((index, window))
+    return tiles
 
 
 def render(tree: ToolTree, grid: OutputGrid, path: Path, options: RenderOptions = RenderOptions(),

@@ -1,0 +1,67 @@
+"""`geoship projects` and `geoship scenes`: the catalogue through the real command line."""
+
+import json
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from cli.main import app
+
+runner = CliRunner()
+
+
+def geoship(*args: str):
+    return runner.invoke(app, list(args))
+
+
+@pytest.fixture
+def rgbn(make_raster):
+    return make_raster("rgbn.tif", np.full((4, 8, 8), 500, np.uint16), nodata=0)
+
+
+def test_projects_are_created_listed_and_unique(geoship_home):
+    assert geoship("projects", "create", "farms").exit_code == 0
+    duplicate = geoship("projects", "create", "farms")
+    assert duplicate.exit_code == 2 and "project 'farms' already exists" in duplicate.stderr
+    listed = json.loads(geoship("projects", "list", "--json").stdout)
+    assert [(p["name"], p["scenes"]) for p in listed] == [("farms", 0)]
+
+
+def test_scenes_are_added_in_mosaic_order_with_their_metadata(geoship_home, rgbn, make_raster):
+    geoship("projects", "create", "farms")
+    named = make_raster("named.tif", np.ones((2, 4, 4), np.uint8), bands=["red", "nir"], crs="EPSG:32614", res=5)
+    red = make_raster("B4.TIF", np.ones((1, 6, 6), np.uint16), res=30)
+    nir = make_raster("B5.TIF", np.ones((1, 6, 6), np.uint16), res=30)
+    assert geoship("scenes", "add", str(rgbn), "--project", "farms", "--bands", "red,green,blue,nir").exit_code == 0
+    assert geoship("scenes", "add", str(named), "--project", "farms").exit_code == 0
+    result = geoship("scenes", "add", "--project", "farms", "--name", "LC08", "--band", f"red={red}",
+                     "--band", f"nir={nir}", "--nodata", "0")
+    assert result.exit_code == 0, result.stderr
+
+    shown = json.loads(geoship("projects", "show", "farms", "--json").stdout)
+    scenes = shown["scenes"]
+    assert [(s["order"], s["name"]) for s in scenes] == [(0, "rgbn"), (1, "named"), (2, "LC08")]
+    assert [b["name"] for b in scenes[0]["bands"]] == ["red", "green", "blue", "nir"]
+    assert (scenes[1]["epsg"], scenes[1]["resolution"], scenes[1]["dtype"]) == (32614, [5.0, 5.0], "uint8")
+    assert [(b["name"], b["uri"].rsplit("/", 1)[1]) for b in scenes[2]["bands"]] == [("red", "B4.TIF"), ("nir", "B5.TIF")]
+    assert scenes[2]["nodata"] == 0 and scenes[0]["nodata"] == 0
+    table = geoship("projects", "show", "farms")
+    assert table.exit_code == 0 and "LC08" in table.stdout
+
+
+@pytest.mark.parametrize("args,needle", [
+    (["scenes", "add", "--project", "farms"], "give at least one file"),
+    (["scenes", "add", "--project", "farms", "--band", "red"], "expected NAME=FILE"),
+    (["scenes", "add", "--project", "farms", "--band", "red=/x.tif"], "needs --name"),
+    (["scenes", "add", "/no/such.tif", "--project", "farms", "--bands", "red"], "cannot read"),
+    (["scenes", "add", "{rgbn}", "--project", "nope", "--bands", "red,green,blue,nir"], "project 'nope' not found"),
+    (["scenes", "add", "{rgbn}", "--project", "farms", "--bands", "red,red,blue,nir"], "must be unique"),
+    (["projects", "show", "nope"], "project 'nope' not found"),
+])
+def test_bad_catalogue_input_is_refused_with_exit_code_2(geoship_home, rgbn, args, needle):
+    geoship("projects", "create", "farms")
+    result = geoship(*[a.replace("{rgbn}", str(rgbn)) for a in args])
+    assert result.exit_code == 2
+    assert needle in result.stderr
+    assert json.loads(geoship("projects", "show", "farms", "--json").stdout)["scenes"] == []

@@ -1,0 +1,176 @@
+"""Shared fixtures: an offline environment, a fresh database per test, one Ray and one Prefect per session,
+and a factory of small real GeoTIFFs.
+
+The database: by default each test gets its own SQLite file. With GEOSHIP_TEST_DATABASE=postgresql the
+session starts a throwaway PostgreSQL cluster (tests/support/postgres.py) and each test starts from an
+empty schema there; GEOSHIP_TEST_DATABASE_URL points the suite at an existing server instead.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+# The offline environment, before anything imports Prefect or Ray.
+_SESSION_HOME = Path(tempfile.mkdtemp(prefix="geoship-tests-"))
+os.environ["GEOSHIP_HOME"] = str(_SESSION_HOME)
+for _key, _value in {
+    "DO_NOT_TRACK": "1",
+    "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+    "PREFECT_HOME": str(_SESSION_HOME / "prefect"),
+    "PREFECT_LOGGING_LEVEL": "WARNING",
+    "RAY_USAGE_STATS_ENABLED": "0",
+    "RAY_AUTH_MODE": "disabled",
+    "AWS_EC2_METADATA_DISABLED": "true",
+}.items():
+    os.environ[_key] = _value
+os.environ.pop("RAY_ADDRESS", None)
+os.environ.pop("PREFECT_API_URL", None)
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+import rasterio  # noqa: E402
+from affine import Affine  # noqa: E402
+
+from dataclasses import replace  # noqa: E402
+
+from cli.samples import DEMO_SCENES  # noqa: E402
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+IMAGERY = Path(os.environ.get("GEOSHIP_IMAGERY_DIR", REPO_ROOT.parent / "shared" / "data" / "imagery"))
+
+
+def _reset_caches() -> None:
+    from models.db import get_engine
+    from models.settings import get_settings
+
+    get_settings.cache_clear()
+    get_engine.cache_clear()
+
+
+@pytest.fixture(scope="session")
+def suite_database_url() -> Iterator[str | None]:
+    """The database URL the suite runs against, or None for per-test SQLite files."""
+    url = os.environ.get("GEOSHIP_TEST_DATABASE_URL")
+    if url or os.environ.get("GEOSHIP_TEST_DATABASE", "sqlite") == "sqlite":
+        yield url
+        return
+    from tests.support.postgres import ThrowawayPostgres
+
+    server = ThrowawayPostgres()
+    try:
+        yield server.start()
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def geoship_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, suite_database_url) -> Iterator[Path]:
+    """A fresh GEOSHIP_HOME and database for one test (SQLite file, or an emptied test database)."""
+    from sqlmodel import SQLModel
+
+    home = tmp_path / "home"
+    monkeypatch.setenv("GEOSHIP_HOME", str(home))
+    url = suite_database_url
+    if url:
+        monkeypatch.setenv("GEOSHIP_DATABASE_URL", url)
+        from models.db import make_engine
+
+        engine = make_engine(url)
+        SQLModel.metadata.drop_all(engine)
+        engine.dispose()
+    else:
+        monkeypatch.delenv("GEOSHIP_DATABASE_URL", raising=False)
+    _reset_caches()
+    yield home
+    from models.db import get_engine
+
+    get_engine().dispose()
+    _reset_caches()
+
+
+@pytest.fixture
+def session(geoship_home):
+    """A database session on the test's database."""
+    from sqlmodel import Session
+
+    from models.db import get_engine
+
+    with Session(get_engine(), expire_on_commit=False) as s:
+        yield s
+
+
+@pytest.fixture(scope="session")
+def ray_cluster():
+    """One local Ray instance with two CPUs for the whole session."""
+    import ray
+
+    from ray_render.cluster import ensure_ray
+
+    ensure_ray(num_cpus=2)
+    yield
+    ray.shutdown()
+
+
+@pytest.fixture(scope="session")
+def prefect_server():
+    """Prefect's test harness (a temporary local server) for the whole session."""
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=120):
+        yield
+
+
+RasterFactory = Callable[..., Path]
+
+
+@pytest.fixture
+def make_raster(tmp_path: Path) -> RasterFactory:
+    """Write a small GeoTIFF: `make_raster(name, data, crs=..., origin=(x, y), res=..., nodata=..., bands=[...])`.
+
+    `data` is (bands, rows, cols); `origin` is the top-left corner; `bands` become band descriptions.
+    """
+
+    def factory(name: str, data: np.ndarray, *, crs: str = "EPSG:32618", origin=(500000.0, 4000000.0),
+                res: float = 10.0, nodata=None, bands: list[str] | None = None, directory: Path | None = None) -> Path:
+        data = np.asarray(data)
+        if data.ndim == 2:
+            data = data[None]
+        path = (directory or tmp_path) / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        profile = dict(driver="GTiff", width=data.shape[2], height=data.shape[1], count=data.shape[0],
+                       dtype=data.dtype.name, crs=crs, transform=Affine(res, 0, origin[0], 0, -res, origin[1]),
+                       nodata=nodata)
+        with rasterio.open(path, "w", **profile) as dst:
+            dst.write(data)
+            for index, band in enumerate(bands or [], start=1):
+                dst.set_band_description(index, band)
+        return path
+
+    return factory
+
+
+# Small versions of the demo scenes: same places and zones, 200 px at 120 m.
+SMALL_SCENES = [replace(s, size_px=200, resolution=120.0) for s in DEMO_SCENES]
+# Lon/lat polygon inside the overlap of the two small scenes' swaths.
+SMALL_AOI = {"type": "Polygon", "coordinates": [[[11.93, 45.97], [12.08, 45.97], [12.08, 46.08], [11.93, 46.08], [11.93, 45.97]]]}
+
+
+@pytest.fixture(scope="session")
+def sample_scene_paths(tmp_path_factory):
+    """The two small sample scenes, written once per session."""
+    from cli.samples import write_scene
+
+    directory = tmp_path_factory.mktemp("samples")
+    return [write_scene(scene, directory) for scene in SMALL_SCENES]
+
+
+def require_imagery(*relative: str) -> list[Path]:
+    """Paths under the shared imagery directory; skips the test (saying why) when it is not there."""
+    paths = [IMAGERY / r for r in relative]
+    missing = [str(p) for p in paths if not p.exists()]
+    if missing:
+        pytest.skip(f"shared imagery not found: {', '.join(missing)} (set GEOSHIP_IMAGERY_DIR)")
+    return paths

@@ -1,0 +1,101 @@
+"""The export flow end to end on the embedded defaults: SQLite (or the test database), Prefect, Ray."""
+
+import copy
+from pathlib import Path
+
+import numpy as np
+import pytest
+import rasterio
+from fastapi.testclient import TestClient
+from rio_cogeo.cogeo import cog_validate
+from sqlmodel import select
+
+from api.app import create_app
+from flows.export_flow import export_flow
+from flows.status import claim_export
+from flows.submission import create_export
+from flows.views import export_view
+from models.schemas import ExportRequest, TargetRequest
+from models.status import ExportStatus, TargetStatus
+from models.tables import Download, Export
+from tests.conftest import SMALL_AOI
+
+pytestmark = pytest.mark.usefixtures("ray_cluster", "prefect_server")
+
+
+def submit(session, owner, **fields) -> int:
+    export = create_export(session, owner=owner, request=ExportRequest(project="alps", **fields))
+    session.commit()
+    assert claim_export(export.id)
+    return export.id
+
+
+def test_an_export_renders_delivers_and_downloads(session, owner, project, monkeypatch):
+    monkeypatch.setenv("GEOSHIP_TILE_SIZE", "64")  # several tiles even on a small output
+    from models.settings import get_settings
+
+    get_settings.cache_clear()
+    export_id = submit(session, owner, aoi=SMALL_AOI, targets=[TargetRequest(config={"ttl_hours": 1})])
+    export_flow(export_id)
+
+    session.expire_all()
+    export = session.get(Export, export_id)
+    view = export_view(session, export)
+    assert view.status == ExportStatus.success, view.error
+    assert view.progress == 1.0 and view.tiles_done == view.tiles_total > 1
+    assert view.flow_run_id and export.finished_at is not None
+
+    path = Path(view.artifact)
+    assert cog_validate(str(path))[0]
+    with rasterio.open(path) as out:
+        assert out.crs.to_epsg() == 3857 and out.count == 3 and out.nodata == 0
+        assert (out.width, out.height) == (export.grid["width"], export.grid["height"])
+        pixels = out.read()
+    valid = (pixels > 0).all(axis=0)
+    assert 0.5 < valid.mean() < 1.0  # the AOI polygon covers most, but not all, of its bounding box
+    assert pixels[:, valid].std() > 100  # real structure, not a constant
+
+    (target,) = view.targets
+    assert target.status == TargetStatus.success
+    assert target.result["sha256"] and target.result["bytes"] == path.stat().st_size
+    token = target.result["url"].rsplit("/", 1)[1]
+    client = TestClient(create_app())
+    response = client.get(f"/downloads/{token}")
+    assert response.status_code == 200
+    assert response.content == path.read_bytes()
+    (download,) = session.exec(select(Download)).all()
+    assert download.completed and download.bytes_sent == path.stat().st_size
+
+
+def test_an_ndvi_export_writes_float_indices_with_nodata(session, owner, project):
+    export_id = submit(session, owner, tool="ndvi", aoi=SMALL_AOI)
+    export_flow(export_id)
+    session.expire_all()
+    export = session.get(Export, export_id)
+    assert export.status == ExportStatus.success, export.error
+    with rasterio.open(export.artifact) as out:
+        ndvi = out.read(1, masked=True)
+        assert out.dtypes[0] == "float32" and out.nodata == -9999
+    assert ndvi.count() > 0 and float(ndvi.min()) >= -1 and float(ndvi.max()) <= 1
+    assert np.ma.median(ndvi) > 0.2  # a green landscape
+    assert np.isfinite(ndvi.compressed()).all()
+
+
+def test_a_failing_render_ends_in_error_with_the_reason(session, owner, project, sample_scene_paths, tmp_path):
+    export_id = submit(session, owner, aoi=SMALL_AOI)
+    # Break the export: point its first scene at a file that does not exist.
+    export = session.get(Export, export_id)
+    tool = copy.deepcopy(export.tool)  # a new object, so the JSON column sees the change
+    scene = tool["input"]["input"]["input"]["scenes"][0]
+    scene["bands"] = [dict(b, uri=str(tmp_path / "gone.tif")) for b in scene["bands"]]
+    export.tool = tool
+    session.add(export)
+    session.commit()
+
+    with pytest.raises(Exception):
+        export_flow(export_id)
+    session.expire_all()
+    view = export_view(session, session.get(Export, export_id))
+    assert view.status == ExportStatus.error
+    assert "gone.tif" in view.error
+    assert view.targets[0].status == TargetStatus.pending  # never delivered

@@ -1,0 +1,80 @@
+"""Submitting exports: the tree that is built, and every refusal, which writes nothing."""
+
+import pytest
+from sqlmodel import func, select
+
+from flows.submission import create_export
+from models.errors import InvalidAOI, InvalidRequest, NotFound
+from models.schemas import ColorCorrection, ExportRequest
+from models.status import ExportStatus
+from models.tables import Export, ExportTarget, User
+from models.tooltree import ColorCorrect, Identity, Mask, NormalizedDifference, parse_tool_tree
+from tests.conftest import SMALL_AOI
+
+
+def count_rows(session) -> tuple[int, int]:
+    return (session.exec(select(func.count()).select_from(Export)).one(),
+            session.exec(select(func.count()).select_from(ExportTarget)).one())
+
+
+def test_an_rgb_export_is_a_pending_row_with_a_masked_identity_tree(session, owner, project):
+    export = create_export(session, owner=owner, request=ExportRequest(project="alps", aoi=SMALL_AOI))
+    session.commit()
+    assert export.status == ExportStatus.pending
+    tree = parse_tool_tree(export.tool)
+    assert [type(n) for n in tree.root.walk()][1:3] == [Mask, Identity]
+    assert tree.root.dtype == "uint16" and tree.root.nodata == 0
+    assert [s.name for s in tree.sources()[0].scenes] == ["alpine-foreland-west", "alpine-foreland-east"]
+    assert export.grid["crs"] == "EPSG:3857" and export.grid["width"] > 0
+    assert 170 < export.resolution < 175  # 120 m at 46 degrees north, in Web Mercator metres
+    assert count_rows(session) == (1, 1)
+
+
+def test_colour_correction_stretch_is_computed_once_into_the_tree(session, owner, project):
+    request = ExportRequest(project=project.id, color_correct=ColorCorrection(percentiles=(2, 98)))
+    tree = parse_tool_tree(create_export(session, owner=owner, request=request).tool)
+    (node,) = tree.find(ColorCorrect)
+    assert [s.band for s in node.stretch] == ["red", "green", "blue"]
+    assert all(0 < s.min < s.max < 10000 for s in node.stretch)
+    assert tree.root.dtype == "uint8" and tree.root.scale == 255
+    assert not tree.find(Mask)  # no AOI: the whole footprint, unmasked
+
+
+def test_ndvi_is_a_float_index_with_nodata(session, owner, project):
+    tree = parse_tool_tree(create_export(session, owner=owner, request=ExportRequest(project="alps", tool="ndvi")).tool)
+    (node,) = tree.find(NormalizedDifference)
+    assert (node.a, node.b, node.name) == ("nir", "red", "ndvi")
+    assert tree.root.dtype == "float32" and tree.root.nodata == -9999
+
+
+BOWTIE = {"type": "Polygon", "coordinates": [[[11.9, 45.9], [12.1, 46.1], [12.1, 45.9], [11.9, 46.1], [11.9, 45.9]]]}
+FAR_AWAY = {"type": "Polygon", "coordinates": [[[100, 10], [101, 10], [101, 11], [100, 10]]]}
+
+
+@pytest.mark.parametrize("changes,error,needle", [
+    ({"srid": 999999}, InvalidRequest, "srid: unknown CRS or EPSG code 999999"),
+    ({"aoi": BOWTIE}, InvalidAOI, "Self-intersection"),
+    ({"aoi": FAR_AWAY}, InvalidAOI, "does not overlap"),
+    ({"aoi": {"type": "Point", "coordinates": [12, 46]}}, InvalidAOI, "Polygon or MultiPolygon"),
+    ({"aoi": {"type": "FeatureCollection", "features": []}}, InvalidAOI, "no features"),
+    ({"aoi": SMALL_AOI, "aoi_crs": "EPSG:0"}, InvalidRequest, "aoi_crs"),
+    ({"bands": ["red", "swir16", "blue"]}, InvalidRequest, "no band(s) swir16"),
+    ({"tool": "ndvi", "bands": ["nir"]}, InvalidRequest, "takes two bands"),
+    ({"resolution": 0.01}, InvalidRequest, "over the limit"),
+    ({"project": "nope"}, NotFound, "project 'nope' not found"),
+])
+def test_refused_requests_name_the_problem_and_write_nothing(session, owner, project, changes, error, needle):
+    request = ExportRequest(**{"project": "alps", **changes})
+    with pytest.raises(error) as info:
+        create_export(session, owner=owner, request=request)
+    assert needle in str(info.value)
+    session.rollback()
+    assert count_rows(session) == (0, 0)
+
+
+def test_another_users_private_project_is_not_found(session, project):
+    stranger = User(name="eve")
+    session.add(stranger)
+    session.commit()
+    with pytest.raises(NotFound):
+        create_export(session, owner=stranger, request=ExportRequest(project=project.id))

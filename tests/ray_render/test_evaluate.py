@@ -1,0 +1,75 @@
+"""The evaluator on plain arrays: each operation, nodata propagation and the output cast."""
+
+import numpy as np
+import pytest
+
+from models.tooltree import ColorCorrect, Mask, NormalizedDifference, Output, ProjectSource, SelectBands, Stretch
+from ray_render.evaluate import Stack, evaluate, to_output
+
+SCENE = {"name": "s", "crs": "EPSG:3857", "dtype": "uint16", "resolution": [1, 1], "bounds": [0, 0, 2, 2],
+         "bands": [{"name": n, "uri": "x", "index": i} for i, n in enumerate(["red", "green", "nir"], 1)]}
+SOURCE = ProjectSource(scenes=[SCENE], bands=["red", "green", "nir"])
+SQUARE = {"type": "Polygon", "coordinates": [[[0, 0], [1, 0], [1, 1], [0, 0]]]}
+
+
+def stack(red, green, nir, mask=None) -> Stack:
+    data = np.array([red, green, nir], dtype=np.float64)
+    return Stack(["red", "green", "nir"], np.ma.masked_array(data, mask=np.zeros_like(data, bool) if mask is None else mask))
+
+
+def run(node, source_stack, inside=None):
+    return evaluate(node, read_source=lambda _: source_stack, aoi_mask=lambda _: inside)
+
+
+def test_select_reorders_bands_for_false_colour():
+    s = stack([[1, 2]], [[3, 4]], [[5, 6]])
+    out = run(SelectBands(input=SOURCE, bands=["nir", "red", "green"]), s)
+    assert out.bands == ["nir", "red", "green"]
+    assert out.data[:, 0, 1].tolist() == [6, 2, 4]
+
+
+def test_color_correct_stretches_clips_and_applies_gamma():
+    node = ColorCorrect(input=SelectBands(input=SOURCE, bands=["red"]), stretch=[Stretch(band="red", min=100, max=300)])
+    out = run(node, stack([[50, 100, 200, 300, 400]], [[0] * 5], [[0] * 5]))
+    assert out.data[0, 0].tolist() == pytest.approx([0, 0, 0.5, 1, 1])
+    gamma = ColorCorrect(input=node.input, stretch=node.stretch, gamma=2.0)
+    assert run(gamma, stack([[200]], [[0]], [[0]])).data[0, 0, 0] == pytest.approx(0.5 ** 0.5)
+
+
+def test_normalized_difference_gives_nodata_not_inf_where_the_sum_is_zero():
+    node = NormalizedDifference(input=SOURCE, a="nir", b="red", name="ndvi")
+    out = run(node, stack([[10, 0, 30]], [[0, 0, 0]], [[30, 0, 10]]))
+    assert out.bands == ["ndvi"]
+    assert out.data.dtype == np.float32
+    assert out.data[0, 0, 0] == pytest.approx(0.5)
+    assert out.data[0, 0, 2] == pytest.approx(-0.5)
+    assert bool(out.data.mask[0, 0, 1])
+    assert np.isfinite(np.ma.getdata(out.data)).all()
+
+
+def test_nodata_in_an_input_band_propagates():
+    mask = np.zeros((3, 1, 2), bool)
+    mask[2, 0, 0] = True  # nir missing at pixel 0
+    out = run(NormalizedDifference(input=SOURCE, a="nir", b="red"), stack([[1, 1]], [[1, 1]], [[3, 3]], mask))
+    assert out.data.mask[0, 0].tolist() == [True, False]
+
+
+def test_mask_sets_pixels_outside_the_aoi_to_nodata():
+    inside = np.array([[True, False]])
+    out = run(Mask(input=SOURCE, geometry=SQUARE, crs="EPSG:3857"), stack([[1, 2]], [[3, 4]], [[5, 6]]), inside)
+    assert out.data.mask[:, 0].tolist() == [[False, True]] * 3
+
+
+def test_output_rounds_clips_fills_nodata_and_keeps_valid_zeros_valid():
+    node = Output(input=SOURCE, dtype="uint8", nodata=0, scale=255)
+    data = np.ma.masked_array(np.array([[[0.0, 0.5, 1.2, 0.3]]]), mask=[[[False, False, False, True]]])
+    out = to_output(node, Stack(["red"], data))
+    assert out.dtype == np.uint8
+    # 0.0 is valid data, so it is nudged to 1 rather than vanishing as nodata; 1.2 clips to 255.
+    assert out[0, 0].tolist() == [1, 128, 255, 0]
+
+
+def test_float_output_uses_its_nodata_value():
+    node = Output(input=SOURCE, dtype="float32", nodata=-9999)
+    data = np.ma.masked_array(np.array([[[0.25, 0.0]]]), mask=[[[False, True]]])
+    assert to_output(node, Stack(["ndvi"], data))[0, 0].tolist() == [0.25, -9999.0]
