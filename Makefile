@@ -5,7 +5,7 @@ PYTHON ?= python3.11
 VENV := .venv
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test install clean
+.PHONY: demo test test-sqlite test-postgres install clean
 
 install: $(STAMP)
 
@@ -18,8 +18,14 @@ $(STAMP): pyproject.toml constraints.txt
 demo: $(STAMP)
 	$(VENV)/bin/geoship demo
 
-test: $(STAMP)
-	$(VENV)/bin/pytest $(PYTEST_ARGS)
+# The whole suite, once on SQLite and once on a throwaway PostgreSQL cluster the tests start themselves.
+test: test-sqlite test-postgres
+
+test-sqlite: $(STAMP)
+	GEOSHIP_TEST_DATABASE=sqlite $(VENV)/bin/pytest $(PYTEST_ARGS)
+
+test-postgres: $(STAMP)
+	GEOSHIP_TEST_DATABASE=postgresql $(VENV)/bin/pytest $(PYTEST_ARGS)
 
 clean:
 	rm -rf $(VENV)
