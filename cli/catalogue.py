@@ -9,7 +9,7 @@ import typer
 from rich.table import Table
 
 from cli.common import acting_user, console, print_json, reports_errors
-from models.catalogue import add_scene, create_project, find_project, project_scenes, readable_projects
+from models.catalogue import add_scene, create_project, find_project, project_scenes, readable_projects, reorder_scenes
 from models.db import session_scope
 from models.errors import InvalidRequest
 
@@ -63,6 +63,16 @@ def projects_show(name: str, as_json: bool = typer.Option(False, "--json")) -> N
             table.add_row(str(order), s.name, crs, f"{s.width}x{s.height}", f"{s.res_x:g}", s.dtype,
                           "-" if s.nodata is None else f"{s.nodata:g}", ", ".join(b["name"] for b in s.bands))
         console.print(table)
+
+
+@projects_app.command("reorder")
+@reports_errors
+def projects_reorder(name: str, scenes: list[str] = typer.Argument(..., help="Every scene, highest priority first.")) -> None:
+    """Set the mosaic order of a project's scenes (the first valid pixel wins)."""
+    with session_scope() as session:
+        user = acting_user(session)
+        ordered = reorder_scenes(session, owner=user, project=find_project(session, user=user, ref=name), scene_names=scenes)
+        console.print(f"{name}: " + " > ".join(s.name for s in ordered))
 
 
 def _parse_band_options(bands: list[str]) -> list[tuple[str, str]]:

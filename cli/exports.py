@@ -57,8 +57,11 @@ def show_export(export_id: int, as_json: bool) -> ExportStatus:
     if view.artifact:
         console.print(f"  file: {view.artifact}", highlight=False)
     for target in view.targets:
-        detail = (target.result or {}).get("url") or target.error or ""
-        console.print(f"  target {target.kind.value}: {target.status.value} {detail}", highlight=False)
+        console.print(f"  target {target.kind.value}: {target.status.value}", highlight=False)
+        if (target.result or {}).get("url"):
+            console.print(f"    download: {target.result['url']}", highlight=False, soft_wrap=True)
+        if target.error:
+            console.print(f"    error: {target.error}", highlight=False)
     return view.status
 
 
@@ -100,6 +103,18 @@ def export(
         run_export_now(export_id, show_progress=True)
     status = show_export(export_id, as_json)
     if wait and status != ExportStatus.success:
+        raise typer.Exit(EXIT_FAILED)
+
+
+@reports_errors
+def run(export_id: int, as_json: bool = typer.Option(False, "--json")) -> None:
+    """Run a pending export now, in this process, with a progress bar (no poller needed)."""
+    from cli.running import run_export_now
+
+    with session_scope() as session:
+        get_export(session, owner=acting_user(session), export_id=export_id)  # yours, or not found
+    run_export_now(export_id, show_progress=True)
+    if show_export(export_id, as_json) != ExportStatus.success:
         raise typer.Exit(EXIT_FAILED)
 
 

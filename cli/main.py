@@ -6,7 +6,7 @@ import typer
 
 from cli.catalogue import projects_app, scenes_app
 from cli.demo import demo
-from cli.exports import export, status
+from cli.exports import export, run, status
 
 app = typer.Typer(name="geoship", help="Order exports of imagery and have them delivered.", no_args_is_help=True,
                   pretty_exceptions_enable=False)
@@ -23,6 +23,7 @@ def main() -> None:
 app.add_typer(projects_app, name="projects")
 app.add_typer(scenes_app, name="scenes")
 app.command("export")(export)
+app.command("run")(run)
 app.command("status")(status)
 app.command("demo")(demo)
 

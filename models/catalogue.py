@@ -77,6 +77,21 @@ def add_scene(session: Session, *, owner: User, project: Project, name: str, inf
     return scene
 
 
+def reorder_scenes(session: Session, *, owner: User, project: Project, scene_names: list[str]) -> list[Scene]:
+    """Set the project's mosaic order: `scene_names` lists every scene once, highest priority first."""
+    if project.owner_id != owner.id:
+        raise NotFound(f"project {project.name!r} not found")
+    scenes = {s.name: s for s in project_scenes(session, project=project)}
+    if sorted(scene_names) != sorted(scenes):
+        raise InvalidRequest("scenes", f"list every scene of {project.name!r} exactly once: {', '.join(scenes)}")
+    links = {link.scene_id: link for link in session.exec(select(ProjectScene).where(ProjectScene.project_id == project.id))}
+    for position, name in enumerate(scene_names):
+        links[scenes[name].id].position = position
+        session.add(links[scenes[name].id])
+    session.flush()
+    return [scenes[name] for name in scene_names]
+
+
 def scene_source(scene: Scene) -> SceneSource:
     """The renderer's view of a scene, embedded in tool trees."""
     return SceneSource(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 
 import ray
@@ -21,7 +22,7 @@ def ensure_ray(address: str | None = None, num_cpus: int | None = None, dashboar
     if address:
         ray.init(address=address, log_to_driver=False)
     else:
-        ray.init(num_cpus=num_cpus, include_dashboard=dashboard, log_to_driver=False)
+        ray.init(num_cpus=num_cpus, include_dashboard=dashboard, log_to_driver=False, logging_level=logging.WARNING)
 
 
 def cluster_cpus() -> int:

@@ -65,3 +65,14 @@ def test_bad_catalogue_input_is_refused_with_exit_code_2(geoship_home, rgbn, arg
     assert result.exit_code == 2
     assert needle in result.stderr
     assert json.loads(geoship("projects", "show", "farms", "--json").stdout)["scenes"] == []
+
+
+def test_reordering_changes_mosaic_priority_and_needs_every_scene(geoship_home, rgbn, make_raster):
+    geoship("projects", "create", "farms")
+    other = make_raster("other.tif", np.full((4, 8, 8), 9, np.uint16), nodata=0)
+    geoship("scenes", "add", str(rgbn), str(other), "--project", "farms", "--bands", "red,green,blue,nir")
+    assert geoship("projects", "reorder", "farms", "other", "rgbn").exit_code == 0
+    shown = json.loads(geoship("projects", "show", "farms", "--json").stdout)
+    assert [s["name"] for s in shown["scenes"]] == ["other", "rgbn"]
+    partial = geoship("projects", "reorder", "farms", "other")
+    assert partial.exit_code == 2 and "exactly once" in partial.stderr

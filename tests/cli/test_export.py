@@ -80,3 +80,13 @@ def test_the_demo_runs_a_real_export_end_to_end(geoship_home, monkeypatch):
     artifacts = list((geoship_home / "artifacts").glob("export-*/export-*.tif"))
     assert len(artifacts) == 1
     assert sorted(p.name for p in (geoship_home / "samples").glob("*.tif")) == ["alpine-foreland-east.tif", "alpine-foreland-west.tif"]
+
+
+@pytest.mark.usefixtures("ray_cluster", "prefect_server")
+def test_run_starts_a_pending_export_once(farms, aoi_file):
+    view = json.loads(runner.invoke(app, ["export", "--project", farms, "--aoi", str(aoi_file), "--json"]).stdout)
+    result = runner.invoke(app, ["run", str(view["id"]), "--json"])
+    assert result.exit_code == 0, result.stderr
+    assert json.loads(result.stdout)["status"] == "success"
+    again = runner.invoke(app, ["run", str(view["id"])])
+    assert again.exit_code == 2 and "is not pending" in again.stderr

@@ -1,0 +1,39 @@
+"""The demo's sample scenes look like imagery: spatial structure, plausible spectra, one shared landscape."""
+
+import numpy as np
+import rasterio
+from rasterio.vrt import WarpedVRT
+
+from cli.samples import BANDS
+
+
+def test_sample_scenes_are_structured_vegetated_and_bordered_by_nodata(sample_scene_paths):
+    for path in sample_scene_paths:
+        with rasterio.open(path) as src:
+            assert src.count == 4 and src.dtypes[0] == "uint16" and src.nodata == 0
+            assert tuple(d for d in src.descriptions) == BANDS
+            assert src.overviews(1)
+            red, nir = src.read(1, masked=True).astype(float), src.read(4, masked=True).astype(float)
+        valid = ~np.ma.getmaskarray(red)
+        assert 0.6 < valid.mean() < 0.95                      # a tilted swath with nodata corners
+        assert not valid[0, 0] and not valid[-1, -1]
+        # Neighbouring pixels are strongly correlated (imagery), unlike independent noise (about 0).
+        a, b = red[:, :-1], red[:, 1:]
+        both = ~(np.ma.getmaskarray(a) | np.ma.getmaskarray(b))
+        assert np.corrcoef(a.data[both], b.data[both])[0, 1] > 0.6
+        ndvi = (nir - red) / (nir + red)
+        values = ndvi.compressed()
+        assert np.percentile(values, 75) > 0.5               # vegetation (fields, forest) ...
+        assert 0 < (values < 0).mean() < 0.5                  # ... and water, but not a water world
+
+
+def test_two_zones_show_the_same_ground_where_they_overlap(sample_scene_paths):
+    west, east = sample_scene_paths
+    with rasterio.open(west) as w, rasterio.open(east) as e:
+        assert (w.crs.to_epsg(), e.crs.to_epsg()) == (32632, 32633)
+        with WarpedVRT(e, crs=w.crs, transform=w.transform, width=w.width, height=w.height, nodata=0) as warped:
+            east_in_west = warped.read(4, masked=True).astype(float)
+        west_nir = w.read(4, masked=True).astype(float)
+    overlap = ~(np.ma.getmaskarray(east_in_west) | np.ma.getmaskarray(west_nir))
+    assert overlap.sum() > 1000
+    assert np.corrcoef(west_nir.data[overlap], east_in_west.data[overlap])[0, 1] > 0.8
