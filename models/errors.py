@@ -47,6 +47,10 @@ class SceneReadError(RetryableError, OSError):
     """A scene could not be opened or read."""
 
 
+class RenderError(RetryableError):
+    """Rendering failed for a reason other than bad input (a worker died, an unexpected error in a tile)."""
+
+
 class DeliveryError(GeoshipError):
     """A delivery target failed; see the permanent/retryable subclasses."""
 

@@ -13,10 +13,12 @@ from pathlib import Path
 
 import ray
 import shapely
+from ray.exceptions import RayActorError, RayError, RayTaskError
 from rasterio.windows import Window
 from shapely.geometry import box, shape
 from shapely.prepared import prep
 
+from models.errors import GeoshipError, RenderError
 from models.tooltree import Mask, ToolTree
 from ray_render.actors import TileActor
 from ray_render.cluster import cluster_cpus
@@ -95,6 +97,8 @@ def render(tree: ToolTree, grid: OutputGrid, path: Path, options: RenderOptions 
         with CogWriter(Path(path), grid, len(output.output_bands()), output.dtype, output.nodata,
                        output.output_bands(), options.cog) as writer:
             _fan_out(actors, tiles, writer, options.in_flight_per_actor, on_progress)
+    except RayError as exc:
+        raise _translate(exc) from None
     finally:
         for actor in actors:
             ray.kill(actor)
@@ -104,6 +108,18 @@ def render(tree: ToolTree, grid: OutputGrid, path: Path, options: RenderOptions 
         bands=output.output_bands(), dtype=output.dtype, tiles_rendered=total, tiles_total=total,
         seconds=round(time.perf_counter() - started, 3),
     )
+
+
+def _translate(exc: RayError) -> Exception:
+    """Ray's wrappers carry tracebacks and terminal colours; callers get our own error with a plain message."""
+    cause = exc.cause if isinstance(exc, RayTaskError) else None
+    if isinstance(cause, GeoshipError):
+        return cause
+    if isinstance(exc, RayActorError):
+        return RenderError(f"a tile actor died while rendering: {exc.error_msg if hasattr(exc, 'error_msg') else type(exc).__name__}")
+    if cause is not None:
+        return RenderError(f"rendering a tile failed: {type(cause).__name__}: {cause}")
+    return RenderError(f"rendering failed: {type(exc).__name__}")
 
 
 def _fan_out(actors, tiles, writer: CogWriter, per_actor: int, on_progress: ProgressCallback | None) -> None:

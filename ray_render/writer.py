@@ -80,10 +80,13 @@ class CogWriter:
     def _finish(self) -> None:
         partial = self.path.with_name(self.path.name + ".partial")
         integer = np.issubdtype(np.dtype(self._profile["dtype"]), np.integer)
-        rasterio.shutil.copy(
-            self._work, partial, driver="COG", compress=self.options.compress,
-            predictor="YES" if integer else "FLOATING_POINT" if self.options.compress in ("DEFLATE", "ZSTD", "LZW") else "NO",
-            blocksize=self.options.blocksize, overviews="AUTO", overview_resampling=self.options.overview_resampling,
-            num_threads=self.options.num_threads, bigtiff="IF_SAFER",
-        )
-        os.replace(partial, self.path)
+        try:
+            rasterio.shutil.copy(
+                self._work, partial, driver="COG", compress=self.options.compress,
+                predictor="YES" if integer else "FLOATING_POINT" if self.options.compress in ("DEFLATE", "ZSTD", "LZW") else "NO",
+                blocksize=self.options.blocksize, overviews="AUTO", overview_resampling=self.options.overview_resampling,
+                num_threads=self.options.num_threads, bigtiff="IF_SAFER",
+            )
+            os.replace(partial, self.path)
+        finally:
+            partial.unlink(missing_ok=True)

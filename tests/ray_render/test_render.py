@@ -66,3 +66,16 @@ def test_tile_size_does_not_change_a_single_pixel(ray_cluster, scene, tmp_path):
             outputs.append(out.read())
     assert (outputs[0] > 0).mean() > 0.3
     assert np.array_equal(outputs[0], outputs[1])
+
+
+def test_a_tile_that_cannot_read_its_scene_fails_with_a_plain_message_and_no_file(ray_cluster, scene, tmp_path):
+    gone = scene.model_copy(update={"bands": [b.model_copy(update={"uri": str(tmp_path / "gone.tif")}) for b in scene.bands]})
+    grid = plan_grid("EPSG:32618", (500000, 4000000, 503000, 4003000), 10)
+    from models.errors import SceneReadError
+
+    with pytest.raises(SceneReadError) as info:
+        render(tree_of(gone), grid, tmp_path / "out" / "x.tif", RenderOptions(tile_size=256))
+    message = str(info.value)
+    assert message.startswith("scene big: cannot open") and "gone.tif" in message
+    assert "\x1b[" not in message and "Traceback" not in message
+    assert list((tmp_path / "out").iterdir()) == []  # no final, partial or working file left behind
