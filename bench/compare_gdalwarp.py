@@ -1,0 +1,158 @@
+"""geoship's renderer against GDAL's gdalwarp on the same mosaic, reprojection and AOI clip.
+
+Generates overlapping 3-band uint16 scenes in two UTM zones (cached under bench/out/), then alternates:
+  (a) geoship: ray_render.render() on an already running local Ray (warm, as a service runs it);
+  (b) gdalwarp -of COG -multi -wo NUM_THREADS=ALL_CPUS -co NUM_THREADS=ALL_CPUS with a cutline;
+both writing a deflate COG with overviews onto the same grid. Reports the median wall times, their ratio, and
+how many valid pixels agree exactly and within 1 DN. Run:  .venv/bin/python bench/compare_gdalwarp.py
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from dataclasses import asdict, replace
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+
+import numpy as np  # noqa: E402
+import rasterio  # noqa: E402
+from shapely.geometry import shape  # noqa: E402
+
+from cli.samples import SampleScene, write_scene  # noqa: E402
+from models.catalogue import scene_source  # noqa: E402
+from models.tables import Scene  # noqa: E402
+from models.tooltree import Identity, Mask, Output, ProjectSource, parse_tool_tree  # noqa: E402
+from ray_render.cluster import ensure_ray  # noqa: E402
+from ray_render.geometry import reproject_geometry, to_geojson  # noqa: E402
+from ray_render.grid import plan_grid  # noqa: E402
+from ray_render.inspect import inspect_scene  # noqa: E402
+from ray_render.render import RenderOptions, render  # noqa: E402
+
+OUT = ROOT / "bench" / "out"
+AOI = {"type": "Polygon", "coordinates": [[[11.90, 45.91], [12.20, 45.90], [12.26, 46.05], [12.18, 46.16],
+                                            [11.93, 46.17], [11.86, 46.04], [11.90, 45.91]]]}
+
+
+def scenes(size_px: int, resolution: float) -> list[Path]:
+    layout = [("nw", 32632, 11.97, 46.10), ("ne", 32633, 12.15, 46.10), ("sw", 32632, 11.97, 45.96), ("se", 32633, 12.15, 45.96)]
+    paths = []
+    for name, epsg, lon, lat in layout:
+        path = OUT / f"scenes-{size_px}-{resolution:g}" / f"{name}.tif"
+        if not path.exists():
+            print(f"generating {path.name} ({size_px} px, EPSG:{epsg})", flush=True)
+            write_scene(replace(SampleScene(name, epsg, lon, lat), size_px=size_px, resolution=resolution), path.parent)
+        paths.append(path)
+    return paths
+
+
+def rgb_views(paths: list[Path]) -> list[Path]:
+    """VRTs of bands 1-3 of each scene, so gdalwarp (no -b before GDAL 3.7) renders the same three bands."""
+    views = []
+    for path in paths:
+        view = path.with_suffix(".rgb.vrt")
+        subprocess.run(["gdal_translate", "-q", "-of", "VRT", "-b", "1", "-b", "2", "-b", "3", str(path), str(view)], check=True)
+        views.append(view)
+    return views
+
+
+def run_geoship(tree, grid, path: Path, tile_size: int) -> float:
+    started = time.perf_counter()
+    render(tree, grid, path, RenderOptions(tile_size=tile_size))
+    return time.perf_counter() - started
+
+
+def run_gdalwarp(paths, grid, aoi_path: Path, path: Path, error_threshold: float | None = None) -> float:
+    """gdalwarp paints inputs in order (the last one wins overlaps), so it gets them in reverse project order."""
+    left, bottom, right, top = grid.bounds
+    threshold = ["-et", str(error_threshold)] if error_threshold is not None else []
+    command = ["gdalwarp", "-q", "-overwrite", "-t_srs", grid.crs, "-tr", str(grid.resolution), str(grid.resolution),
+               "-te", str(left), str(bottom), str(right), str(top), "-cutline", str(aoi_path),
+               "-srcnodata", "0", "-dstnodata", "0", "-r", "near",
+               "-of", "COG", "-co", "COMPRESS=DEFLATE", "-co", "PREDICTOR=YES", "-co", "BLOCKSIZE=512",
+               "-multi", "-wo", "NUM_THREADS=ALL_CPUS", "-co", "NUM_THREADS=ALL_CPUS", *threshold,
+               *[str(p) for p in reversed(paths)], str(path)]
+    started = time.perf_counter()
+    subprocess.run(command, check=True)
+    return time.perf_counter() - started
+
+
+def agreement(a: Path, b: Path) -> dict:
+    with rasterio.open(a) as da, rasterio.open(b) as db:
+        assert (da.width, da.height) == (db.width, db.height)
+        equal = within1 = valid = either = 0
+        for _, window in da.block_windows(1):
+            x, y = da.read(window=window).astype(np.int64), db.read(window=window).astype(np.int64)
+            both = (x > 0).all(axis=0) & (y > 0).all(axis=0)
+            either += int(((x > 0).all(axis=0) | (y > 0).all(axis=0)).sum())
+            valid += int(both.sum())
+            equal += int((x == y).all(axis=0)[both].sum())
+            within1 += int((np.abs(x - y) <= 1).all(axis=0)[both].sum())
+    return {"pixels_valid_in_both": valid, "pixels_valid_in_either": either,
+            "share_equal": equal / valid, "share_within_1": within1 / valid}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--size", type=int, default=2000, help="pixels per side of each scene")
+    parser.add_argument("--resolution", type=float, default=10.0, help="scene pixel size (m)")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--tile-size", type=int, default=512)
+    args = parser.parse_args()
+    if shutil.which("gdalwarp") is None:
+        sys.exit("gdalwarp not found: apt-get install gdal-bin")
+    OUT.mkdir(parents=True, exist_ok=True)
+    paths = scenes(args.size, args.resolution)
+
+    sources = []
+    for path in paths:
+        info = asdict(inspect_scene(path=str(path)))
+        sources.append(scene_source(Scene(name=path.stem, owner_id=0, **info)))
+    aoi = reproject_geometry(shape(AOI), "EPSG:4326", "EPSG:3857")
+    resolution = args.resolution / np.cos(np.radians(46.0))  # native pixel size in Web Mercator here
+    grid = plan_grid("EPSG:3857", aoi.bounds, float(resolution))
+    node = Mask(input=Identity(input=ProjectSource(scenes=sources, bands=["red", "green", "blue"])),
+                geometry=to_geojson(aoi), crs="EPSG:3857")
+    tree = parse_tool_tree(Output(input=node, dtype="uint16", nodata=0).model_dump(mode="json"))
+    aoi_path = OUT / "aoi.geojson"
+    aoi_path.write_text(json.dumps({"type": "FeatureCollection", "features": [{"type": "Feature", "properties": {}, "geometry": AOI}]}))
+
+    rgb_paths = rgb_views(paths)
+    started = time.perf_counter()
+    ensure_ray(num_cpus=os.cpu_count())
+    ray_start = time.perf_counter() - started
+    times: dict[str, list[float]] = {"geoship": [], "gdalwarp": [], "gdalwarp_exact": []}
+    for i in range(args.repeats):
+        times["geoship"].append(run_geoship(tree, grid, OUT / "geoship.tif", args.tile_size))
+        times["gdalwarp"].append(run_gdalwarp(rgb_paths, grid, aoi_path, OUT / "gdalwarp.tif"))
+        times["gdalwarp_exact"].append(run_gdalwarp(rgb_paths, grid, aoi_path, OUT / "gdalwarp-exact.tif", 0))
+        print(f"run {i + 1}: " + ", ".join(f"{k} {v[-1]:.2f} s" for k, v in times.items()), flush=True)
+    medians = {k: statistics.median(v) for k, v in times.items()}
+    result = {
+        "output": {"width": grid.width, "height": grid.height, "bands": 3, "dtype": "uint16",
+                   "megapixels": round(grid.pixels / 1e6, 1)},
+        "scenes": {"count": len(paths), "size_px": args.size, "resolution_m": args.resolution},
+        "cpus": os.cpu_count(), "tile_size": args.tile_size, "ray_start_s": round(ray_start, 2),
+        "seconds": {k: [round(t, 2) for t in v] for k, v in times.items()},
+        "median_s": {k: round(v, 2) for k, v in medians.items()},
+        "ratio_geoship_to_gdalwarp": round(medians["geoship"] / medians["gdalwarp"], 3),
+        "agreement_with_gdalwarp": agreement(OUT / "geoship.tif", OUT / "gdalwarp.tif"),
+        "agreement_with_gdalwarp_exact": agreement(OUT / "geoship.tif", OUT / "gdalwarp-exact.tif"),
+        "gdal": subprocess.run(["gdalwarp", "--version"], capture_output=True, text=True).stdout.strip(),
+    }
+    (OUT / "results.json").write_text(json.dumps(result, indent=2))
+    print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()
