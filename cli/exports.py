@@ -53,7 +53,7 @@ def show_export(export_id: int, as_json: bool) -> ExportStatus:
     console.print(f"export {view.id}: [{colour}]{view.status.value}[/{colour}]  "
                   f"{view.tiles_done}/{view.tiles_total} tiles ({view.progress:.0%})")
     if view.error:
-        console.print(f"  error: {view.error}", highlight=False)
+        console.print(f"  error: {view.error}", highlight=False, soft_wrap=True)
     if view.artifact:
         console.print(f"  file: {view.artifact}", highlight=False)
     for target in view.targets:
@@ -61,7 +61,7 @@ def show_export(export_id: int, as_json: bool) -> ExportStatus:
         if (target.result or {}).get("url"):
             console.print(f"    download: {target.result['url']}", highlight=False, soft_wrap=True)
         if target.error:
-            console.print(f"    error: {target.error}", highlight=False)
+            console.print(f"    error: {target.error}", highlight=False, soft_wrap=True)
     return view.status
 
 
@@ -102,6 +102,8 @@ def export(
 
         run_export_now(export_id, show_progress=True)
     status = show_export(export_id, as_json)
+    if not wait and not as_json:
+        console.print(f"  the poller deployment will start it; to run it here now: geoship run {export_id}")
     if wait and status != ExportStatus.success:
         raise typer.Exit(EXIT_FAILED)
 

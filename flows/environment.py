@@ -17,7 +17,9 @@ def configure_embedded_defaults() -> None:
         "PREFECT_HOME": str(home / "prefect"),
         # The first start of a fresh local server runs its migrations, which can take 20-25 s here.
         "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "120",
-        "PREFECT_LOGGING_LEVEL": "WARNING",
+        # Flow-run logs still go to the Prefect API (and UI); the terminal shows the CLI's own output,
+        # which reports a failure by the message recorded on the export row.
+        "PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL": "CRITICAL",
         "RAY_USAGE_STATS_ENABLED": "0",
         "RAY_AUTH_MODE": "disabled",
         "AWS_EC2_METADATA_DISABLED": "true",

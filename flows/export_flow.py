@@ -6,7 +6,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from prefect import flow, task
+from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.runtime import flow_run as current_flow_run
 from sqlmodel import Session, select
@@ -53,7 +53,12 @@ def render_export(export_id: int) -> dict[str, Any]:
         in_flight_per_actor=settings.tiles_in_flight_per_actor, resampling=export.resampling,
         gdal_cache_mb=settings.gdal_cache_mb,
     )
+    logger = get_run_logger()
+    logger.info("export %s: rendering %s x %s px in %s with %s px tiles", export_id, grid.width, grid.height,
+                grid.crs, options.tile_size)
     result = render(tree, grid, artifact_path(export_id), options, on_progress=ProgressReporter(export_id))
+    logger.info("export %s: wrote %s (%s bytes, %s tiles) in %.1f s", export_id, result.path, result.bytes,
+                result.tiles_rendered, result.seconds)
     summary = asdict(result)
     set_export_fields(export_id, artifact=result.path, result={"render": summary})
     return summary
@@ -73,6 +78,7 @@ def deliver_target(export_id: int, target_id: int, rendered: dict[str, Any]) -> 
         set_target_status(target_id, TargetStatus.error, error=str(exc))
         raise
     set_target_status(target_id, TargetStatus.success, result=result, error=None)
+    get_run_logger().info("export %s: target %s delivered", export_id, target_id)
     return result
 
 
