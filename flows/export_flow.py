@@ -58,7 +58,7 @@ def render_export(export_id: int) -> dict[str, Any]:
                 grid.crs, options.tile_size)
     result = render(tree, grid, artifact_path(export_id), options, on_progress=ProgressReporter(export_id))
     logger.info("export %s: wrote %s (%s bytes, %s tiles) in %.1f s", export_id, result.path, result.bytes,
-                result.tiles_rendered, result.seconds)
+                result.tiles, result.seconds)
     summary = asdict(result)
     set_export_fields(export_id, artifact=result.path, result={"render": summary})
     return summary

@@ -15,7 +15,7 @@ from models.schemas import ExportRequest
 from models.settings import get_settings
 from models.tables import Export, ExportTarget, Scene, User
 from models.tooltree import (
-    INDEX_TEMPLATES,
+    INDEX_BANDS,
     ColorCorrect,
     Identity,
     Mask,
@@ -23,6 +23,7 @@ from models.tooltree import (
     ProjectSource,
     Stretch,
     ToolTree,
+    index_node,
     parse_tool_tree,
 )
 from ray_render.geometry import (
@@ -75,8 +76,7 @@ def _bands(request: ExportRequest, scenes: list[Scene]) -> list[str]:
     if request.tool == "rgb":
         bands = request.bands or DEFAULT_RGB_BANDS
     else:
-        template = {"ndvi": ["nir", "red"], "ndwi": ["green", "nir"]}[request.tool]
-        bands = request.bands or template
+        bands = request.bands or list(INDEX_BANDS[request.tool])
         if len(bands) != 2:
             raise InvalidRequest("bands", f"{request.tool} takes two bands, got {len(bands)}")
     missing = [b for b in bands if b not in available]
@@ -105,9 +105,7 @@ def build_tool_tree(request: ExportRequest, scenes: list[Scene], aoi, dst_crs: s
         node = ColorCorrect(input=source, stretch=stretch, gamma=cc.gamma)
         output = dict(dtype="uint8", nodata=0, scale=255.0)
     else:
-        a, b = bands
-        template = INDEX_TEMPLATES[request.tool]
-        node = template(source, **({"nir": a, "red": b} if request.tool == "ndvi" else {"green": a, "nir": b}))
+        node = index_node(request.tool, source, bands)
         output = dict(dtype="float32", nodata=INDEX_NODATA)
     if aoi is not None:
         node = Mask(input=node, geometry=to_geojson(aoi), crs=dst_crs)

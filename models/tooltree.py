@@ -274,14 +274,21 @@ def parse_tool_tree(data: Any) -> ToolTree:
         raise InvalidToolTree("tool", reasons) from None
 
 
+# Named indices as templates: (a, b) of the normalised difference, by band name.
+INDEX_BANDS: dict[str, tuple[str, str]] = {"ndvi": ("nir", "red"), "ndwi": ("green", "nir")}
+
+
+def index_node(name: str, source: _Node, bands: tuple[str, str] | list[str] | None = None) -> NormalizedDifference:
+    """The named index over `source`, with its standard bands unless others are given."""
+    a, b = bands or INDEX_BANDS[name]
+    return NormalizedDifference(input=source, a=a, b=b, name=name)
+
+
 def ndvi(source: _Node, nir: str = "nir", red: str = "red") -> NormalizedDifference:
-    """NDVI as a template: the normalised difference of the NIR and red bands."""
-    return NormalizedDifference(input=source, a=nir, b=red, name="ndvi")
+    """NDVI: the normalised difference of the NIR and red bands."""
+    return index_node("ndvi", source, (nir, red))
 
 
 def ndwi(source: _Node, green: str = "green", nir: str = "nir") -> NormalizedDifference:
     """NDWI (McFeeters): the normalised difference of the green and NIR bands."""
-    return NormalizedDifference(input=source, a=green, b=nir, name="ndwi")
-
-
-INDEX_TEMPLATES = {"ndvi": ndvi, "ndwi": ndwi}
+    return index_node("ndwi", source, (green, nir))

@@ -52,8 +52,7 @@ class RenderResult:
     height: int
     bands: list[str]
     dtype: str
-    tiles_rendered: int
-    tiles_total: int
+    tiles: int
     seconds: float
 
 
@@ -89,7 +88,7 @@ def render(tree: ToolTree, grid: OutputGrid, path: Path, options: RenderOptions 
     pool_size = max(1, min(pool_size, total))
     tree_ref = ray.put(tree.to_json())  # shared by every actor, stored once
     actors = [
-        TileActor.options(name=None).remote(tree_ref, grid.to_dict(), options.resampling, options.gdal_cache_mb)
+        TileActor.remote(tree_ref, grid.to_dict(), options.resampling, options.gdal_cache_mb)
         for _ in range(pool_size)
     ]
     output = tree.root
@@ -105,7 +104,7 @@ def render(tree: ToolTree, grid: OutputGrid, path: Path, options: RenderOptions 
     size = Path(path).stat().st_size
     return RenderResult(
         path=str(path), bytes=size, sha256=sha256_of(Path(path)), width=grid.width, height=grid.height,
-        bands=output.output_bands(), dtype=output.dtype, tiles_rendered=total, tiles_total=total,
+        bands=output.output_bands(), dtype=output.dtype, tiles=total,
         seconds=round(time.perf_counter() - started, 3),
     )
 
@@ -116,7 +115,7 @@ def _translate(exc: RayError) -> Exception:
     if isinstance(cause, GeoshipError):
         return cause
     if isinstance(exc, RayActorError):
-        return RenderError(f"a tile actor died while rendering: {exc.error_msg if hasattr(exc, 'error_msg') else type(exc).__name__}")
+        return RenderError(f"a tile actor died while rendering: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}")
     if cause is not None:
         return RenderError(f"rendering a tile failed: {type(cause).__name__}: {cause}")
     return RenderError(f"rendering failed: {type(exc).__name__}")
@@ -128,14 +127,12 @@ def _fan_out(actors, tiles, writer: CogWriter, per_actor: int, on_progress: Prog
     queue = iter(tiles)
     pending: dict = {}  # object ref -> actor index
 
-    def submit(actor_index: int) -> bool:
+    def submit(actor_index: int) -> None:
         nxt = next(queue, None)
-        if nxt is None:
-            return False
-        index, w = nxt
-        ref = actors[actor_index].render.remote((index.row, index.col), (w.col_off, w.row_off, w.width, w.height))
-        pending[ref] = actor_index
-        return True
+        if nxt is not None:
+            index, w = nxt
+            ref = actors[actor_index].render.remote((index.row, index.col), (w.col_off, w.row_off, w.width, w.height))
+            pending[ref] = actor_index
 
     for actor_index in range(len(actors)):
         for _ in range(per_actor):

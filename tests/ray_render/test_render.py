@@ -35,7 +35,7 @@ def test_render_writes_a_valid_cog_and_reports_progress(ray_cluster, scene, tmp_
                     on_progress=lambda done, total: calls.append((done, total)))
     valid, errors, _warnings = cog_validate(str(tmp_path / "out.tif"))
     assert valid, errors
-    assert result.tiles_total == 9 and calls[0] == (0, 9) and calls[-1] == (9, 9)
+    assert result.tiles == 9 and calls[0] == (0, 9) and calls[-1] == (9, 9)
     assert [d for d, _ in calls] == list(range(10))
     with rasterio.open(tmp_path / "out.tif") as out, rasterio.open(scene.bands[0].uri) as src:
         assert out.nodata == 0 and out.count == 3 and out.dtypes[0] == "uint16"
