@@ -16,6 +16,7 @@ err_console = Console(stderr=True)
 
 EXIT_FAILED = 1  # the work was attempted and failed
 EXIT_REFUSED = 2  # the request was refused (bad input, not found, conflict)
+EXIT_INTERRUPTED = 130  # stopped by Ctrl-C, as shells report SIGINT
 
 
 def reports_errors(command):
@@ -28,6 +29,9 @@ def reports_errors(command):
         except GeoshipError as exc:
             err_console.print(f"[red]error:[/red] {exc}", highlight=False, markup=True)
             raise typer.Exit(EXIT_REFUSED if isinstance(exc, PermanentError) else EXIT_FAILED) from None
+        except KeyboardInterrupt:
+            err_console.print("[red]interrupted[/red]")
+            raise typer.Exit(EXIT_INTERRUPTED) from None
 
     return wrapper
 

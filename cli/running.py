@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import threading
+from contextlib import contextmanager
 
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from sqlmodel import Session
 
-from cli.common import err_console
-from flows.status import claim_export
+from cli.common import EXIT_INTERRUPTED, err_console
+from delivery.artifacts import artifact_path
+from flows.status import claim_export, fail_export
 from models.db import get_engine
 from models.errors import Conflict
 from models.tables import Export
+from ray_render.writer import working_files
 
 
 def _watch(export_id: int, progress: Progress, task_id, stop: threading.Event) -> None:
@@ -30,7 +35,8 @@ def run_export_now(export_id: int, show_progress: bool = True) -> None:
     from flows.export_flow import export_flow  # Prefect is imported only when a flow runs
 
     if not show_progress:
-        _run_quietly(export_flow, export_id)
+        with _interrupts_end(export_id):
+            _run_quietly(export_flow, export_id)
         return
     columns = (TextColumn("export {task.fields[export_id]} [cyan]{task.fields[status]}[/cyan]"), BarColumn(),
                MofNCompleteColumn(), TextColumn("tiles"), TimeElapsedColumn())
@@ -40,7 +46,8 @@ def run_export_now(export_id: int, show_progress: bool = True) -> None:
         watcher = threading.Thread(target=_watch, args=(export_id, progress, task_id, stop), daemon=True)
         watcher.start()
         try:
-            _run_quietly(export_flow, export_id)
+            with _interrupts_end(export_id):
+                _run_quietly(export_flow, export_id)
         finally:
             stop.set()
             watcher.join()
@@ -48,6 +55,37 @@ def run_export_now(export_id: int, show_progress: bool = True) -> None:
                 export = session.get(Export, export_id)
             progress.update(task_id, total=export.tiles_total or 1, completed=export.tiles_done,
                             status=export.status.value)
+
+
+INTERRUPTED = "interrupted: the command running the export was stopped before it finished"
+
+
+@contextmanager
+def _interrupts_end(export_id: int):
+    """While the flow runs here, SIGINT or SIGTERM ends the export in error and exits at once.
+
+    Ctrl-C reaches the whole process group, so Prefect's temporary local server dies with it; Prefect's own
+    crash handling would then retry reporting to that dead server for minutes, and its hooks are not
+    guaranteed to run anyway. So the row is settled here, the writer's working files are removed, Ray (and
+    with it the tile actors) is shut down, and the process exits with 130.
+    """
+    def settle_and_exit(signum, _frame):
+        fail_export(export_id, f"{INTERRUPTED} ({signal.Signals(signum).name})")
+        for leftover in working_files(artifact_path(export_id)):
+            leftover.unlink(missing_ok=True)
+        import ray
+
+        if ray.is_initialized():
+            ray.shutdown()
+        err_console.print(f"\n[red]interrupted:[/red] export {export_id} ended in error")
+        os._exit(EXIT_INTERRUPTED)
+
+    previous = {sig: signal.signal(sig, settle_and_exit) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def _run_quietly(export_flow, export_id: int) -> None:

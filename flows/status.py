@@ -27,6 +27,11 @@ def advance_export(export_id: int, to: ExportStatus, **fields: Any) -> bool:
         return connection.execute(statement).rowcount == 1
 
 
+def fail_export(export_id: int, reason: str) -> bool:
+    """End an unfinished export in error with `reason`; False when it had already finished."""
+    return advance_export(export_id, ExportStatus.error, error=reason)
+
+
 def claim_export(export_id: int) -> bool:
     """Claim one pending export (pending -> submitted); False when someone else already did."""
     return advance_export(export_id, ExportStatus.submitted)

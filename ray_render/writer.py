@@ -40,6 +40,12 @@ def sha256_of(path: Path, chunk: int = 4 * 1024 * 1024) -> str:
     return digest.hexdigest()
 
 
+def working_files(path: Path) -> list[Path]:
+    """The temporary files a `CogWriter` for `path` may leave if its process is killed."""
+    path = Path(path)
+    return [path.with_name(path.name + ".work.tif"), path.with_name(path.name + ".partial")]
+
+
 class CogWriter:
     """Context manager: `write(window, array)` tiles, then on clean exit the COG appears at `path`."""
 
@@ -48,7 +54,7 @@ class CogWriter:
         self.path = Path(path)
         self.grid = grid
         self.options = options
-        self._work = self.path.with_name(self.path.name + ".work.tif")
+        self._work, self._partial = working_files(self.path)
         self._profile = dict(
             driver="GTiff", width=grid.width, height=grid.height, count=count, dtype=dtype, nodata=nodata,
             crs=grid.crs, transform=grid.transform, tiled=True, blockxsize=options.blocksize,
@@ -78,7 +84,7 @@ class CogWriter:
             self._work.unlink(missing_ok=True)
 
     def _finish(self) -> None:
-        partial = self.path.with_name(self.path.name + ".partial")
+        partial = self._partial
         integer = np.issubdtype(np.dtype(self._profile["dtype"]), np.integer)
         try:
             rasterio.shutil.copy(

@@ -1,0 +1,51 @@
+"""Ctrl-C during `geoship export --wait`: the export ends in error at once, nothing half-written remains."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from sqlmodel import Session, select
+
+from models.db import get_engine
+from models.status import ExportStatus
+from models.tables import Export
+
+GEOSHIP = Path(sys.executable).with_name("geoship")
+
+
+def test_interrupting_a_running_export_settles_its_row_and_exits_130(geoship_home, sample_scene_paths, tmp_path):
+    env = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"}
+    env["GEOSHIP_TILE_SIZE"] = "64"
+    env["PREFECT_HOME"] = str(tmp_path / "prefect")  # the command starts its own temporary Prefect server
+    subprocess.run([str(GEOSHIP), "projects", "create", "alps"], env=env, check=True, capture_output=True)
+    subprocess.run([str(GEOSHIP), "scenes", "add", *map(str, sample_scene_paths), "--project", "alps"],
+                   env=env, check=True, capture_output=True)
+    # A fine resolution makes thousands of tiles: the run is still rendering when the signal comes.
+    process = subprocess.Popen([str(GEOSHIP), "export", "--project", "alps", "--resolution", "4", "--wait"],
+                               env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 150
+        export = None
+        while time.monotonic() < deadline and process.poll() is None:
+            with Session(get_engine()) as session:
+                export = session.exec(select(Export)).first()
+            if export is not None and export.status == ExportStatus.rendering and export.tiles_done > 0:
+                break
+            time.sleep(0.2)
+        assert export is not None and export.status == ExportStatus.rendering, "the export never started rendering"
+        os.killpg(process.pid, signal.SIGINT)  # as a terminal's Ctrl-C: the whole process group
+        started = time.monotonic()
+        assert process.wait(timeout=30) == 130
+        assert time.monotonic() - started < 15
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+    with Session(get_engine()) as session:
+        row = session.get(Export, export.id)
+    assert row.status == ExportStatus.error and "interrupted" in row.error
+    artifacts = geoship_home / "artifacts" / f"export-{row.id}"
+    assert not artifacts.exists() or list(artifacts.iterdir()) == []
+    assert "interrupted" in process.stderr.read().decode()
