@@ -125,7 +125,8 @@ def main() -> None:
                 geometry=to_geojson(aoi), crs="EPSG:3857")
     tree = parse_tool_tree(Output(input=node, dtype="uint16", nodata=0).model_dump(mode="json"))
     aoi_path = OUT / "aoi.geojson"
-    aoi_path.write_text(json.dumps({"type": "FeatureCollection", "features": [{"type": "Feature", "properties": {}, "geometry": AOI}]}))
+    feature = {"type": "Feature", "properties": {}, "geometry": AOI}
+    aoi_path.write_text(json.dumps({"type": "FeatureCollection", "features": [feature]}))
 
     rgb_paths = rgb_views(paths)
     started = time.perf_counter()

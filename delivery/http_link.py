@@ -18,6 +18,7 @@ from sqlmodel import Session, select
 from delivery.base import Artifact
 from models.errors import LinkExpired, NotFound
 from models.keys import get_secret_key
+from models.schemas import HttpLinkConfig
 from models.settings import get_settings
 from models.tables import DownloadLink, Export, ExportTarget
 from models.timestamps import utcnow
@@ -69,11 +70,11 @@ class HttpLinkDelivery:
     """Delivers by issuing a download link; the file itself stays in the artifact store."""
 
     def deliver(self, session: Session, artifact: Artifact, target: ExportTarget) -> dict[str, Any]:
-        config = target.config or {}
+        config = HttpLinkConfig.model_validate(target.config or {})
         link = issue_link(
             session, export_id=artifact.export_id, target_id=target.id,
-            ttl_hours=float(config.get("ttl_hours", get_settings().link_ttl_hours)),
-            byte_rate_limit=config.get("byte_rate_limit"), download_quota=config.get("download_quota"),
+            ttl_hours=config.ttl_hours or get_settings().link_ttl_hours,
+            byte_rate_limit=config.byte_rate_limit, download_quota=config.download_quota,
         )
         return {"link_id": link.id, "expires_at": link.expires_at.isoformat(), "bytes": artifact.bytes,
                 "sha256": artifact.sha256}

@@ -7,12 +7,15 @@ from __future__ import annotations
 
 import numpy as np
 import shapely
+from pydantic import ValidationError
 from sqlmodel import Session
 
+from delivery.registry import DELIVERIES
 from models.catalogue import find_project, project_scenes, scene_source
 from models.errors import InvalidAOI, InvalidRequest
-from models.schemas import ExportRequest
+from models.schemas import ExportRequest, HttpLinkConfig
 from models.settings import get_settings
+from models.status import TargetKind
 from models.tables import Export, ExportTarget, Scene, User
 from models.tooltree import (
     INDEX_BANDS,
@@ -119,8 +122,26 @@ def estimate_bytes(grid: OutputGrid, tree: ToolTree) -> int:
     return grid.pixels * len(tree.root.output_bands()) * np.dtype(tree.root.dtype).itemsize
 
 
+TARGET_CONFIGS = {TargetKind.http: HttpLinkConfig}
+
+
+def _check_targets(request: ExportRequest) -> None:
+    for position, target in enumerate(request.targets):
+        if target.kind not in DELIVERIES:
+            available = ", ".join(kind.value for kind in DELIVERIES)
+            raise InvalidRequest(f"targets.{position}.kind", f"delivery to {target.kind.value} is not available "
+                                                              f"on this server (available: {available})")
+        try:
+            TARGET_CONFIGS[target.kind].model_validate(target.config)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            field = ".".join(["targets", str(position), "config", *map(str, first["loc"])])
+            raise InvalidRequest(field, first["msg"]) from None
+
+
 def create_export(session: Session, *, owner: User, request: ExportRequest) -> Export:
     """Validate `request` and insert its export row (status `pending`) with its targets."""
+    _check_targets(request)
     project = find_project(session, user=owner, ref=request.project)
     scenes = project_scenes(session, project=project)
     if not scenes:

@@ -10,7 +10,18 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from models.status import ExportStatus, TargetKind, TargetStatus
 
 TOOL_NAMES = ("rgb", "ndvi", "ndwi")
-RESAMPLING_METHODS = ("nearest", "bilinear", "cubic", "cubic_spline", "lanczos", "average", "mode", "min", "max", "med", "q1", "q3")
+RESAMPLING_METHODS = (
+    "nearest", "bilinear", "cubic", "cubic_spline", "lanczos", "average", "mode", "min", "max", "med", "q1", "q3",
+)
+
+
+class HttpLinkConfig(BaseModel):
+    """Settings of an HTTP download link; unset ones take the server's defaults."""
+
+    model_config = ConfigDict(extra="forbid")
+    ttl_hours: float | None = Field(default=None, gt=0, le=24 * 365)
+    byte_rate_limit: int | None = Field(default=None, gt=0)  # bytes per second
+    download_quota: int | None = Field(default=None, gt=0)  # number of downloads
 
 
 class TargetRequest(BaseModel):

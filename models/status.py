@@ -23,7 +23,7 @@ class ExportStatus(StrEnum):
     def is_final(self) -> bool:
         return self in (ExportStatus.success, ExportStatus.error)
 
-    def earlier(self) -> list["ExportStatus"]:
+    def earlier(self) -> list[ExportStatus]:
         """The statuses an export may move to this one from."""
         return [s for s in ExportStatus if s.rank < self.rank and not s.is_final]
 

@@ -10,7 +10,7 @@ output.
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -27,7 +27,7 @@ class _Node(BaseModel):
         """Names of the bands this node produces, in order."""
         raise NotImplementedError
 
-    def children(self) -> list["Node"]:
+    def children(self) -> list[Node]:
         inp = getattr(self, "input", None)
         return [inp] if inp is not None else []
 
@@ -82,7 +82,7 @@ class ProjectSource(_Node):
     bands: list[str] = Field(min_length=1)
 
     @model_validator(mode="after")
-    def _bands_exist(self) -> "ProjectSource":
+    def _bands_exist(self) -> ProjectSource:
         available = sorted({b.name for s in self.scenes for b in s.bands})
         _require_bands("project source", self.bands, available)
         if len(set(self.bands)) != len(self.bands):
@@ -97,7 +97,7 @@ class Identity(_Node):
     """Passes its input through unchanged."""
 
     type: Literal["identity"] = "identity"
-    input: "Node"
+    input: Node
 
     def output_bands(self) -> list[str]:
         return self.input.output_bands()
@@ -107,11 +107,11 @@ class SelectBands(_Node):
     """Band composition: any 1..N input bands, in any order (true or false colour)."""
 
     type: Literal["select"] = "select"
-    input: "Node"
+    input: Node
     bands: list[str] = Field(min_length=1)
 
     @model_validator(mode="after")
-    def _bands_exist(self) -> "SelectBands":
+    def _bands_exist(self) -> SelectBands:
         _require_bands("select", self.bands, self.input.output_bands())
         return self
 
@@ -128,7 +128,7 @@ class Stretch(BaseModel):
     max: float
 
     @model_validator(mode="after")
-    def _ordered(self) -> "Stretch":
+    def _ordered(self) -> Stretch:
         if not self.max > self.min:
             raise ValueError(f"stretch of band {self.band}: max ({self.max}) must exceed min ({self.min})")
         return self
@@ -142,12 +142,12 @@ class ColorCorrect(_Node):
     """
 
     type: Literal["color_correct"] = "color_correct"
-    input: "Node"
+    input: Node
     stretch: list[Stretch] = Field(min_length=1)
     gamma: float = Field(default=1.0, gt=0.05, le=10.0)
 
     @model_validator(mode="after")
-    def _stretch_covers_input(self) -> "ColorCorrect":
+    def _stretch_covers_input(self) -> ColorCorrect:
         bands = self.input.output_bands()
         _require_bands("color_correct", [s.band for s in self.stretch], bands)
         unstretched = [b for b in bands if b not in {s.band for s in self.stretch}]
@@ -163,13 +163,13 @@ class NormalizedDifference(_Node):
     """(a - b) / (a + b) as float32; where a + b is 0 the pixel is nodata. NDVI is (nir, red)."""
 
     type: Literal["normalized_difference"] = "normalized_difference"
-    input: "Node"
+    input: Node
     a: str
     b: str
     name: str = Field(default="nd", pattern=r"^[A-Za-z][A-Za-z0-9_]{0,31}$")
 
     @model_validator(mode="after")
-    def _bands_exist(self) -> "NormalizedDifference":
+    def _bands_exist(self) -> NormalizedDifference:
         _require_bands("normalized_difference", [self.a, self.b], self.input.output_bands())
         return self
 
@@ -181,7 +181,7 @@ class Mask(_Node):
     """Pixels whose centre lies outside `geometry` (a GeoJSON (Multi)Polygon in `crs`) become nodata."""
 
     type: Literal["mask"] = "mask"
-    input: "Node"
+    input: Node
     geometry: dict[str, Any]
     crs: str
 
@@ -202,7 +202,7 @@ class Output(_Node):
     """The root: casts to `dtype` as value * scale + offset, rounding and clipping to the dtype's range."""
 
     type: Literal["output"] = "output"
-    input: "Node"
+    input: Node
     dtype: Literal[OUTPUT_DTYPES] = "uint8"  # type: ignore[valid-type]
     nodata: float | None = 0
     scale: float = 1.0
@@ -213,7 +213,7 @@ class Output(_Node):
 
 
 Node = Annotated[
-    Union[ProjectSource, Identity, SelectBands, ColorCorrect, NormalizedDifference, Mask, Output],
+    ProjectSource | Identity | SelectBands | ColorCorrect | NormalizedDifference | Mask | Output,
     Field(discriminator="type"),
 ]
 

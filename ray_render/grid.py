@@ -46,7 +46,7 @@ class OutputGrid:
         return {"crs": self.crs, "transform": list(self.transform)[:6], "width": self.width, "height": self.height}
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "OutputGrid":
+    def from_dict(cls, data: dict[str, Any]) -> OutputGrid:
         return cls(data["crs"], Affine(*data["transform"]), int(data["width"]), int(data["height"]))
 
 
@@ -89,5 +89,6 @@ def tile_windows(grid: OutputGrid, tile_size: int) -> Iterator[tuple[TileIndex, 
 
 def native_resolution_in(dst_crs: str, src_crs: str, width: int, height: int, bounds) -> float:
     """A scene's pixel size expressed in `dst_crs` units, as gdalwarp would choose it."""
-    transform, _, _ = calculate_default_transform(CRS.from_user_input(src_crs), CRS.from_user_input(dst_crs), width, height, *bounds)
+    src, dst = CRS.from_user_input(src_crs), CRS.from_user_input(dst_crs)
+    transform, _, _ = calculate_default_transform(src, dst, width, height, *bounds)
     return min(abs(transform.a), abs(transform.e))

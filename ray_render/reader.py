@@ -33,7 +33,7 @@ class SceneReader:
         footprint = bounds_polygon(scene.bounds, scene.crs, grid.crs)
         self.footprint_bounds = footprint.bounds  # in output CRS units
 
-    def __enter__(self) -> "SceneReader":
+    def __enter__(self) -> SceneReader:
         return self
 
     def __exit__(self, *exc) -> None:

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import ray
 import shapely
-from ray.exceptions import RayActorError, RayError, RayTaskError
 from rasterio.windows import Window
+from ray.exceptions import RayActorError, RayError, RayTaskError
 from shapely.geometry import box, shape
 from shapely.prepared import prep
 

@@ -37,7 +37,7 @@ class TileRenderer:
     def close(self) -> None:
         self._stack.close()
 
-    def __enter__(self) -> "TileRenderer":
+    def __enter__(self) -> TileRenderer:
         return self
 
     def __exit__(self, *exc) -> None:

@@ -65,7 +65,7 @@ class CogWriter:
         self._band_names = band_names
         self._dataset = None
 
-    def __enter__(self) -> "CogWriter":
+    def __enter__(self) -> CogWriter:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._dataset = rasterio.open(self._work, "w", **self._profile)
         for i, name in enumerate(self._band_names, start=1):

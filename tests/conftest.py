@@ -29,12 +29,12 @@ for _key, _value in {
 os.environ.pop("RAY_ADDRESS", None)
 os.environ.pop("PREFECT_API_URL", None)
 
+from dataclasses import replace  # noqa: E402
+
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import rasterio  # noqa: E402
 from affine import Affine  # noqa: E402
-
-from dataclasses import replace  # noqa: E402
 
 from cli.samples import DEMO_SCENES  # noqa: E402
 

@@ -79,7 +79,8 @@ def test_the_demo_runs_a_real_export_end_to_end(geoship_home, monkeypatch):
     assert "success" in result.stdout and "/downloads/" in result.stdout
     artifacts = list((geoship_home / "artifacts").glob("export-*/export-*.tif"))
     assert len(artifacts) == 1
-    assert sorted(p.name for p in (geoship_home / "samples").glob("*.tif")) == ["alpine-foreland-east.tif", "alpine-foreland-west.tif"]
+    samples = sorted(p.name for p in (geoship_home / "samples").glob("*.tif"))
+    assert samples == ["alpine-foreland-east.tif", "alpine-foreland-west.tif"]
 
 
 @pytest.mark.usefixtures("ray_cluster", "prefect_server")

@@ -9,6 +9,7 @@ import pytest
 from models.catalogue import add_scene, create_project, get_or_create_user
 from ray_render.inspect import inspect_scene
 
+
 @pytest.fixture
 def owner(session):
     user = get_or_create_user(session, name="ada")

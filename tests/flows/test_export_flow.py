@@ -15,6 +15,7 @@ from flows.export_flow import export_flow
 from flows.status import claim_export
 from flows.submission import create_export
 from flows.views import export_view
+from models.errors import SceneReadError
 from models.schemas import ExportRequest, TargetRequest
 from models.status import ExportStatus, TargetStatus
 from models.tables import Download, Export
@@ -92,7 +93,7 @@ def test_a_failing_render_ends_in_error_with_the_reason(session, owner, project,
     session.add(export)
     session.commit()
 
-    with pytest.raises(Exception):
+    with pytest.raises(SceneReadError):
         export_flow(export_id)
     session.expire_all()
     view = export_view(session, session.get(Export, export_id))

@@ -5,7 +5,7 @@ from sqlmodel import func, select
 
 from flows.submission import create_export
 from models.errors import InvalidAOI, InvalidRequest, NotFound
-from models.schemas import ColorCorrection, ExportRequest
+from models.schemas import ColorCorrection, ExportRequest, TargetRequest
 from models.status import ExportStatus
 from models.tables import Export, ExportTarget, User
 from models.tooltree import ColorCorrect, Identity, Mask, NormalizedDifference, parse_tool_tree
@@ -62,6 +62,11 @@ FAR_AWAY = {"type": "Polygon", "coordinates": [[[100, 10], [101, 10], [101, 11],
     ({"tool": "ndvi", "bands": ["nir"]}, InvalidRequest, "takes two bands"),
     ({"resolution": 0.01}, InvalidRequest, "over the limit"),
     ({"project": "nope"}, NotFound, "project 'nope' not found"),
+    ({"targets": [TargetRequest(), TargetRequest(kind="dropbox")]}, InvalidRequest,
+     "targets.1.kind: delivery to dropbox is not available on this server (available: http)"),
+    ({"targets": [TargetRequest(config={"ttl_hours": -1})]}, InvalidRequest,
+     "targets.0.config.ttl_hours: Input should be greater than 0"),
+    ({"targets": [TargetRequest(config={"rate": 5})]}, InvalidRequest, "targets.0.config.rate: Extra inputs"),
 ])
 def test_refused_requests_name_the_problem_and_write_nothing(session, owner, project, changes, error, needle):
     request = ExportRequest(**{"project": "alps", **changes})

@@ -1,6 +1,6 @@
 """Tables on a real database: aware datetimes survive the round trip, naive ones are refused."""
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 from sqlalchemy.exc import StatementError
@@ -23,5 +23,5 @@ def test_naive_datetimes_are_refused(session):
     with pytest.raises(StatementError, match="naive datetime"):
         session.commit()
     session.rollback()
-    session.add(User(name="bob", created_at=datetime(2024, 1, 1, tzinfo=timezone.utc)))
+    session.add(User(name="bob", created_at=datetime(2024, 1, 1, tzinfo=UTC)))
     session.commit()

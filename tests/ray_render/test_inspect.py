@@ -37,7 +37,8 @@ def test_single_band_files_make_one_scene_if_they_share_a_grid(make_raster):
     red = make_raster("B4.TIF", np.ones((1, 4, 4), np.uint16))
     nir = make_raster("B5.TIF", np.ones((1, 4, 4), np.uint16))
     info = inspect_scene(band_files=[("red", str(red)), ("nir", str(nir))], nodata=0)
-    assert [(b["name"], b["uri"].rsplit("/", 1)[1], b["index"]) for b in info.bands] == [("red", "B4.TIF", 1), ("nir", "B5.TIF", 1)]
+    described = [(b["name"], b["uri"].rsplit("/", 1)[1], b["index"]) for b in info.bands]
+    assert described == [("red", "B4.TIF", 1), ("nir", "B5.TIF", 1)]
     assert info.nodata == 0
     shifted = make_raster("B6.TIF", np.ones((1, 4, 4), np.uint16), origin=(500010, 4000000))
     with pytest.raises(InvalidRequest, match="not on the same grid"):
