@@ -100,7 +100,7 @@ def export(
     if wait:
         from cli.running import run_export_now
 
-        run_export_now(export_id, show_progress=True)
+        run_export_now(export_id)
     status = show_export(export_id, as_json)
     if not wait and not as_json:
         console.print(f"  the poller deployment will start it; to run it here now: geoship run {export_id}")
@@ -115,7 +115,7 @@ def run(export_id: int, as_json: bool = typer.Option(False, "--json")) -> None:
 
     with session_scope() as session:
         get_export(session, owner=acting_user(session), export_id=export_id)  # yours, or not found
-    run_export_now(export_id, show_progress=True)
+    run_export_now(export_id)
     if show_export(export_id, as_json) != ExportStatus.success:
         raise typer.Exit(EXIT_FAILED)
 

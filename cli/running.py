@@ -28,16 +28,13 @@ def _watch(export_id: int, progress: Progress, task_id, stop: threading.Event) -
         progress.update(task_id, total=total, completed=export.tiles_done, status=export.status.value)
 
 
-def run_export_now(export_id: int, show_progress: bool = True) -> None:
-    """Claim a pending export and run its flow here; the flow's hooks record the outcome on the row."""
+def run_export_now(export_id: int) -> None:
+    """Claim a pending export and run its flow here, with a progress bar on stderr; the flow's hooks
+    record the outcome on the row."""
     if not claim_export(export_id):
         raise Conflict(f"export {export_id} is not pending; another runner has it")
     from flows.export_flow import export_flow  # Prefect is imported only when a flow runs
 
-    if not show_progress:
-        with _interrupts_end(export_id):
-            _run_quietly(export_flow, export_id)
-        return
     columns = (TextColumn("export {task.fields[export_id]} [cyan]{task.fields[status]}[/cyan]"), BarColumn(),
                MofNCompleteColumn(), TextColumn("tiles"), TimeElapsedColumn())
     with Progress(*columns, console=err_console, transient=False) as progress:
