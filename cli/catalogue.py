@@ -9,7 +9,15 @@ import typer
 from rich.table import Table
 
 from cli.common import acting_user, console, print_json, reports_errors
-from models.catalogue import add_scene, create_project, find_project, project_scenes, readable_projects, reorder_scenes
+from models.catalogue import (
+    add_scene,
+    create_project,
+    find_project,
+    project_scenes,
+    readable_projects,
+    reorder_scenes,
+    scene_counts,
+)
 from models.db import session_scope
 from models.errors import InvalidRequest
 
@@ -33,7 +41,9 @@ def projects_list(as_json: bool = typer.Option(False, "--json")) -> None:
     """List the projects you can read."""
     with session_scope() as session:
         user = acting_user(session)
-        rows = [(p, len(project_scenes(session, project=p))) for p in session.exec(readable_projects(session, user=user)).all()]
+        projects = list(session.exec(readable_projects(session, user=user)).all())
+        counts = scene_counts(session, projects=projects)
+        rows = [(p, counts[p.id]) for p in projects]
         if as_json:
             print_json([{"id": p.id, "name": p.name, "visibility": p.visibility, "scenes": n} for p, n in rows])
             return

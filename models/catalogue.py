@@ -55,6 +55,16 @@ def find_project(session: Session, *, user: User, ref: str | int) -> Project:
     return project
 
 
+def scene_counts(session: Session, *, projects: list[Project]) -> dict[int, int]:
+    """Number of scenes in each of `projects`, by project id, in one query."""
+    rows = session.exec(
+        select(ProjectScene.project_id, func.count()).where(ProjectScene.project_id.in_([p.id for p in projects]))
+        .group_by(ProjectScene.project_id)
+    ).all()
+    counts = dict(rows)
+    return {p.id: counts.get(p.id, 0) for p in projects}
+
+
 def project_scenes(session: Session, *, project: Project) -> list[Scene]:
     """The project's scenes in mosaic priority order."""
     rows = session.exec(

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import time
 
 import ray
 from rasterio.windows import Window
@@ -21,10 +20,5 @@ class TileActor:
         self._renderer = TileRenderer(tree, grid, resampling=resampling)
 
     def render(self, key: tuple[int, int], window: tuple[int, int, int, int]):
-        """(key, pixels, seconds) for the window (col_off, row_off, width, height)."""
-        started = time.perf_counter()
-        pixels = self._renderer.render(Window(*window))
-        return key, pixels, time.perf_counter() - started
-
-    def ready(self) -> bool:
-        return True
+        """(key, pixels) for the window (col_off, row_off, width, height)."""
+        return key, self._renderer.render(Window(*window))

@@ -142,7 +142,7 @@ def _fan_out(actors, tiles, writer: CogWriter, per_actor: int, on_progress: Prog
         ready, _ = ray.wait(list(pending), num_returns=1)
         ref = ready[0]
         actor_index = pending.pop(ref)
-        key, pixels, _seconds = ray.get(ref)
+        key, pixels = ray.get(ref)
         writer.write(windows[key], pixels)
         done += 1
         if on_progress:

@@ -1,7 +1,6 @@
 """`geoship serve` as a real server on loopback: it answers download links over HTTP."""
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -12,12 +11,7 @@ import pytest
 
 from delivery.http_link import issue_link, link_url
 from models.tables import Export, User
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from tests.support.net import free_port
 
 
 @pytest.fixture
