@@ -1,57 +1,166 @@
-"""GET /downloads/{token}: stream an export's file and meter every byte sent."""
+"""GET and HEAD /downloads/{token}: serve an export's file by link, with Range, rate limits and metering.
+
+Every GET is a row in `download` that ends with the bytes actually handed to the server and whether the
+range was completed or aborted. A GET starting at byte 0 uses one download of the link's quota; a Range
+request that resumes later in the file continues that download.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
+import re
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
 
-from fastapi import APIRouter, Request
+import anyio
+from fastapi import APIRouter, Request, Response
 from fastapi.responses import StreamingResponse
 from sqlmodel import Session
+from starlette.concurrency import iterate_in_threadpool, run_in_threadpool
 
-from delivery.http_link import resolve_link
+from api.ratelimit import KeyedBuckets, RequestLimiter
+from delivery.artifacts import artifact_store
+from delivery.http_link import count_download, resolve_link
 from models.db import get_engine
 from models.errors import NotFound
+from models.settings import get_settings
 from models.tables import Download
 from models.timestamps import utcnow
 
-CHUNK = 1024 * 1024
-
 router = APIRouter()
 
-
-def _metered_stream(path: Path, download_id: int) -> Iterator[bytes]:
-    """Yield the file in chunks; whatever happens, record the bytes actually handed to the server."""
-    sent, completed = 0, False
-    try:
-        with open(path, "rb") as handle:
-            while chunk := handle.read(CHUNK):
-                yield chunk
-                sent += len(chunk)
-        completed = True
-    finally:
-        with Session(get_engine()) as session:
-            download = session.get(Download, download_id)
-            download.bytes_sent, download.completed, download.finished_at = sent, completed, utcnow()
-            session.add(download)
-            session.commit()
+_RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
 
 
-@router.get("/downloads/{token}", name="download")
-def download(token: str, request: Request) -> StreamingResponse:
-    """The export's GeoTIFF: 404 for an unknown token, 410 for an expired or revoked link."""
+class RangeNotSatisfiable(Exception):
+    """The requested range starts beyond the end of the file."""
+
+
+def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
+    """The inclusive byte range a Range header asks for, or None for the whole file.
+
+    Multiple ranges and malformed headers are ignored (the whole file is served), as RFC 9110 allows.
+    """
+    match = _RANGE.match(header.strip()) if header else None
+    if not match or match.group(1) == match.group(2) == "":
+        return None
+    first, last = match.groups()
+    if first == "":  # a suffix: the last N bytes
+        length = int(last)
+        if length == 0:
+            raise RangeNotSatisfiable()
+        return max(0, size - length), size - 1
+    start = int(first)
+    end = min(int(last), size - 1) if last else size - 1
+    if start >= size or end < start:
+        raise RangeNotSatisfiable()
+    return start, end
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """What one request will be served: the file, the range, the limits, and its metering row."""
+
+    uri: str
+    size: int
+    etag: str
+    filename: str
+    link_id: int
+    byte_rate: int | None
+    range: tuple[int, int] | None
+    download_id: int | None
+
+
+def _prepare(request: Request, token: str, limiter: RequestLimiter) -> Prepared:
     with Session(get_engine()) as session:
         link, export = resolve_link(session, token)
-        path = Path(export.artifact) if export and export.artifact else None
-        if path is None or not path.is_file():
+        limiter.check(f"user:{export.owner_id}", "this download link's owner")
+        rendered = (export.result or {}).get("render", {})
+        store = artifact_store()
+        size = store.size(export.artifact) if export.artifact else None
+        if size is None:
             raise NotFound("the file of this download link is no longer available")
-        record = Download(link_id=link.id, client=request.client.host if request.client else None,
-                          range_header=request.headers.get("range"))
-        session.add(record)
+        etag = f'"{rendered.get("sha256", "")}"'
+        if_range = request.headers.get("if-range")
+        header = request.headers.get("range") if if_range in (None, etag) else None
+        byte_range = parse_range(header, size)
+        download_id = None
+        if request.method == "GET":
+            if byte_range is None or byte_range[0] == 0:
+                count_download(session, link)
+            start, end = byte_range or (0, size - 1)
+            record = Download(link_id=link.id, client=request.client.host if request.client else None,
+                              range_header=header, range_start=start, range_end=end)
+            session.add(record)
+            session.commit()
+            download_id = record.id
+        return Prepared(uri=export.artifact, size=size, etag=etag, filename=f"export-{export.id}.tif", link_id=link.id,
+                        byte_rate=link.byte_rate_limit, range=byte_range, download_id=download_id)
+
+
+def _finish(download_id: int, sent: int, completed: bool) -> None:
+    with Session(get_engine()) as session:
+        download = session.get(Download, download_id)
+        download.bytes_sent, download.completed, download.finished_at = sent, completed, utcnow()
+        session.add(download)
         session.commit()
-        download_id = record.id
+
+
+async def _metered(prepared: Prepared, start: int, end: int, byte_buckets: KeyedBuckets) -> AsyncIterator[bytes]:
+    """The range's bytes, throttled to the link's byte rate; the metering row is closed whatever happens."""
+    sent, wanted = 0, end - start + 1
+    bucket = None
+    step = wanted
+    if prepared.byte_rate:
+        # Small slices keep the rate smooth; the link's bucket is shared by its concurrent downloads.
+        step = max(1024, min(64 * 1024, prepared.byte_rate // 20))
+        bucket = byte_buckets.get(f"link:{prepared.link_id}", prepared.byte_rate, step)
+    try:
+        async for chunk in iterate_in_threadpool(artifact_store().read(prepared.uri, start, end)):
+            for offset in range(0, len(chunk), step):
+                piece = chunk[offset:offset + step]
+                if bucket is not None and (wait := bucket.reserve(len(piece))) > 0:
+                    await anyio.sleep(wait)
+                yield piece
+                sent += len(piece)
+    finally:
+        with anyio.CancelScope(shield=True):
+            await run_in_threadpool(_finish, prepared.download_id, sent, sent == wanted)
+
+
+@router.api_route("/downloads/{token}", methods=["GET", "HEAD"], name="download")
+async def download(token: str, request: Request) -> Response:
+    """The export's GeoTIFF: 200 or 206 (Range), 404 unknown, 410 expired/revoked/used up, 416, 429."""
+    state = request.app.state
+    try:
+        prepared = await run_in_threadpool(_prepare, request, token, state.download_limiter)
+    except RangeNotSatisfiable:
+        size = (await run_in_threadpool(_size_for, token))
+        return Response(status_code=416, headers={"Content-Range": f"bytes */{size}"})
+    start, end = prepared.range or (0, prepared.size - 1)
     headers = {
-        "Content-Length": str(path.stat().st_size),
-        "Content-Disposition": f'attachment; filename="{path.name}"',
+        "Accept-Ranges": "bytes",
+        "ETag": prepared.etag,
+        "Content-Length": str(end - start + 1),
+        "Content-Disposition": f'attachment; filename="{prepared.filename}"',
     }
-    return StreamingResponse(_metered_stream(path, download_id), media_type="image/tiff", headers=headers)
+    status = 200
+    if prepared.range is not None:
+        status = 206
+        headers["Content-Range"] = f"bytes {start}-{end}/{prepared.size}"
+    if request.method == "HEAD":
+        return Response(status_code=status, headers=headers, media_type="image/tiff")
+    return StreamingResponse(_metered(prepared, start, end, state.download_byte_buckets), status_code=status,
+                             headers=headers, media_type="image/tiff")
+
+
+def _size_for(token: str) -> int:
+    with Session(get_engine()) as session:
+        _link, export = resolve_link(session, token)
+        return artifact_store().size(export.artifact) or 0
+
+
+def install_download_limits(app) -> None:
+    """The request limiter and byte-rate buckets the download endpoint shares across requests."""
+    settings = get_settings()
+    app.state.download_limiter = RequestLimiter(settings.download_requests_per_minute, settings.download_request_burst)
+    app.state.download_byte_buckets = KeyedBuckets()

@@ -5,13 +5,14 @@ from __future__ import annotations
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
-from models.errors import Conflict, GeoshipError, InvalidRequest, LinkExpired, NotFound, RetryableError
+from models.errors import Conflict, GeoshipError, InvalidRequest, LinkExpired, NotFound, RateLimited, RetryableError
 
 STATUS_CODES: dict[type[GeoshipError], int] = {
     InvalidRequest: 422,
     NotFound: 404,
     LinkExpired: 410,
     Conflict: 409,
+    RateLimited: 429,
     RetryableError: 503,
 }
 
@@ -29,4 +30,5 @@ def install_error_handlers(app: FastAPI) -> None:
         body = {"detail": str(exc)}
         if isinstance(exc, InvalidRequest):
             body.update(field=exc.field, reason=exc.reason)
-        return JSONResponse(status_code=status_code_for(exc), content=body)
+        headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, RateLimited) else None
+        return JSONResponse(status_code=status_code_for(exc), content=body, headers=headers)

@@ -65,9 +65,47 @@ def show_export(export_id: int, as_json: bool) -> ExportStatus:
     return view.status
 
 
+export_app = typer.Typer(help="Order an export of a project, or retry its delivery.")
+
+
+def _credential_id(session, ref: str | None, kind: str) -> int | None:
+    """A credential given by id or label, as its id (the owner check happens at submission)."""
+    if ref is None:
+        return None
+    if ref.isdigit():
+        return int(ref)
+    from delivery.credentials import list_credentials
+
+    matches = [c.id for c in list_credentials(session, owner=acting_user(session)) if c.label == ref]
+    if not matches:
+        raise InvalidRequest(f"{kind}-credential", f"you have no credential labelled {ref!r}")
+    return matches[0]
+
+
+def _targets(session, kinds: list[TargetKind], *, link_ttl_hours, link_rate, link_quota, s3_bucket, s3_prefix,
+             s3_credential, owner_full_control, dropbox_credential, dropbox_folder) -> list[TargetRequest]:
+    targets = []
+    for kind in kinds:
+        if kind == TargetKind.http:
+            config = {"ttl_hours": link_ttl_hours, "byte_rate_limit": link_rate, "download_quota": link_quota}
+            targets.append(TargetRequest(kind=kind, config={k: v for k, v in config.items() if v is not None}))
+        elif kind == TargetKind.s3:
+            if not s3_bucket:
+                raise InvalidRequest("s3-bucket", "an s3 target needs --s3-bucket")
+            config = {"bucket": s3_bucket, "prefix": s3_prefix or "", "owner_full_control": owner_full_control}
+            targets.append(TargetRequest(kind=kind, config=config, credential_id=_credential_id(session, s3_credential, "s3")))
+        else:
+            config = {"folder": dropbox_folder} if dropbox_folder else {}
+            targets.append(TargetRequest(kind=kind, config=config,
+                                         credential_id=_credential_id(session, dropbox_credential, "dropbox")))
+    return targets
+
+
+@export_app.callback(invoke_without_command=True)
 @reports_errors
 def export(
-    project: str = typer.Option(..., "--project", help="Project name or id."),
+    ctx: typer.Context,
+    project: str = typer.Option(None, "--project", help="Project name or id."),
     tool: str = typer.Option("rgb", "--tool", help="rgb, ndvi or ndwi."),
     bands: str = typer.Option(None, "--bands", help="Bands to use, e.g. red,green,blue or nir,red,green."),
     color_correct: bool = typer.Option(False, "--color-correct", help="Stretch to 8-bit (percentiles unless --stretch)."),
@@ -78,24 +116,41 @@ def export(
     srid: int = typer.Option(3857, "--srid", help="Output EPSG code."),
     resolution: float = typer.Option(None, "--resolution", help="Output pixel size in output CRS units."),
     resampling: str = typer.Option("nearest", "--resampling"),
-    to: list[TargetKind] = typer.Option([TargetKind.http], "--to", help="Delivery target(s)."),
+    to: list[TargetKind] = typer.Option([TargetKind.http], "--to", help="Delivery target(s): http, s3, dropbox."),
+    link_ttl_hours: float = typer.Option(None, "--link-ttl-hours", help="http: hours until the link expires."),
+    link_rate: int = typer.Option(None, "--link-rate", help="http: bytes per second each link may serve."),
+    link_quota: int = typer.Option(None, "--link-quota", help="http: number of downloads the link allows."),
+    s3_bucket: str = typer.Option(None, "--s3-bucket"),
+    s3_prefix: str = typer.Option(None, "--s3-prefix"),
+    s3_credential: str = typer.Option(None, "--s3-credential", help="Credential id or label."),
+    owner_full_control: bool = typer.Option(None, "--owner-full-control/--no-owner-full-control",
+                                            help="s3: grant the bucket owner full control (default: when you do not own it)."),
+    dropbox_credential: str = typer.Option(None, "--dropbox-credential", help="Credential id or label."),
+    dropbox_folder: str = typer.Option(None, "--dropbox-folder", help="Folder in your Dropbox (default /geoship)."),
     wait: bool = typer.Option(False, "--wait", help="Run it now and wait, with a progress bar."),
     as_json: bool = typer.Option(False, "--json", help="Print the export as one JSON object."),
 ) -> None:
     """Order an export of a project. Without --wait it stays pending for the poller."""
+    if ctx.invoked_subcommand is not None:
+        return
+    if not project:
+        raise InvalidRequest("project", "--project is required to order an export")
     from pydantic import ValidationError
 
-    try:
-        request = ExportRequest(
-            project=project, tool=tool, bands=[b.strip() for b in bands.split(",")] if bands else None,
-            color_correct=_color_correction(color_correct, stretch, percentiles, gamma),
-            aoi=_read_aoi(aoi) if aoi else None, srid=srid, resolution=resolution, resampling=resampling,
-            targets=[TargetRequest(kind=kind) for kind in to],
-        )
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        raise InvalidRequest(".".join(map(str, first["loc"])) or "request", first["msg"]) from None
     with session_scope() as session:
+        try:
+            request = ExportRequest(
+                project=project, tool=tool, bands=[b.strip() for b in bands.split(",")] if bands else None,
+                color_correct=_color_correction(color_correct, stretch, percentiles, gamma),
+                aoi=_read_aoi(aoi) if aoi else None, srid=srid, resolution=resolution, resampling=resampling,
+                targets=_targets(session, to, link_ttl_hours=link_ttl_hours, link_rate=link_rate, link_quota=link_quota,
+                                 s3_bucket=s3_bucket, s3_prefix=s3_prefix, s3_credential=s3_credential,
+                                 owner_full_control=owner_full_control, dropbox_credential=dropbox_credential,
+                                 dropbox_folder=dropbox_folder),
+            )
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            raise InvalidRequest(".".join(map(str, first["loc"])) or "request", first["msg"]) from None
         export_id = create_export(session, owner=acting_user(session), request=request).id
     if wait:
         from cli.running import run_export_now
@@ -105,6 +160,25 @@ def export(
     if not wait and not as_json:
         console.print(f"  the poller deployment will start it; to run it here now: geoship run {export_id}")
     if wait and status != ExportStatus.success:
+        raise typer.Exit(EXIT_FAILED)
+
+
+@export_app.command("retry-delivery")
+@reports_errors
+def retry_delivery(
+    export_id: int,
+    target: int = typer.Option(None, "--target", help="Only this target (its position, 0 first); default: every "
+                                                      "target not yet delivered."),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """Deliver a rendered export again, reusing its file: no re-rendering."""
+    from cli.running import retry_delivery_now
+    from flows.retry import reopen_for_delivery
+
+    with session_scope() as session:
+        target_ids = reopen_for_delivery(session, owner=acting_user(session), export_id=export_id, position=target)
+    retry_delivery_now(export_id, target_ids)
+    if show_export(export_id, as_json) != ExportStatus.success:
         raise typer.Exit(EXIT_FAILED)
 
 

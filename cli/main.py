@@ -5,8 +5,9 @@ from __future__ import annotations
 import typer
 
 from cli.catalogue import projects_app, scenes_app
+from cli.credentials import credentials_app, keys_app, links_app
 from cli.demo import demo
-from cli.exports import export, run, status
+from cli.exports import export_app, run, status
 
 app = typer.Typer(name="geoship", help="Order exports of imagery and have them delivered.", no_args_is_help=True,
                   pretty_exceptions_enable=False)
@@ -22,7 +23,10 @@ def main() -> None:
 
 app.add_typer(projects_app, name="projects")
 app.add_typer(scenes_app, name="scenes")
-app.command("export")(export)
+app.add_typer(export_app, name="export")
+app.add_typer(credentials_app, name="credentials")
+app.add_typer(links_app, name="links")
+app.add_typer(keys_app, name="keys")
 app.command("run")(run)
 app.command("status")(status)
 app.command("demo")(demo)

@@ -11,7 +11,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from sqlmodel import Session
 
 from cli.common import EXIT_INTERRUPTED, err_console
-from delivery.artifacts import artifact_path
+from delivery.artifacts import artifact_store
 from flows.status import claim_export, fail_export
 from models.db import get_engine
 from models.errors import Conflict
@@ -35,6 +35,17 @@ def run_export_now(export_id: int) -> None:
         raise Conflict(f"export {export_id} is not pending; another runner has it")
     from flows.export_flow import export_flow  # Prefect is imported only when a flow runs
 
+    _run_with_progress(export_id, export_flow, export_id)
+
+
+def retry_delivery_now(export_id: int, target_ids: list[int]) -> None:
+    """Run the retry-delivery flow of a reopened export here; its hooks record the outcome on the row."""
+    from flows.export_flow import retry_delivery_flow
+
+    _run_with_progress(export_id, retry_delivery_flow, export_id, target_ids)
+
+
+def _run_with_progress(export_id: int, flow, *args) -> None:
     columns = (TextColumn("export {task.fields[export_id]} [cyan]{task.fields[status]}[/cyan]"), BarColumn(),
                MofNCompleteColumn(), TextColumn("tiles"), TimeElapsedColumn())
     with Progress(*columns, console=err_console, transient=False) as progress:
@@ -44,7 +55,7 @@ def run_export_now(export_id: int) -> None:
         watcher.start()
         try:
             with _interrupts_end(export_id):
-                _run_quietly(export_flow, export_id)
+                _run_quietly(flow, *args)
         finally:
             stop.set()
             watcher.join()
@@ -68,7 +79,7 @@ def _interrupts_end(export_id: int):
     """
     def settle_and_exit(signum, _frame):
         fail_export(export_id, f"{INTERRUPTED} ({signal.Signals(signum).name})")
-        for leftover in working_files(artifact_path(export_id)):
+        for leftover in working_files(artifact_store().staging_path(export_id)):
             leftover.unlink(missing_ok=True)
         import ray
 
@@ -85,9 +96,9 @@ def _interrupts_end(export_id: int):
             signal.signal(sig, handler)
 
 
-def _run_quietly(export_flow, export_id: int) -> None:
+def _run_quietly(flow, *args) -> None:
     """Run the flow; its failure is already recorded on the row by the hooks, so it is not re-raised."""
     try:
-        export_flow(export_id)
+        flow(*args)
     except Exception:  # the row holds the message; callers read the final status from it
         pass

@@ -1,12 +1,146 @@
-"""Where rendered files live: a directory under GEOSHIP_HOME by default."""
+"""The artifact store: where rendered files live between rendering and delivery.
+
+A local directory under GEOSHIP_HOME by default; an S3 bucket in production (GEOSHIP_ARTIFACTS_URL=
+s3://bucket/prefix), so that a delivery or a download served on another machine can read what was rendered.
+Renders are written to a local staging path first (the COG writer needs a seekable file), then published.
+"""
 
 from __future__ import annotations
 
+import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Protocol
+from urllib.parse import urlparse
 
+from delivery.s3 import delivery_error, s3_client, upload_file
+from models.errors import InvalidRequest
 from models.settings import get_settings
 
+READ_CHUNK = 1024 * 1024
 
-def artifact_path(export_id: int) -> Path:
-    """The local path of an export's GeoTIFF in the artifact store."""
-    return get_settings().resolved_artifacts_dir() / f"export-{export_id}" / f"export-{export_id}.tif"
+
+def artifact_name(export_id: int) -> str:
+    """The file name of an export's GeoTIFF, wherever it is stored or delivered."""
+    return f"export-{export_id}.tif"
+
+
+class ArtifactStore(Protocol):
+    """Stores rendered files by export and hands them back whole, by byte range, or as a local file."""
+
+    def staging_path(self, export_id: int) -> Path:
+        """The local path the renderer writes to."""
+
+    def publish(self, export_id: int, staged: Path, sha256: str) -> str:
+        """Make the staged file the export's artifact; returns its URI."""
+
+    def size(self, uri: str) -> int | None:
+        """The stored file's size in bytes, or None when it is not there."""
+
+    def read(self, uri: str, start: int, end: int) -> Iterator[bytes]:
+        """Bytes start..end (inclusive) of the stored file, in chunks."""
+
+    def local_copy(self, uri: str):
+        """A context manager yielding a local path of the stored file."""
+
+
+class LocalArtifactStore:
+    """A directory: the render is written in place, so publishing is a no-op."""
+
+    def __init__(self, root: Path):
+        self.root = Path(root)
+
+    def staging_path(self, export_id: int) -> Path:
+        return self.root / f"export-{export_id}" / artifact_name(export_id)
+
+    def publish(self, export_id: int, staged: Path, sha256: str) -> str:
+        return str(staged)
+
+    def size(self, uri: str) -> int | None:
+        path = Path(uri)
+        return path.stat().st_size if path.is_file() else None
+
+    def read(self, uri: str, start: int, end: int) -> Iterator[bytes]:
+        with open(uri, "rb") as handle:
+            handle.seek(start)
+            remaining = end - start + 1
+            while remaining > 0 and (chunk := handle.read(min(READ_CHUNK, remaining))):
+                remaining -= len(chunk)
+                yield chunk
+
+    @contextmanager
+    def local_copy(self, uri: str) -> Iterator[Path]:
+        yield Path(uri)
+
+
+class S3ArtifactStore:
+    """A bucket and prefix, with credentials from the standard AWS environment of the machine."""
+
+    def __init__(self, url: str, endpoint_url: str | None, staging_root: Path):
+        parsed = urlparse(url)
+        if parsed.scheme != "s3" or not parsed.netloc:
+            raise InvalidRequest("GEOSHIP_ARTIFACTS_URL", f"expected s3://bucket/prefix, got {url!r}")
+        self.bucket, self.prefix = parsed.netloc, parsed.path.strip("/")
+        self.staging_root = staging_root
+        self.client = s3_client(endpoint_url=endpoint_url, attempts=get_settings().delivery_attempts)
+
+    def _key(self, export_id: int) -> str:
+        name = f"export-{export_id}/{artifact_name(export_id)}"
+        return f"{self.prefix}/{name}" if self.prefix else name
+
+    def _split(self, uri: str) -> tuple[str, str]:
+        parsed = urlparse(uri)
+        return parsed.netloc, parsed.path.lstrip("/")
+
+    def staging_path(self, export_id: int) -> Path:
+        return self.staging_root / f"export-{export_id}" / artifact_name(export_id)
+
+    def publish(self, export_id: int, staged: Path, sha256: str) -> str:
+        settings = get_settings()
+        key = self._key(export_id)
+        upload_file(self.client, staged, self.bucket, key, sha256=sha256, threshold=settings.s3_multipart_threshold,
+                    part_size=settings.s3_part_size)
+        shutil.rmtree(staged.parent, ignore_errors=True)
+        return f"s3://{self.bucket}/{key}"
+
+    def size(self, uri: str) -> int | None:
+        bucket, key = self._split(uri)
+        try:
+            return self.client.head_object(Bucket=bucket, Key=key)["ContentLength"]
+        except Exception as exc:
+            if getattr(exc, "response", {}).get("Error", {}).get("Code") in ("404", "NoSuchKey"):
+                return None
+            raise delivery_error(exc, f"reading the artifact {uri}") from None
+
+    def read(self, uri: str, start: int, end: int) -> Iterator[bytes]:
+        bucket, key = self._split(uri)
+        try:
+            body = self.client.get_object(Bucket=bucket, Key=key, Range=f"bytes={start}-{end}")["Body"]
+        except Exception as exc:
+            raise delivery_error(exc, f"reading the artifact {uri}") from None
+        try:
+            yield from body.iter_chunks(READ_CHUNK)
+        finally:
+            body.close()
+
+    @contextmanager
+    def local_copy(self, uri: str) -> Iterator[Path]:
+        bucket, key = self._split(uri)
+        self.staging_root.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(prefix="geoship-artifact-", dir=self.staging_root) as tmp:
+            path = Path(tmp) / Path(key).name
+            try:
+                self.client.download_file(bucket, key, str(path))
+            except Exception as exc:
+                raise delivery_error(exc, f"reading the artifact {uri}") from None
+            yield path
+
+
+def artifact_store() -> ArtifactStore:
+    """The configured artifact store."""
+    settings = get_settings()
+    if settings.artifacts_url:
+        return S3ArtifactStore(settings.artifacts_url, settings.artifacts_endpoint_url, Path(settings.home) / "staging")
+    return LocalArtifactStore(settings.resolved_artifacts_dir())

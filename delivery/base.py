@@ -1,27 +1,48 @@
-"""The interface every delivery target implements, and the registry keyed by target kind."""
+"""The interface every delivery target implements."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
+from pydantic import BaseModel, ValidationError
 from sqlmodel import Session
 
+from models.errors import InvalidRequest
+from models.schemas import TargetRequest
 from models.tables import ExportTarget
+
+Config = TypeVar("Config", bound=BaseModel)
 
 
 @dataclass(frozen=True)
 class Artifact:
-    """The rendered file to deliver."""
+    """The rendered file to deliver, as held by the artifact store."""
 
     export_id: int
-    path: Path
+    uri: str
     bytes: int
     sha256: str
 
+    @property
+    def filename(self) -> str:
+        return f"export-{self.export_id}.tif"
+
 
 class Delivery(Protocol):
-    """Ships an artifact to one target and returns the target's result (JSON-able, no secrets)."""
+    """One kind of target: checked when an export is requested, then given the rendered file."""
 
-    def deliver(self, session: Session, artifact: Artifact, target: ExportTarget) -> dict[str, Any]: ...
+    def check(self, session: Session, *, owner_id: int, target: TargetRequest, field: str, estimate_bytes: int) -> None:
+        """Refuse a target that cannot work (bad settings, a missing or foreign credential, no room), naming `field`."""
+
+    def deliver(self, session: Session, artifact: Artifact, target: ExportTarget) -> dict[str, Any]:
+        """Ship the artifact to `target`; returns the target's result (JSON-able, no secrets)."""
+
+
+def parse_config(model: type[Config], config: dict[str, Any], field: str) -> Config:
+    """`config` validated as `model`; the first problem becomes an `InvalidRequest` naming the exact field."""
+    try:
+        return model.model_validate(config)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        raise InvalidRequest(".".join([field, *map(str, first["loc"])]), first["msg"]) from None

@@ -1,32 +1,27 @@
-"""HTTP-link delivery: an unguessable, expiring download link to the file in the artifact store.
+"""HTTP-link delivery: an unguessable, expiring, metered download link to the file in the artifact store.
 
-The token is HMAC(secret key, per-link salt). The database keeps the salt and the token's SHA-256, so the
-link can be shown again to its owner while a copy of the database alone reveals no usable token.
+The token is 256 random bits. The database finds a link by the token's SHA-256 and keeps the token itself
+only sealed (encrypted with the server key), so the owner can be shown the URL again while a copy of the
+database alone yields no usable link.
 """
 
 from __future__ import annotations
 
-import base64
 import hashlib
-import hmac
 import secrets
 from datetime import timedelta
 from typing import Any
 
+from sqlalchemy import func, update
 from sqlmodel import Session, select
 
-from delivery.base import Artifact
+from delivery.base import Artifact, parse_config
+from delivery.sealing import seal, unseal
 from models.errors import LinkExpired, NotFound
-from models.keys import get_secret_key
-from models.schemas import HttpLinkConfig
+from models.schemas import HttpLinkConfig, TargetRequest
 from models.settings import get_settings
-from models.tables import DownloadLink, Export, ExportTarget
+from models.tables import Download, DownloadLink, Export, ExportTarget, User
 from models.timestamps import utcnow
-
-
-def _token(salt: str) -> str:
-    digest = hmac.new(get_secret_key(), f"download-link:{salt}".encode(), hashlib.sha256).digest()
-    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
 
 
 def hash_token(token: str) -> str:
@@ -37,15 +32,15 @@ def hash_token(token: str) -> str:
 def link_url(link: DownloadLink, base_url: str | None = None) -> str:
     """The public URL of a link."""
     base = (base_url or get_settings().public_url).rstrip("/")
-    return f"{base}/downloads/{_token(link.salt)}"
+    return f"{base}/downloads/{unseal(link.token_sealed)}"
 
 
 def issue_link(session: Session, *, export_id: int, target_id: int | None, ttl_hours: float,
                byte_rate_limit: int | None = None, download_quota: int | None = None) -> DownloadLink:
     """A new download link row for an export."""
-    salt = secrets.token_urlsafe(24)
+    token = secrets.token_urlsafe(32)
     link = DownloadLink(
-        export_id=export_id, target_id=target_id, salt=salt, token_hash=hash_token(_token(salt)),
+        export_id=export_id, target_id=target_id, token_hash=hash_token(token), token_sealed=seal(token),
         expires_at=utcnow() + timedelta(hours=ttl_hours), byte_rate_limit=byte_rate_limit,
         download_quota=download_quota,
     )
@@ -55,7 +50,10 @@ def issue_link(session: Session, *, export_id: int, target_id: int | None, ttl_h
 
 
 def resolve_link(session: Session, token: str) -> tuple[DownloadLink, Export]:
-    """The live link for `token` and its export; `NotFound` if unknown, `LinkExpired` if expired or revoked."""
+    """The live link for `token` and its export; `NotFound` if unknown, `LinkExpired` if expired or revoked.
+
+    The quota is enforced by `count_download`, so that a used-up link can still finish (resume) its downloads.
+    """
     link = session.exec(select(DownloadLink).where(DownloadLink.token_hash == hash_token(token))).first()
     if link is None:
         raise NotFound("unknown download link")
@@ -66,8 +64,56 @@ def resolve_link(session: Session, token: str) -> tuple[DownloadLink, Export]:
     return link, session.get(Export, link.export_id)
 
 
+def count_download(session: Session, link: DownloadLink) -> None:
+    """Use up one download of the link's quota, atomically; `LinkExpired` when none is left.
+
+    Only requests that start at byte 0 count: resuming with a Range request continues the same download.
+    """
+    statement = update(DownloadLink).where(DownloadLink.id == link.id).values(downloads_used=DownloadLink.downloads_used + 1)
+    if link.download_quota is not None:
+        statement = statement.where(DownloadLink.downloads_used < link.download_quota)
+    if session.execute(statement).rowcount != 1:
+        raise LinkExpired(f"this download link has been used for all of its {link.download_quota} download(s)")
+
+
+def list_links(session: Session, *, owner: User, export_id: int | None = None) -> list[dict[str, Any]]:
+    """The owner's download links with their URL, limits and metering totals, newest first."""
+    statement = (
+        select(DownloadLink, func.count(Download.id), func.coalesce(func.sum(Download.bytes_sent), 0))
+        .join(Export, Export.id == DownloadLink.export_id)
+        .outerjoin(Download, Download.link_id == DownloadLink.id)
+        .where(Export.owner_id == owner.id)
+        .group_by(DownloadLink.id).order_by(DownloadLink.id.desc())
+    )
+    if export_id is not None:
+        statement = statement.where(DownloadLink.export_id == export_id)
+    now = utcnow()
+    return [
+        {"id": link.id, "export_id": link.export_id, "url": link_url(link), "expires_at": link.expires_at,
+         "state": "revoked" if link.revoked else "expired" if link.expires_at <= now else "live",
+         "byte_rate_limit": link.byte_rate_limit, "download_quota": link.download_quota,
+         "downloads_used": link.downloads_used, "requests": requests, "bytes_sent": int(sent)}
+        for link, requests, sent in session.exec(statement).all()
+    ]
+
+
+def revoke_link(session: Session, *, owner: User, link_id: int) -> DownloadLink:
+    """Revoke one of the owner's links; it answers 410 from then on."""
+    link = session.get(DownloadLink, link_id)
+    export = session.get(Export, link.export_id) if link else None
+    if link is None or export is None or export.owner_id != owner.id:
+        raise NotFound(f"download link {link_id} not found")
+    link.revoked = True
+    session.add(link)
+    session.flush()
+    return link
+
+
 class HttpLinkDelivery:
     """Delivers by issuing a download link; the file itself stays in the artifact store."""
+
+    def check(self, session: Session, *, owner_id: int, target: TargetRequest, field: str, estimate_bytes: int) -> None:
+        parse_config(HttpLinkConfig, target.config, f"{field}.config")
 
     def deliver(self, session: Session, artifact: Artifact, target: ExportTarget) -> dict[str, Any]:
         config = HttpLinkConfig.model_validate(target.config or {})

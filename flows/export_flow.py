@@ -11,7 +11,7 @@ from prefect.artifacts import create_markdown_artifact
 from prefect.runtime import flow_run as current_flow_run
 from sqlmodel import Session, select
 
-from delivery.artifacts import artifact_path
+from delivery.artifacts import artifact_store
 from delivery.base import Artifact
 from delivery.registry import DELIVERIES
 from flows.hooks import mark_export_failed, mark_export_finished
@@ -56,18 +56,20 @@ def render_export(export_id: int) -> dict[str, Any]:
     logger = get_run_logger()
     logger.info("export %s: rendering %s x %s px in %s with %s px tiles", export_id, grid.width, grid.height,
                 grid.crs, options.tile_size)
-    result = render(tree, grid, artifact_path(export_id), options, on_progress=ProgressReporter(export_id))
-    logger.info("export %s: wrote %s (%s bytes, %s tiles) in %.1f s", export_id, result.path, result.bytes,
+    store = artifact_store()
+    result = render(tree, grid, store.staging_path(export_id), options, on_progress=ProgressReporter(export_id))
+    uri = store.publish(export_id, Path(result.path), result.sha256)
+    logger.info("export %s: wrote %s (%s bytes, %s tiles) in %.1f s", export_id, uri, result.bytes,
                 result.tiles, result.seconds)
-    summary = asdict(result)
-    set_export_fields(export_id, artifact=result.path, result={"render": summary})
+    summary = {**asdict(result), "uri": uri}
+    set_export_fields(export_id, artifact=uri, result={"render": summary})
     return summary
 
 
 @flow(name="deliver-target", flow_run_name="export-{export_id}-target-{target_id}")
 def deliver_target(export_id: int, target_id: int, rendered: dict[str, Any]) -> dict[str, Any]:
     """Deliver the rendered file to one target, recording the target's own status and result."""
-    artifact = Artifact(export_id=export_id, path=Path(rendered["path"]), bytes=rendered["bytes"], sha256=rendered["sha256"])
+    artifact = Artifact(export_id=export_id, uri=rendered["uri"], bytes=rendered["bytes"], sha256=rendered["sha256"])
     set_target_status(target_id, TargetStatus.delivering)
     try:
         with Session(get_engine()) as session:
@@ -96,12 +98,19 @@ def export_flow(export_id: int) -> dict[str, Any]:
     mark_status(export_id, ExportStatus.rendering)
     rendered = render_export(export_id)
     mark_status(export_id, ExportStatus.delivering)
+    deliver_all(export_id, rendered)
+    return {"export_id": export_id, "render": rendered}
+
+
+def deliver_all(export_id: int, rendered: dict[str, Any], only: list[int] | None = None) -> None:
+    """Run one delivery subflow per target (or per target id in `only`); failures are reported together."""
     with Session(get_engine()) as session:
         targets = session.exec(
             select(ExportTarget).where(ExportTarget.export_id == export_id).order_by(ExportTarget.position)
         ).all()
+    chosen = [t for t in targets if only is None or t.id in only]
     failures = []
-    for target in targets:
+    for target in chosen:
         try:
             deliver_target(export_id, target.id, rendered)
         except Exception as exc:  # every target gets its chance; the failures are reported together
@@ -111,6 +120,25 @@ def export_flow(export_id: int) -> dict[str, Any]:
     create_markdown_artifact(
         key=f"export-{export_id}-result",
         markdown=(f"**Export {export_id}** rendered {rendered['width']} x {rendered['height']} px, "
-                  f"{rendered['bytes']:,} bytes, sha256 `{rendered['sha256']}`, to {len(targets)} target(s)."),
+                  f"{rendered['bytes']:,} bytes, sha256 `{rendered['sha256']}`, delivered to {len(chosen)} target(s)."),
     )
+
+
+@flow(
+    name="retry-delivery",
+    flow_run_name="export-{export_id}-retry-delivery",
+    on_completion=[mark_export_finished],
+    on_failure=[mark_export_failed],
+    on_crashed=[mark_export_failed],
+    on_cancellation=[mark_export_failed],
+)
+def retry_delivery_flow(export_id: int, target_ids: list[int]) -> dict[str, Any]:
+    """Deliver an already rendered export again to the given targets, reusing the file in the artifact store.
+
+    The export has been reopened (`flows.status.reopen_for_delivery`), so it is in `delivering`.
+    """
+    set_export_fields(export_id, flow_run_id=str(current_flow_run.id))
+    with Session(get_engine()) as session:
+        rendered = session.get(Export, export_id).result["render"]
+    deliver_all(export_id, rendered, only=target_ids)
     return {"export_id": export_id, "render": rendered}

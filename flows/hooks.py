@@ -6,10 +6,9 @@ update that a reconciler can repeat safely.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from sqlmodel import Session, select
 
+from delivery.artifacts import artifact_store
 from flows.status import advance_export
 from models.db import get_engine
 from models.status import ExportStatus, TargetStatus
@@ -42,7 +41,8 @@ def undelivered(export_id: int) -> list[str]:
         export = session.get(Export, export_id)
         targets = session.exec(select(ExportTarget).where(ExportTarget.export_id == export_id)).all()
     problems = []
-    if not export.artifact or not Path(export.artifact).is_file():
+    rendered = (export.result or {}).get("render", {})
+    if not export.artifact or artifact_store().size(export.artifact) != rendered.get("bytes"):
         problems.append("the rendered file is missing from the artifact store")
     problems += [f"target {t.position} ({t.kind}) is {t.status}" for t in targets if t.status != TargetStatus.success]
     return problems

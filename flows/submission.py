@@ -7,15 +7,13 @@ from __future__ import annotations
 
 import numpy as np
 import shapely
-from pydantic import ValidationError
 from sqlmodel import Session
 
 from delivery.registry import DELIVERIES
 from models.catalogue import find_project, project_scenes, scene_source
 from models.errors import InvalidAOI, InvalidRequest
-from models.schemas import ExportRequest, HttpLinkConfig
+from models.schemas import ExportRequest
 from models.settings import get_settings
-from models.status import TargetKind
 from models.tables import Export, ExportTarget, Scene, User
 from models.tooltree import (
     INDEX_BANDS,
@@ -122,26 +120,19 @@ def estimate_bytes(grid: OutputGrid, tree: ToolTree) -> int:
     return grid.pixels * len(tree.root.output_bands()) * np.dtype(tree.root.dtype).itemsize
 
 
-TARGET_CONFIGS = {TargetKind.http: HttpLinkConfig}
-
-
-def _check_targets(request: ExportRequest) -> None:
+def _check_targets(session: Session, owner: User, request: ExportRequest, estimate: int) -> None:
+    """Each target's settings, credential (the owner's, of the right kind) and room for the estimate."""
     for position, target in enumerate(request.targets):
+        field = f"targets.{position}"
         if target.kind not in DELIVERIES:
             available = ", ".join(kind.value for kind in DELIVERIES)
-            raise InvalidRequest(f"targets.{position}.kind", f"delivery to {target.kind.value} is not available "
-                                                              f"on this server (available: {available})")
-        try:
-            TARGET_CONFIGS[target.kind].model_validate(target.config)
-        except ValidationError as exc:
-            first = exc.errors()[0]
-            field = ".".join(["targets", str(position), "config", *map(str, first["loc"])])
-            raise InvalidRequest(field, first["msg"]) from None
+            raise InvalidRequest(f"{field}.kind", f"delivery to {target.kind.value} is not available "
+                                                  f"on this server (available: {available})")
+        DELIVERIES[target.kind].check(session, owner_id=owner.id, target=target, field=field, estimate_bytes=estimate)
 
 
 def create_export(session: Session, *, owner: User, request: ExportRequest) -> Export:
     """Validate `request` and insert its export row (status `pending`) with its targets."""
-    _check_targets(request)
     project = find_project(session, user=owner, ref=request.project)
     scenes = project_scenes(session, project=project)
     if not scenes:
@@ -156,6 +147,7 @@ def create_export(session: Session, *, owner: User, request: ExportRequest) -> E
     if size > limit:
         raise InvalidRequest("aoi", f"the export would be {size:,} bytes ({grid.width} x {grid.height} px), "
                                     f"over the limit of {limit:,} bytes; use a smaller area or a coarser resolution")
+    _check_targets(session, owner, request, size)
     export = Export(
         owner_id=owner.id, project_id=project.id, tool=tree.to_json(), output_srid=request.srid,
         resolution=resolution, mask=to_geojson(aoi) if aoi is not None else None,

@@ -55,5 +55,33 @@ class DeliveryError(GeoshipError):
     """A delivery target failed; see the permanent/retryable subclasses."""
 
 
+class PermanentDeliveryError(DeliveryError, PermanentError):
+    """Delivery cannot succeed as asked: a missing bucket, a denied write, a refused credential, a full Dropbox."""
+
+
+class RetryableDeliveryError(DeliveryError, RetryableError):
+    """Delivery failed for a transient reason (a network error, a busy service) after its retries."""
+
+
+class CredentialRefused(PermanentDeliveryError):
+    """The storage service refused the credential (unknown key, wrong secret, expired or revoked token)."""
+
+
+class InsufficientSpace(PermanentDeliveryError):
+    """The destination has no room for the file."""
+
+
+class SecretsUnavailable(PermanentError):
+    """Stored secrets cannot be decrypted with the configured key(s)."""
+
+
+class RateLimited(RetryableError):
+    """Too many requests; `retry_after` is how many seconds to wait."""
+
+    def __init__(self, message: str, retry_after: int):
+        self.retry_after = retry_after
+        super().__init__(message)
+
+
 class LinkExpired(PermanentError):
     """A download link is past its expiry or revoked."""

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
-from models.status import ExportStatus, TargetKind, TargetStatus
+from models.status import CredentialKind, ExportStatus, TargetKind, TargetStatus
 
 TOOL_NAMES = ("rgb", "ndvi", "ndwi")
 RESAMPLING_METHODS = (
@@ -24,12 +25,106 @@ class HttpLinkConfig(BaseModel):
     download_quota: int | None = Field(default=None, gt=0)  # number of downloads
 
 
+_BUCKET_NAME = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+
+
+class S3TargetConfig(BaseModel):
+    """Where in the user's bucket the file goes: s3://bucket/prefix/export-<id>.tif."""
+
+    model_config = ConfigDict(extra="forbid")
+    bucket: str
+    prefix: str = ""
+    # Grant the bucket owner full control of the object: True, False, or None to decide by checking
+    # whether the credential's account owns the bucket.
+    owner_full_control: bool | None = None
+
+    @field_validator("bucket")
+    @classmethod
+    def _bucket_name(cls, value: str) -> str:
+        if not _BUCKET_NAME.match(value) or ".." in value:
+            raise ValueError(f"{value!r} is not a valid S3 bucket name (3-63 lowercase letters, digits, dots, hyphens)")
+        return value
+
+    @field_validator("prefix")
+    @classmethod
+    def _prefix(cls, value: str) -> str:
+        return value.strip("/")
+
+    def key_for(self, filename: str) -> str:
+        """The object key of `filename` under this target's prefix."""
+        return f"{self.prefix}/{filename}" if self.prefix else filename
+
+
+class DropboxTargetConfig(BaseModel):
+    """The Dropbox folder the file goes into: <folder>/export-<id>.tif."""
+
+    model_config = ConfigDict(extra="forbid")
+    folder: str = "/geoship"
+
+    @field_validator("folder")
+    @classmethod
+    def _folder(cls, value: str) -> str:
+        value = "/" + value.strip("/")
+        if "//" in value or any(part in (".", "..") for part in value.split("/")):
+            raise ValueError(f"{value!r} is not a usable Dropbox folder path")
+        return value.rstrip("/")
+
+    def path_for(self, filename: str) -> str:
+        """The Dropbox path of `filename` in this folder."""
+        return f"{self.folder}/{filename}"
+
+
+class S3Secret(BaseModel):
+    """The secret part of an S3 credential."""
+
+    model_config = ConfigDict(extra="forbid")
+    access_key_id: SecretStr
+    secret_access_key: SecretStr
+    session_token: SecretStr | None = None
+
+
+class S3CredentialConfig(BaseModel):
+    """The non-secret part of an S3 credential: where the service is."""
+
+    model_config = ConfigDict(extra="forbid")
+    region: str = "us-east-1"
+    # For S3-compatible stores (MinIO, SeaweedFS, Ceph); AWS itself needs none.
+    endpoint_url: str | None = None
+
+
+class DropboxSecret(BaseModel):
+    """The secret part of a Dropbox credential: a long-lived access token, or a refresh token with its app key."""
+
+    model_config = ConfigDict(extra="forbid")
+    access_token: SecretStr | None = None
+    refresh_token: SecretStr | None = None
+    app_key: str | None = None
+    app_secret: SecretStr | None = None
+
+    @model_validator(mode="after")
+    def _one_way_in(self) -> DropboxSecret:
+        if self.access_token is None and (self.refresh_token is None or not self.app_key):
+            raise ValueError("a Dropbox credential needs an access token, or a refresh token with its app key")
+        return self
+
+
+class CredentialView(BaseModel):
+    """A credential as shown to its owner: never the secret, only a hint to tell credentials apart."""
+
+    id: int
+    kind: CredentialKind
+    label: str
+    hint: str
+    config: dict[str, Any]
+    created_at: datetime
+
+
 class TargetRequest(BaseModel):
     """One delivery target of an export request."""
 
     model_config = ConfigDict(extra="forbid")
     kind: TargetKind = TargetKind.http
-    # Non-secret settings: for http, link ttl_hours, byte_rate_limit, download_quota.
+    # Non-secret settings: HttpLinkConfig, S3TargetConfig or DropboxTargetConfig, by kind.
     config: dict[str, Any] = Field(default_factory=dict)
     credential_id: int | None = None
 

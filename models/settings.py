@@ -17,10 +17,16 @@ class Settings(BaseSettings):
     home: Path = Field(default_factory=lambda: Path.home() / ".geoship")
     database_url: str | None = None
     artifacts_dir: Path | None = None
+    # Production artifact store, e.g. s3://bucket/prefix, so workers on other machines can read renders.
+    # Its credentials come from the standard AWS environment (variables, profile or instance role).
+    artifacts_url: str | None = None
+    artifacts_endpoint_url: str | None = None
     # Base URL that download links are built on; `geoship serve` listens here by default.
     public_url: str = "http://127.0.0.1:8000"
     link_ttl_hours: float = 72.0
-    # Signs download-link tokens; when unset, a key file under `home` is created on first use.
+    # Encrypts stored secrets (credentials, download-link tokens). Comma-separated keys are a key ring:
+    # the first encrypts, all decrypt (see `geoship keys rotate`). When unset, a 0600 key file under
+    # `home` is created on first use.
     secret_key: SecretStr | None = None
     # The user the CLI acts as on this machine.
     user: str = "local"
@@ -35,6 +41,21 @@ class Settings(BaseSettings):
     ray_num_cpus: int | None = None
     # Largest output an export may have, in uncompressed bytes.
     max_export_bytes: int = 64 * 1024**3
+
+    # S3 uploads: one PUT up to the threshold, multipart above it (parts of at least 5 MiB, at most 10,000).
+    s3_multipart_threshold: int = Field(default=64 * 1024**2, ge=5 * 1024**2)
+    s3_part_size: int = Field(default=16 * 1024**2, ge=5 * 1024**2, le=5 * 1024**3)
+    # Attempts per request to S3 and Dropbox (exponential backoff with jitter between them).
+    delivery_attempts: int = Field(default=5, ge=1, le=20)
+    # Dropbox accepts one request of up to 150 MiB; larger files go through an upload session in chunks.
+    dropbox_upload_threshold: int = Field(default=150 * 1024**2, ge=1, le=150 * 1024**2)
+    dropbox_chunk_size: int = Field(default=8 * 1024**2, ge=1, le=150 * 1024**2)
+    # CA bundle for Dropbox's API hosts (a TLS-inspecting proxy, or a test server); default: certifi's.
+    dropbox_ca_certs: Path | None = None
+
+    # Download links: requests per minute per link owner (429 with Retry-After beyond), and a burst allowance.
+    download_requests_per_minute: float = Field(default=60.0, gt=0)
+    download_request_burst: int = Field(default=10, ge=1)
 
     def resolved_database_url(self) -> str:
         """The database URL, defaulting to an SQLite file under ``home``."""

@@ -1,4 +1,4 @@
-"""Status enums of exports and their delivery targets."""
+"""Status enums of exports and their delivery targets, and the kinds of targets and credentials."""
 
 from __future__ import annotations
 
@@ -41,5 +41,12 @@ class TargetKind(StrEnum):
     """Where an export can be delivered."""
 
     http = "http"
+    s3 = "s3"
+    dropbox = "dropbox"
+
+
+class CredentialKind(StrEnum):
+    """The services a stored credential is for."""
+
     s3 = "s3"
     dropbox = "dropbox"

@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import JSON, Column, Index, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
-from models.status import ExportStatus, TargetKind, TargetStatus
+from models.status import CredentialKind, ExportStatus, TargetKind, TargetStatus
 from models.timestamps import UTCDateTime, utcnow
 
 
@@ -82,6 +82,25 @@ class ProjectScene(SQLModel, table=True):
     position: int = Field(index=True)
 
 
+class Credential(SQLModel, table=True):
+    """A user's key to their own storage (S3 or Dropbox). The secret part is only ever stored encrypted.
+
+    `sealed` is the encrypted JSON of the secret fields; `config` holds the non-secret ones (region,
+    endpoint URL); `hint` is what the owner sees to tell credentials apart (e.g. the key id's last four).
+    """
+
+    __table_args__ = (UniqueConstraint("owner_id", "label"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    owner_id: int = Field(foreign_key="user.id", index=True)
+    kind: CredentialKind
+    label: str
+    hint: str
+    config: dict = _json()
+    sealed: str
+    created_at: datetime = _created()
+
+
 class Export(SQLModel, table=True):
     """One requested export: a tool tree rendered onto an output grid and delivered to targets."""
 
@@ -118,7 +137,7 @@ class ExportTarget(SQLModel, table=True):
     position: int = 0
     kind: TargetKind
     config: dict = _json()  # non-secret settings: bucket, prefix, path, link limits
-    credential_id: int | None = None
+    credential_id: int | None = Field(default=None, foreign_key="credential.id")
     status: TargetStatus = TargetStatus.pending
     result: dict | None = Field(default=None, sa_column=Column(JSON))
     error: str | None = None
@@ -131,25 +150,29 @@ class DownloadLink(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     export_id: int = Field(foreign_key="export.id", index=True)
     target_id: int | None = Field(default=None, foreign_key="exporttarget.id")
+    # Lookups go by the token's SHA-256; the token itself is kept only encrypted, so its owner can be
+    # shown the URL again while a copy of the database alone yields no usable link.
     token_hash: str = Field(unique=True, index=True)
-    # Random per link; the token is HMAC(secret key, salt), so the URL can be shown again on request
-    # while the database holds neither the token nor anything it can be derived from without the key.
-    salt: str
+    token_sealed: str
     expires_at: datetime = Field(sa_type=UTCDateTime)
     byte_rate_limit: int | None = None  # bytes per second
-    download_quota: int | None = None  # number of downloads
+    download_quota: int | None = None  # number of downloads (requests that start at byte 0)
+    downloads_used: int = 0
     revoked: bool = False
     created_at: datetime = _created()
 
 
 class Download(SQLModel, table=True):
-    """Metering: one request served from a download link."""
+    """Metering: one GET served from a download link, whole or a byte range, completed or aborted."""
 
     id: int | None = Field(default=None, primary_key=True)
     link_id: int = Field(foreign_key="downloadlink.id", index=True)
-    client: str | None = None
+    user_id: int | None = Field(default=None, foreign_key="user.id")  # the caller, when authenticated
+    client: str | None = None  # the client's address
     started_at: datetime = _created()
     finished_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
-    bytes_sent: int = 0
     range_header: str | None = None
-    completed: bool = False
+    range_start: int = 0
+    range_end: int | None = None  # inclusive, as in Content-Range
+    bytes_sent: int = 0
+    completed: bool = False  # every byte of the range was handed over; finished but not completed = aborted

@@ -28,6 +28,13 @@ for _key, _value in {
     os.environ[_key] = _value
 os.environ.pop("RAY_ADDRESS", None)
 os.environ.pop("PREFECT_API_URL", None)
+# moto checks signatures and IAM permissions (tests/support/s3.py); must be set before moto is imported.
+os.environ["INITIAL_NO_AUTH_ACTION_COUNT"] = "0"
+# The Dropbox SDK reads its hosts once, at import: point them at the loopback fake (tests/support/fake_dropbox.py).
+from tests.support.net import free_port  # noqa: E402
+
+DROPBOX_PORT = free_port()
+os.environ["DROPBOX_API_HOST"] = os.environ["DROPBOX_API_CONTENT_HOST"] = f"127.0.0.1:{DROPBOX_PORT}"
 
 from dataclasses import replace  # noqa: E402
 
@@ -121,6 +128,37 @@ def prefect_server():
 
     with prefect_test_harness(server_startup_timeout=120):
         yield
+
+
+@pytest.fixture(scope="session")
+def s3_server():
+    """moto's S3 server on loopback with IAM-checked users (writer, reader, service), for the session."""
+    from tests.support.s3 import MotoS3
+
+    server = MotoS3().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def dropbox_server(tmp_path_factory):
+    """The fake Dropbox API (HTTPS on loopback) for the session; geoship trusts its certificate."""
+    from tests.support.fake_dropbox import FakeDropbox
+
+    server = FakeDropbox(DROPBOX_PORT, tmp_path_factory.mktemp("dropbox-tls")).start()
+    os.environ["GEOSHIP_DROPBOX_CA_CERTS"] = str(server.cert)
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def dropbox(dropbox_server, geoship_home):
+    """A fresh Dropbox account (2 GiB) on the fake server, for one test."""
+    from models.settings import get_settings
+
+    dropbox_server.reset()
+    get_settings.cache_clear()  # pick up GEOSHIP_DROPBOX_CA_CERTS whatever the fixture order
+    return dropbox_server
 
 
 RasterFactory = Callable[..., Path]

@@ -19,7 +19,7 @@ def test_delivering_issues_an_expiring_link_whose_url_resolves(session, tmp_path
     target = ExportTarget(export_id=export.id, kind=TargetKind.http, config={"ttl_hours": 2, "download_quota": 3})
     session.add(target)
     session.flush()
-    artifact = Artifact(export_id=export.id, path=tmp_path / "f.tif", bytes=10, sha256="ab" * 32)
+    artifact = Artifact(export_id=export.id, uri=str(tmp_path / "f.tif"), bytes=10, sha256="ab" * 32)
 
     result = HttpLinkDelivery().deliver(session, artifact, target)
     session.commit()

@@ -1,0 +1,62 @@
+"""Retry delivery without re-rendering: reopen a finished export for the targets an operator picks.
+
+This is the one transition that goes backwards (`error`/`success` -> `delivering`), and only on request.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import update
+from sqlmodel import Session, select
+
+from delivery.artifacts import artifact_store
+from flows.views import get_export
+from models.db import get_engine
+from models.errors import Conflict, NotFound
+from models.status import ExportStatus, TargetStatus
+from models.tables import Export, ExportTarget, User
+from models.timestamps import utcnow
+
+
+def _targets_to_retry(session: Session, export: Export, position: int | None) -> list[ExportTarget]:
+    targets = session.exec(
+        select(ExportTarget).where(ExportTarget.export_id == export.id).order_by(ExportTarget.position)
+    ).all()
+    if position is not None:
+        chosen = [t for t in targets if t.position == position]
+        if not chosen:
+            positions = ", ".join(str(t.position) for t in targets)
+            raise NotFound(f"export {export.id} has no target {position} (targets: {positions})")
+        return chosen
+    chosen = [t for t in targets if t.status != TargetStatus.success]
+    if not chosen:
+        raise Conflict(f"every target of export {export.id} is already delivered; pick one with --target N "
+                       "to deliver it again")
+    return chosen
+
+
+def reopen_for_delivery(session: Session, *, owner: User, export_id: int, position: int | None = None) -> list[int]:
+    """Move the owner's finished export back to `delivering` with the chosen targets pending; returns their ids.
+
+    Refused (`Conflict`) while the export is still running, or when its rendered file is gone.
+    """
+    export = get_export(session, owner=owner, export_id=export_id)
+    if not export.status.is_final:
+        raise Conflict(f"export {export_id} is {export.status.value}; delivery can be retried once it has finished")
+    rendered = (export.result or {}).get("render")
+    if not export.artifact or not rendered or artifact_store().size(export.artifact) != rendered.get("bytes"):
+        raise Conflict(f"export {export_id} has no rendered file in the artifact store to deliver again; "
+                       "order the export again instead")
+    targets = _targets_to_retry(session, export, position)
+    ids = [t.id for t in targets]
+    with get_engine().begin() as connection:
+        reopened = connection.execute(
+            update(Export).where(Export.id == export_id, Export.status.in_([ExportStatus.success, ExportStatus.error]))
+            .values(status=ExportStatus.delivering, error=None, finished_at=None, updated_at=utcnow())
+        ).rowcount
+        if reopened != 1:
+            raise Conflict(f"export {export_id} changed status meanwhile; try again")
+        connection.execute(
+            update(ExportTarget).where(ExportTarget.id.in_(ids))
+            .values(status=TargetStatus.pending, error=None, result=None, updated_at=utcnow())
+        )
+    return ids

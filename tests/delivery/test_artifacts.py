@@ -1,0 +1,55 @@
+"""The artifact store: a local directory by default, an S3 bucket in production (here moto on loopback)."""
+
+import hashlib
+
+import pytest
+
+from delivery.artifacts import LocalArtifactStore, S3ArtifactStore, artifact_store
+from models.settings import get_settings
+
+
+@pytest.fixture
+def s3_store(geoship_home, s3_server, monkeypatch):
+    """GEOSHIP_ARTIFACTS_URL on a fresh bucket, with the machine's AWS credentials being the service user's."""
+    bucket = s3_server.new_bucket()
+    monkeypatch.setenv("GEOSHIP_ARTIFACTS_URL", f"s3://{bucket}/renders")
+    monkeypatch.setenv("GEOSHIP_ARTIFACTS_ENDPOINT_URL", s3_server.url)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", s3_server.service.access_key_id)
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", s3_server.service.secret_access_key)
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    get_settings.cache_clear()
+    return bucket
+
+
+def stage(store, export_id: int, size: int) -> tuple[bytes, str]:
+    data = hashlib.shake_256(b"render").digest(size)
+    path = store.staging_path(export_id)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+    return data, store.publish(export_id, path, hashlib.sha256(data).hexdigest())
+
+
+def test_the_default_store_is_a_directory_under_home(geoship_home):
+    store = artifact_store()
+    assert isinstance(store, LocalArtifactStore)
+    data, uri = stage(store, 7, 3000)
+    assert uri == str(geoship_home / "artifacts" / "export-7" / "export-7.tif")
+    assert store.size(uri) == 3000 and b"".join(store.read(uri, 10, 19)) == data[10:20]
+    with store.local_copy(uri) as path:
+        assert path.read_bytes() == data
+
+
+def test_an_s3_store_keeps_renders_in_the_bucket_for_other_machines(s3_store, s3_server, geoship_home):
+    store = artifact_store()
+    assert isinstance(store, S3ArtifactStore)
+    data, uri = stage(store, 8, 2 * 1024**2 + 3)
+    assert uri == f"s3://{s3_store}/renders/export-8/export-8.tif"
+    assert not store.staging_path(8).exists()  # nothing of it stays on this machine's disk
+    assert store.size(uri) == len(data)
+    assert b"".join(store.read(uri, 1000, 1024**2 + 999)) == data[1000:1024**2 + 1000]
+    with store.local_copy(uri) as path:
+        assert path.read_bytes() == data
+    assert not path.exists()
+    assert store.size(f"s3://{s3_store}/renders/export-9/export-9.tif") is None
+    head = s3_server.client().head_object(Bucket=s3_store, Key="renders/export-8/export-8.tif")
+    assert head["Metadata"]["sha256"] == hashlib.sha256(data).hexdigest()

@@ -1,0 +1,129 @@
+"""Delivery inside the export flow: several targets each with their own outcome, retry without
+re-rendering, and an S3 artifact store; against moto's S3 and the fake Dropbox on loopback."""
+
+import hashlib
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from api.app import create_app
+from delivery.dropbox_target import add_dropbox_credential
+from delivery.s3_target import add_s3_credential
+from flows.export_flow import export_flow, retry_delivery_flow
+from flows.retry import reopen_for_delivery
+from flows.status import claim_export
+from flows.submission import create_export
+from flows.views import export_view
+from models.errors import Conflict, InvalidRequest
+from models.schemas import DropboxSecret, ExportRequest, S3CredentialConfig, S3Secret, TargetRequest
+from models.settings import get_settings
+from models.status import ExportStatus, TargetStatus
+from models.tables import Export
+from tests.conftest import SMALL_AOI
+
+pytestmark = pytest.mark.usefixtures("ray_cluster", "prefect_server")
+
+
+@pytest.fixture
+def credentials(session, owner, s3_server, dropbox):
+    """An S3 credential (moto writer) with a fresh bucket, and a Dropbox credential on a fresh account."""
+    bucket = s3_server.new_bucket()
+    s3 = add_s3_credential(session, owner=owner, label="s3", bucket=bucket, config=S3CredentialConfig(endpoint_url=s3_server.url),
+                           secret=S3Secret(access_key_id=s3_server.writer.access_key_id,
+                                           secret_access_key=s3_server.writer.secret_access_key))
+    box = add_dropbox_credential(session, owner=owner, label="box", secret=DropboxSecret(access_token=dropbox.issue_token()))
+    session.commit()
+    return {"bucket": bucket, "s3": s3.id, "dropbox": box.id}
+
+
+def three_targets(credentials) -> list[TargetRequest]:
+    return [
+        TargetRequest(kind="http"),
+        TargetRequest(kind="s3", config={"bucket": credentials["bucket"], "prefix": "geoship"}, credential_id=credentials["s3"]),
+        TargetRequest(kind="dropbox", config={"folder": "/exports"}, credential_id=credentials["dropbox"]),
+    ]
+
+
+def submit(session, owner, targets) -> int:
+    export = create_export(session, owner=owner, request=ExportRequest(project="alps", aoi=SMALL_AOI, targets=targets))
+    session.commit()
+    assert claim_export(export.id)
+    return export.id
+
+
+def test_one_export_is_delivered_to_a_link_a_bucket_and_a_dropbox(session, owner, project, credentials, s3_server, dropbox):
+    export_id = submit(session, owner, three_targets(credentials))
+    export_flow(export_id)
+    session.expire_all()
+    view = export_view(session, session.get(Export, export_id))
+    assert view.status == ExportStatus.success, view.error
+    data = Path(view.artifact).read_bytes()
+    sha256 = hashlib.sha256(data).hexdigest()
+    http, s3, box = view.targets
+    assert [t.status for t in view.targets] == [TargetStatus.success] * 3
+    assert TestClient(create_app()).get(f"/downloads/{http.result['url'].rsplit('/', 1)[1]}").content == data
+    key = f"geoship/export-{export_id}.tif"
+    assert s3.result["url"] == f"s3://{credentials['bucket']}/{key}" and s3.result["sha256"] == sha256
+    assert s3_server.client().get_object(Bucket=credentials["bucket"], Key=key)["Body"].read() == data
+    assert box.result["path"] == f"/exports/export-{export_id}.tif"
+    assert dropbox.account.files[box.result["path"].lower()] == data
+
+
+def test_a_failed_target_fails_the_export_and_delivery_is_retried_without_rendering(
+        session, owner, project, credentials, dropbox, s3_server):
+    export_id = submit(session, owner, three_targets(credentials))
+    dropbox.account.other_usage = dropbox.account.allocated  # the Dropbox fills up after the request
+    with pytest.raises(Exception, match="delivery failed for target 2"):
+        export_flow(export_id)
+    session.expire_all()
+    export = session.get(Export, export_id)
+    view = export_view(session, export)
+    assert view.status == ExportStatus.error
+    assert "target 2 (dropbox)" in view.error and "too little free space" in view.error
+    assert [t.status for t in view.targets] == [TargetStatus.success, TargetStatus.success, TargetStatus.error]
+    rendered, mtime = export.result["render"], Path(export.artifact).stat().st_mtime_ns
+
+    dropbox.account.other_usage = 0  # the user makes room
+    target_ids = reopen_for_delivery(session, owner=owner, export_id=export_id)
+    assert target_ids == [view.targets[2].id]
+    retry_delivery_flow(export_id, target_ids)
+    session.expire_all()
+    export = session.get(Export, export_id)
+    view = export_view(session, export)
+    assert view.status == ExportStatus.success, view.error
+    assert [t.status for t in view.targets] == [TargetStatus.success] * 3
+    assert export.result["render"] == rendered and Path(export.artifact).stat().st_mtime_ns == mtime  # not rendered again
+    assert dropbox.account.files[view.targets[2].result["path"].lower()] == Path(export.artifact).read_bytes()
+
+    with pytest.raises(Conflict, match="already delivered; pick one with --target N"):
+        reopen_for_delivery(session, owner=owner, export_id=export_id)
+    assert reopen_for_delivery(session, owner=owner, export_id=export_id, position=1) == [view.targets[1].id]
+
+
+def test_a_dropbox_without_room_for_the_estimate_is_refused_at_request_time(session, owner, project, credentials, dropbox):
+    dropbox.account.allocated, dropbox.account.other_usage = 1_000_000, 999_000
+    with pytest.raises(InvalidRequest, match=r"targets.2.credential_id: the Dropbox has too little free space .* "
+                                             r"999,000 of 1,000,000 bytes used, 1,000 free, [\d,]+ needed"):
+        submit(session, owner, three_targets(credentials))
+    assert session.query(Export).count() == 0
+
+
+def test_with_an_s3_artifact_store_renders_live_in_the_bucket(session, owner, project, s3_server, monkeypatch):
+    bucket = s3_server.new_bucket()
+    for key, value in {"GEOSHIP_ARTIFACTS_URL": f"s3://{bucket}/artifacts", "GEOSHIP_ARTIFACTS_ENDPOINT_URL": s3_server.url,
+                       "AWS_ACCESS_KEY_ID": s3_server.service.access_key_id,
+                       "AWS_SECRET_ACCESS_KEY": s3_server.service.secret_access_key, "AWS_DEFAULT_REGION": "us-east-1"}.items():
+        monkeypatch.setenv(key, value)
+    get_settings.cache_clear()
+    export_id = submit(session, owner, [TargetRequest(kind="http")])
+    export_flow(export_id)
+    session.expire_all()
+    view = export_view(session, session.get(Export, export_id))
+    assert view.status == ExportStatus.success, view.error
+    assert view.artifact == f"s3://{bucket}/artifacts/export-{export_id}/export-{export_id}.tif"
+    data = s3_server.client().get_object(Bucket=bucket, Key=f"artifacts/export-{export_id}/export-{export_id}.tif")["Body"].read()
+    assert hashlib.sha256(data).hexdigest() == view.targets[0].result["sha256"]
+    token = view.targets[0].result["url"].rsplit("/", 1)[1]
+    part = TestClient(create_app()).get(f"/downloads/{token}", headers={"Range": "bytes=100-4195"})
+    assert part.status_code == 206 and part.content == data[100:4196]
