@@ -141,6 +141,14 @@ def s3_server():
 
 
 @pytest.fixture(scope="session")
+def seaweedfs(tmp_path_factory):
+    """SeaweedFS on 127.0.0.1:8333 for the session; yields an admin boto3 client."""
+    from tests.support.seaweedfs import run_seaweedfs
+
+    yield from run_seaweedfs(tmp_path_factory.mktemp("seaweedfs"))
+
+
+@pytest.fixture(scope="session")
 def dropbox_server(tmp_path_factory):
     """The fake Dropbox API (HTTPS on loopback) for the session; geoship trusts its certificate."""
     from tests.support.fake_dropbox import FakeDropbox

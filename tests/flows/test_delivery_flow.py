@@ -127,3 +127,22 @@ def test_with_an_s3_artifact_store_renders_live_in_the_bucket(session, owner, pr
     token = view.targets[0].result["url"].rsplit("/", 1)[1]
     part = TestClient(create_app()).get(f"/downloads/{token}", headers={"Range": "bytes=100-4195"})
     assert part.status_code == 206 and part.content == data[100:4196]
+
+
+def test_an_export_end_to_end_into_seaweedfs(session, owner, project, seaweedfs):
+    from tests.support.seaweedfs import ACCESS_KEY, ENDPOINT, SECRET_KEY
+
+    seaweedfs.create_bucket(Bucket="geoship-flow")
+    credential = add_s3_credential(session, owner=owner, label="weed", bucket="geoship-flow",
+                                   config=S3CredentialConfig(endpoint_url=ENDPOINT),
+                                   secret=S3Secret(access_key_id=ACCESS_KEY, secret_access_key=SECRET_KEY))
+    session.commit()
+    export_id = submit(session, owner, [TargetRequest(kind="s3", config={"bucket": "geoship-flow", "prefix": "maps"},
+                                                      credential_id=credential.id)])
+    export_flow(export_id)
+    session.expire_all()
+    view = export_view(session, session.get(Export, export_id))
+    assert view.status == ExportStatus.success, view.error
+    body = seaweedfs.get_object(Bucket="geoship-flow", Key=f"maps/export-{export_id}.tif")["Body"].read()
+    assert body == Path(view.artifact).read_bytes()
+    assert view.targets[0].result["sha256"] == hashlib.sha256(body).hexdigest()
