@@ -55,7 +55,7 @@ def s3_client(*, access_key_id: str | None = None, secret_access_key: str | None
               attempts: int = 5):
     """A boto3 S3 client; without keys it uses the standard AWS credential chain."""
     config = Config(
-        retries={"mode": "standard", "max_attempts": attempts},
+        retries={"mode": "standard", "total_max_attempts": attempts},  # the first try included
         connect_timeout=10, read_timeout=120, signature_version="s3v4",
         # S3-compatible stores on a host name of their own generally want path-style addressing.
         s3={"addressing_style": "path" if endpoint_url else "auto"},

@@ -27,6 +27,12 @@ from ray_render.cluster import ensure_ray
 from ray_render.grid import OutputGrid
 from ray_render.render import RenderOptions, render
 
+# The export's final status is written by these hooks, whichever way its flow run ends.
+STATUS_HOOKS = dict(
+    on_completion=[mark_export_finished], on_failure=[mark_export_failed], on_crashed=[mark_export_failed],
+    on_cancellation=[mark_export_failed],
+)
+
 
 class DeliveryFailed(DeliveryError):
     """One or more targets of an export could not be delivered."""
@@ -84,14 +90,7 @@ def deliver_target(export_id: int, target_id: int, rendered: dict[str, Any]) -> 
     return result
 
 
-@flow(
-    name="export",
-    flow_run_name="export-{export_id}",
-    on_completion=[mark_export_finished],
-    on_failure=[mark_export_failed],
-    on_crashed=[mark_export_failed],
-    on_cancellation=[mark_export_failed],
-)
+@flow(name="export", flow_run_name="export-{export_id}", **STATUS_HOOKS)
 def export_flow(export_id: int) -> dict[str, Any]:
     """Render export `export_id` and deliver it to each of its targets."""
     set_export_fields(export_id, flow_run_id=str(current_flow_run.id))
@@ -124,14 +123,7 @@ def deliver_all(export_id: int, rendered: dict[str, Any], only: list[int] | None
     )
 
 
-@flow(
-    name="retry-delivery",
-    flow_run_name="export-{export_id}-retry-delivery",
-    on_completion=[mark_export_finished],
-    on_failure=[mark_export_failed],
-    on_crashed=[mark_export_failed],
-    on_cancellation=[mark_export_failed],
-)
+@flow(name="retry-delivery", flow_run_name="export-{export_id}-retry-delivery", **STATUS_HOOKS)
 def retry_delivery_flow(export_id: int, target_ids: list[int]) -> dict[str, Any]:
     """Deliver an already rendered export again to the given targets, reusing the file in the artifact store.
 

@@ -137,3 +137,35 @@ def test_a_bucket_deleted_after_the_request_fails_the_target_clearly(session, us
     s3_server.client().delete_bucket(Bucket=bucket)
     with pytest.raises(PermanentDeliveryError, match="the bucket does not exist"):
         S3Delivery().deliver(session, artifact, session.get(ExportTarget, target.id))
+
+
+def test_transient_s3_failures_are_retried_with_backoff(session, user, s3_server, make_artifact, tmp_path):
+    from tests.support.flaky_proxy import FlakyProxy
+
+    bucket = s3_server.new_bucket()
+    path = tmp_path / "f.bin"
+    path.write_bytes(hashlib.shake_256(b"parts").digest(11 * 1024**2))
+    # Two 503 SlowDown answers to the first part uploads (the same part, retried), then service resumes.
+    with FlakyProxy(s3_server.url, failures=2, should_fail=lambda method, p: method == "PUT" and "partNumber=2" in p) as proxy:
+        client = client_for(secret_of(s3_server.writer), S3CredentialConfig(endpoint_url=proxy.url))
+        uploaded = upload_file(client, path, bucket, "retried.tif", sha256="0" * 64, threshold=MIN_PART, part_size=MIN_PART)
+    assert proxy.failed == [proxy.failed[0]] * 2 and "partNumber=2" in proxy.failed[0]
+    assert uploaded.parts == 3
+    body = s3_server.client().get_object(Bucket=bucket, Key="retried.tif")["Body"].read()
+    assert body == path.read_bytes()
+
+
+def test_an_s3_that_keeps_failing_is_a_retryable_error_after_the_attempts(session, user, s3_server, tmp_path, monkeypatch):
+    from models.errors import RetryableDeliveryError
+    from tests.support.flaky_proxy import FlakyProxy
+
+    monkeypatch.setenv("GEOSHIP_DELIVERY_ATTEMPTS", "3")
+    get_settings.cache_clear()
+    bucket = s3_server.new_bucket()
+    path = tmp_path / "f.bin"
+    path.write_bytes(b"x" * 1000)
+    with FlakyProxy(s3_server.url, failures=100, should_fail=lambda method, p: method == "PUT") as proxy:
+        client = client_for(secret_of(s3_server.writer), S3CredentialConfig(endpoint_url=proxy.url))
+        with pytest.raises(RetryableDeliveryError, match="S3 failed writing s3://.* after retries: SlowDown"):
+            upload_file(client, path, bucket, "never.tif", sha256="0" * 64, threshold=MIN_PART, part_size=MIN_PART)
+    assert len(proxy.failed) == 3
