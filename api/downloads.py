@@ -127,7 +127,8 @@ async def _metered(prepared: Prepared, start: int, end: int, byte_buckets: Keyed
             await run_in_threadpool(_finish, prepared.download_id, sent, sent == wanted)
 
 
-@router.api_route("/downloads/{token}", methods=["GET", "HEAD"], name="download")
+@router.head("/downloads/{token}", operation_id="download_head", summary="Size and checksum of a download")
+@router.get("/downloads/{token}", operation_id="download", name="download", summary="Download an export's file")
 async def download(token: str, request: Request) -> Response:
     """The export's GeoTIFF: 200 or 206 (Range), 404 unknown, 410 expired/revoked/used up, 416, 429."""
     state = request.app.state

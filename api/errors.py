@@ -3,12 +3,29 @@
 from __future__ import annotations
 
 from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import ValidationError
 
-from models.errors import Conflict, GeoshipError, InvalidRequest, LinkExpired, NotFound, RateLimited, RetryableError
+from models.errors import (
+    Conflict,
+    Forbidden,
+    GeoshipError,
+    InvalidRequest,
+    LinkExpired,
+    NotFound,
+    PermanentDeliveryError,
+    RateLimited,
+    RetryableError,
+    Unauthorized,
+)
 
 STATUS_CODES: dict[type[GeoshipError], int] = {
     InvalidRequest: 422,
+    Unauthorized: 401,
+    Forbidden: 403,
+    # A credential refused by its service, a missing bucket, a full Dropbox: the request cannot work as given.
+    PermanentDeliveryError: 422,
     NotFound: 404,
     LinkExpired: 410,
     Conflict: 409,
@@ -31,4 +48,19 @@ def install_error_handlers(app: FastAPI) -> None:
         if isinstance(exc, InvalidRequest):
             body.update(field=exc.field, reason=exc.reason)
         headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, RateLimited) else None
+        if isinstance(exc, Unauthorized):
+            headers = {"WWW-Authenticate": "Bearer"}
         return JSONResponse(status_code=status_code_for(exc), content=body, headers=headers)
+
+    @app.exception_handler(RequestValidationError)
+    @app.exception_handler(ValidationError)
+    async def _invalid(_request: Request, exc: RequestValidationError | ValidationError) -> JSONResponse:
+        """Malformed input: 422 naming the first field and the reason, then every error (never the input values,
+        which may be secrets)."""
+        errors = exc.errors()
+        first = errors[0] if errors else {"loc": ("body",), "msg": "invalid request"}
+        field = ".".join(str(p) for p in first["loc"] if p not in ("body",)) or "body"
+        reason = str(first["msg"]).removeprefix("Value error, ")
+        details = [{"field": ".".join(str(p) for p in e["loc"]), "reason": e["msg"]} for e in errors[:20]]
+        return JSONResponse(status_code=422, content={"detail": f"{field}: {reason}", "field": field, "reason": reason,
+                                                      "errors": details})

@@ -17,6 +17,7 @@ from models.catalogue import (
     readable_projects,
     reorder_scenes,
     scene_counts,
+    share_project,
 )
 from models.db import session_scope
 from models.errors import InvalidRequest
@@ -33,6 +34,25 @@ def projects_create(name: str, public: bool = typer.Option(False, help="Readable
         project = create_project(session, owner=acting_user(session), name=name,
                                  visibility="public" if public else "private")
         console.print(f"created project {project.name} (id {project.id})")
+
+
+@projects_app.command("share")
+@reports_errors
+def projects_share(name: str, user: str = typer.Argument(..., help="The user to share with.")) -> None:
+    """Share a project, and your scenes in it, read-only with another user."""
+    from sqlmodel import select
+
+    from models.errors import NotFound
+    from models.tables import User
+
+    with session_scope() as session:
+        owner = acting_user(session)
+        reader = session.exec(select(User).where(User.name == user)).first()
+        if reader is None:
+            raise NotFound(f"user {user!r} not found")
+        project = find_project(session, user=owner, ref=name)
+        scenes = share_project(session, owner=owner, project=project, with_user=reader)
+    console.print(f"shared project {project.name} and {scenes} scene(s) with {user}", highlight=False)
 
 
 @projects_app.command("list")

@@ -8,6 +8,7 @@ from cli.catalogue import projects_app, scenes_app
 from cli.credentials import credentials_app, keys_app, links_app
 from cli.demo import demo
 from cli.exports import export_app, run, status
+from cli.users import users_app
 
 app = typer.Typer(name="geoship", help="Order exports of imagery and have them delivered.", no_args_is_help=True,
                   pretty_exceptions_enable=False)
@@ -27,6 +28,7 @@ app.add_typer(export_app, name="export")
 app.add_typer(credentials_app, name="credentials")
 app.add_typer(links_app, name="links")
 app.add_typer(keys_app, name="keys")
+app.add_typer(users_app, name="users")
 app.command("run")(run)
 app.command("status")(status)
 app.command("demo")(demo)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from typing import Any
+from urllib.parse import urlsplit
 
 from sqlmodel import Session
 
@@ -21,7 +22,12 @@ OWNER_FULL_CONTROL = "bucket-owner-full-control"
 
 
 def client_for(secret: S3Secret, config: S3CredentialConfig):
-    """A boto3 client acting with the user's credential."""
+    """A boto3 client acting with the user's credential, on an endpoint this server allows."""
+    allowed = get_settings().s3_endpoint_hosts
+    host = urlsplit(config.endpoint_url).hostname if config.endpoint_url else None
+    if host is not None and allowed is not None and host not in allowed:
+        raise InvalidRequest("endpoint_url", f"this server does not connect to S3 endpoints on {host!r} "
+                                             f"(allowed: {', '.join(allowed) or 'none'})")
     return s3_client(
         access_key_id=secret.access_key_id.get_secret_value(),
         secret_access_key=secret.secret_access_key.get_secret_value(),

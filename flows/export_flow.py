@@ -26,6 +26,7 @@ from models.tooltree import parse_tool_tree
 from ray_render.cluster import ensure_ray
 from ray_render.grid import OutputGrid
 from ray_render.render import RenderOptions, render
+from ray_render.writer import CogOptions
 
 # The export's final status is written by these hooks, whichever way its flow run ends.
 STATUS_HOOKS = dict(
@@ -57,7 +58,7 @@ def render_export(export_id: int) -> dict[str, Any]:
     options = RenderOptions(
         tile_size=settings.tile_size, pool_size=settings.pool_size,
         in_flight_per_actor=settings.tiles_in_flight_per_actor, resampling=export.resampling,
-        gdal_cache_mb=settings.gdal_cache_mb,
+        gdal_cache_mb=settings.gdal_cache_mb, cog=CogOptions(compress=export.compression.upper()),
     )
     logger = get_run_logger()
     logger.info("export %s: rendering %s x %s px in %s with %s px tiles", export_id, grid.width, grid.height,

@@ -5,18 +5,23 @@ This is the one entry point the CLI and the HTTP API share. A refused request wr
 
 from __future__ import annotations
 
+import copy
+from dataclasses import dataclass
+from typing import Any
+
 import numpy as np
 import shapely
 from sqlmodel import Session
 
 from delivery.registry import DELIVERIES
-from models.catalogue import find_project, project_scenes, scene_source
-from models.errors import InvalidAOI, InvalidRequest
-from models.schemas import ExportRequest
+from models.catalogue import find_project, project_scenes, scene_source, unreadable_scenes
+from models.errors import Forbidden, InvalidAOI, InvalidRequest, InvalidToolTree
+from models.schemas import Estimate, ExportRequest
 from models.settings import get_settings
-from models.tables import Export, ExportTarget, Scene, User
+from models.tables import Export, ExportTarget, Project, Scene, User
 from models.tooltree import (
     INDEX_BANDS,
+    MAX_DEPTH,
     ColorCorrect,
     Identity,
     Mask,
@@ -115,6 +120,33 @@ def build_tool_tree(request: ExportRequest, scenes: list[Scene], aoi, dst_crs: s
     return parse_tool_tree(root.model_dump(mode="json"))
 
 
+def custom_tool_tree(data: dict[str, Any], scenes: list[Scene], aoi, dst_crs: str, project_id: int) -> ToolTree:
+    """A user's own tool tree, completed: the project's scenes put into its `project` leaves, the AOI mask
+    under the root, and an `output` root (float32, nodata -9999) when it has none.
+
+    A tree may not name scenes or files itself: everything it reads comes from a project the user may read.
+    """
+    data = copy.deepcopy(data)
+    output = {"type": "output", "dtype": "float32", "nodata": INDEX_NODATA}
+    if data.get("type") == "output":
+        output.update({k: v for k, v in data.items() if k != "input"})
+        data = data.get("input")
+    sources = [scene_source(s).model_dump(mode="json") for s in scenes]
+    node, path = data, "tool"
+    for _ in range(MAX_DEPTH + 1):  # a deeper tree is refused by the parser below
+        if not isinstance(node, dict):
+            break
+        if node.get("type") == "project":
+            if "scenes" in node:
+                raise InvalidToolTree(f"{path}.scenes", "a tool tree reads only from the export's project; name the "
+                                                        "bands it needs, not scenes")
+            node.update(project_id=project_id, scenes=sources)
+        node, path = node.get("input"), f"{path}.input"
+    if aoi is not None:
+        data = {"type": "mask", "geometry": to_geojson(aoi), "crs": dst_crs, "input": data}
+    return parse_tool_tree({**output, "input": data})
+
+
 def estimate_bytes(grid: OutputGrid, tree: ToolTree) -> int:
     """Uncompressed size of the output."""
     return grid.pixels * len(tree.root.output_bands()) * np.dtype(tree.root.dtype).itemsize
@@ -131,27 +163,60 @@ def _check_targets(session: Session, owner: User, request: ExportRequest, estima
         DELIVERIES[target.kind].check(session, owner_id=owner.id, target=target, field=field, estimate_bytes=estimate)
 
 
-def create_export(session: Session, *, owner: User, request: ExportRequest) -> Export:
-    """Validate `request` and insert its export row (status `pending`) with its targets."""
+@dataclass(frozen=True)
+class ExportPlan:
+    """A validated export request: everything needed to insert it, nothing written yet."""
+
+    project: Project
+    tree: ToolTree
+    grid: OutputGrid
+    aoi: Any
+    resolution: float
+    estimate: Estimate
+
+
+def plan_export(session: Session, *, owner: User, request: ExportRequest, check_limit: bool = True) -> ExportPlan:
+    """Authorise and preflight `request`: the project and every scene readable, AOI, grid, tool tree, size, targets.
+
+    Raises the error naming the problem (`NotFound`, `Forbidden`, `InvalidRequest`...); writes nothing.
+    """
     project = find_project(session, user=owner, ref=request.project)
     scenes = project_scenes(session, project=project)
     if not scenes:
         raise InvalidRequest("project", f"project {project.name!r} has no scenes")
+    hidden = unreadable_scenes(session, user=owner, scenes=scenes)
+    if hidden:
+        names = ", ".join(f"{s.name} (id {s.id})" for s in hidden)
+        raise Forbidden(f"you may not read scene(s) {names} of project {project.name!r}; ask their owner to share them")
     dst_crs = _output_crs(request.srid)
     aoi, area = _area(request, scenes, dst_crs)
     resolution = _resolution(request, scenes, dst_crs)
     grid = plan_grid(dst_crs, area.bounds, resolution)
-    tree = build_tool_tree(request, scenes, aoi, dst_crs, project.id)
+    if request.tool_tree is not None:
+        tree = custom_tool_tree(request.tool_tree, scenes, aoi, dst_crs, project.id)
+    else:
+        tree = build_tool_tree(request, scenes, aoi, dst_crs, project.id)
     size = estimate_bytes(grid, tree)
     limit = get_settings().max_export_bytes
-    if size > limit:
+    estimate = Estimate(width=grid.width, height=grid.height, pixels=grid.pixels, bands=tree.root.output_bands(),
+                        dtype=tree.root.dtype, bytes=size, limit_bytes=limit, within_limit=size <= limit,
+                        output_srid=request.srid, resolution=resolution)
+    if check_limit and size > limit:
         raise InvalidRequest("aoi", f"the export would be {size:,} bytes ({grid.width} x {grid.height} px), "
                                     f"over the limit of {limit:,} bytes; use a smaller area or a coarser resolution")
     _check_targets(session, owner, request, size)
+    return ExportPlan(project=project, tree=tree, grid=grid, aoi=aoi, resolution=resolution, estimate=estimate)
+
+
+def create_export(session: Session, *, owner: User, request: ExportRequest) -> Export:
+    """Validate `request` and insert its export row (status `pending`) with its targets."""
+    plan = plan_export(session, owner=owner, request=request)
+    dst_crs = plan.grid.crs
     export = Export(
-        owner_id=owner.id, project_id=project.id, tool=tree.to_json(), output_srid=request.srid,
-        resolution=resolution, mask=to_geojson(aoi) if aoi is not None else None,
-        mask_crs=dst_crs if aoi is not None else None, grid=grid.to_dict(), resampling=request.resampling,
+        owner_id=owner.id, project_id=plan.project.id, tool=plan.tree.to_json(), output_srid=request.srid,
+        resolution=plan.resolution, mask=to_geojson(plan.aoi) if plan.aoi is not None else None,
+        mask_crs=dst_crs if plan.aoi is not None else None, grid=plan.grid.to_dict(), resampling=request.resampling,
+        compression=request.compression,
     )
     session.add(export)
     session.flush()

@@ -26,7 +26,8 @@ def export_view(session: Session, export: Export) -> ExportView:
         select(ExportTarget).where(ExportTarget.export_id == export.id).order_by(ExportTarget.position)
     ).all()
     return ExportView(
-        id=export.id, status=export.status, progress=export.progress, tiles_done=export.tiles_done,
+        id=export.id, status=export.status, compression=export.compression,
+        progress=export.progress, tiles_done=export.tiles_done,
         tiles_total=export.tiles_total, error=export.error, artifact=export.artifact,
         project_id=export.project_id, output_srid=export.output_srid, resolution=export.resolution,
         width=export.grid.get("width"), height=export.grid.get("height"), flow_run_id=export.flow_run_id,

@@ -8,7 +8,7 @@ from sqlalchemy import func, or_
 from sqlmodel import Session, select
 
 from models.errors import Conflict, InvalidRequest, NotFound
-from models.tables import Project, ProjectScene, ProjectShare, Scene, User
+from models.tables import Project, ProjectScene, ProjectShare, Scene, SceneShare, User
 from models.tooltree import SceneSource
 
 
@@ -42,11 +42,48 @@ def readable_projects(session: Session, *, user: User):
     )
 
 
+def readable_scenes(session: Session, *, user: User):
+    """Query of the scenes `user` may read: own, shared with them, or public."""
+    shared = select(SceneShare.scene_id).where(SceneShare.user_id == user.id)
+    return select(Scene).where(or_(Scene.owner_id == user.id, Scene.visibility == "public", Scene.id.in_(shared)))
+
+
+def unreadable_scenes(session: Session, *, user: User, scenes: list[Scene]) -> list[Scene]:
+    """Those of `scenes` that `user` may not read, in the given order."""
+    ids = [s.id for s in scenes]
+    readable = set(session.exec(readable_scenes(session, user=user).where(Scene.id.in_(ids)).with_only_columns(Scene.id)).all())
+    return [s for s in scenes if s.id not in readable]
+
+
+def find_scene(session: Session, *, user: User, scene_id: int) -> Scene:
+    """A scene the user may read; `NotFound` otherwise (they need not learn that it exists)."""
+    scene = session.exec(readable_scenes(session, user=user).where(Scene.id == scene_id)).first()
+    if scene is None:
+        raise NotFound(f"scene {scene_id} not found")
+    return scene
+
+
+def share_project(session: Session, *, owner: User, project: Project, with_user: User) -> int:
+    """Share the project, and the owner's scenes in it, read-only with `with_user`; returns the scenes shared."""
+    if project.owner_id != owner.id:
+        raise NotFound(f"project {project.name!r} not found")
+    if session.get(ProjectShare, (project.id, with_user.id)) is None:
+        session.add(ProjectShare(project_id=project.id, user_id=with_user.id))
+    shared = 0
+    for scene in project_scenes(session, project=project):
+        if scene.owner_id == owner.id and session.get(SceneShare, (scene.id, with_user.id)) is None:
+            session.add(SceneShare(scene_id=scene.id, user_id=with_user.id))
+            shared += 1
+    session.flush()
+    return shared
+
+
 def find_project(session: Session, *, user: User, ref: str | int) -> Project:
     """A project the user may read, by id or name (own projects first); `NotFound` otherwise."""
     query = readable_projects(session, user=user)
     if isinstance(ref, int) or (isinstance(ref, str) and ref.isdigit()):
-        project = session.exec(query.where(Project.id == int(ref))).first()
+        in_range = 0 < int(ref) < 2**63  # ids are 64-bit; anything else names no project
+        project = session.exec(query.where(Project.id == int(ref))).first() if in_range else None
     else:
         candidates = session.exec(query.where(Project.name == ref)).all()
         project = next((p for p in candidates if p.owner_id == user.id), candidates[0] if candidates else None)

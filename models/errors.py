@@ -39,6 +39,14 @@ class NotFound(PermanentError, LookupError):
     """A project, scene, export or link does not exist (or the caller may not know it does)."""
 
 
+class Unauthorized(PermanentError):
+    """The caller did not prove who they are (no token, or a token we do not know)."""
+
+
+class Forbidden(PermanentError, PermissionError):
+    """The caller is known but may not do this (e.g. export scenes they may not read)."""
+
+
 class Conflict(PermanentError):
     """The request conflicts with existing state (a duplicate name, a status that cannot move)."""
 

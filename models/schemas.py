@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, m
 from models.status import CredentialKind, ExportStatus, TargetKind, TargetStatus
 
 TOOL_NAMES = ("rgb", "ndvi", "ndwi")
+COMPRESSIONS = ("deflate", "zstd", "lzw")
 RESAMPLING_METHODS = (
     "nearest", "bilinear", "cubic", "cubic_spline", "lanczos", "average", "mode", "min", "max", "med", "q1", "q3",
 )
@@ -26,6 +27,16 @@ class HttpLinkConfig(BaseModel):
 
 
 _BUCKET_NAME = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+
+
+_TOKEN_TEXT = re.compile(r"^[\x21-\x7e]{1,4096}$")
+
+
+def _token_text(value: SecretStr | None) -> SecretStr | None:
+    """Keys and tokens are printable ASCII without spaces: anything else cannot be sent in an HTTP header."""
+    if value is not None and not _TOKEN_TEXT.match(value.get_secret_value()):
+        raise ValueError("must be printable ASCII without spaces (as keys and tokens are)")
+    return value
 
 
 class S3TargetConfig(BaseModel):
@@ -77,34 +88,67 @@ class DropboxTargetConfig(BaseModel):
 class S3Secret(BaseModel):
     """The secret part of an S3 credential."""
 
-    model_config = ConfigDict(extra="forbid")
+    # Validation errors must never echo a secret back (pydantic includes the input by default).
+    model_config = ConfigDict(extra="forbid", hide_input_in_errors=True)
     access_key_id: SecretStr
     secret_access_key: SecretStr
     session_token: SecretStr | None = None
+
+    _tokens = field_validator("access_key_id", "secret_access_key", "session_token")(_token_text)
+
+
+def _endpoint_url(value: str | None) -> str | None:
+    """An http(s) URL with a host, or None."""
+    if value is None:
+        return None
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(value)
+        parts.port  # noqa: B018 - raises ValueError for a malformed port
+    except ValueError:
+        raise ValueError(f"{value!r} is not a valid URL") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"{value!r} is not an http(s) URL with a host")
+    return value.rstrip("/")
 
 
 class S3CredentialConfig(BaseModel):
     """The non-secret part of an S3 credential: where the service is."""
 
     model_config = ConfigDict(extra="forbid")
-    region: str = "us-east-1"
+    region: str = Field(default="us-east-1", pattern=r"^[a-z0-9][a-z0-9-]{0,30}[a-z0-9]$")
     # For S3-compatible stores (MinIO, SeaweedFS, Ceph); AWS itself needs none.
     endpoint_url: str | None = None
+
+    @field_validator("endpoint_url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        return _endpoint_url(value)
+
+
+def _require_a_dropbox_token(model) -> None:
+    has_token = model.access_token is not None and model.access_token.get_secret_value()
+    has_refresh = model.refresh_token is not None and model.refresh_token.get_secret_value() and model.app_key
+    if not (has_token or has_refresh):
+        raise ValueError("a Dropbox credential needs an access token, or a refresh token with its app key")
 
 
 class DropboxSecret(BaseModel):
     """The secret part of a Dropbox credential: a long-lived access token, or a refresh token with its app key."""
 
-    model_config = ConfigDict(extra="forbid")
+    # Validation errors must never echo a secret back (pydantic includes the input by default).
+    model_config = ConfigDict(extra="forbid", hide_input_in_errors=True)
     access_token: SecretStr | None = None
     refresh_token: SecretStr | None = None
-    app_key: str | None = None
+    app_key: str | None = Field(default=None, pattern=r"^[\x21-\x7e]{1,256}$")
     app_secret: SecretStr | None = None
+
+    _tokens = field_validator("access_token", "refresh_token", "app_secret")(_token_text)
 
     @model_validator(mode="after")
     def _one_way_in(self) -> DropboxSecret:
-        if self.access_token is None and (self.refresh_token is None or not self.app_key):
-            raise ValueError("a Dropbox credential needs an access token, or a refresh token with its app key")
+        _require_a_dropbox_token(self)
         return self
 
 
@@ -126,7 +170,7 @@ class TargetRequest(BaseModel):
     kind: TargetKind = TargetKind.http
     # Non-secret settings: HttpLinkConfig, S3TargetConfig or DropboxTargetConfig, by kind.
     config: dict[str, Any] = Field(default_factory=dict)
-    credential_id: int | None = None
+    credential_id: int | None = Field(default=None, ge=1, le=2**63 - 1)
 
 
 class StretchRequest(BaseModel):
@@ -156,11 +200,16 @@ class ColorCorrection(BaseModel):
 
 
 class ExportRequest(BaseModel):
-    """What a user asks for: a project through a named tool, over an AOI, on an output grid, delivered."""
+    """What a user asks for: a project through a named tool (or a tool tree of their own), over an AOI,
+    on an output grid, delivered to one or more targets."""
 
     model_config = ConfigDict(extra="forbid")
     project: str | int
     tool: Literal[TOOL_NAMES] = "rgb"  # type: ignore[valid-type]
+    # A custom tool tree instead of a named tool: nodes as in models.tooltree, whose `project` leaves name
+    # only the bands they read (the scenes come from `project`). Without an `output` root, the result is
+    # float32 with nodata -9999.
+    tool_tree: dict[str, Any] | None = None
     bands: list[str] | None = None
     color_correct: ColorCorrection | None = None
     aoi: dict[str, Any] | None = None
@@ -168,7 +217,23 @@ class ExportRequest(BaseModel):
     srid: int = 3857
     resolution: float | None = Field(default=None, gt=0)
     resampling: Literal[RESAMPLING_METHODS] = "nearest"  # type: ignore[valid-type]
-    targets: list[TargetRequest] = Field(default_factory=lambda: [TargetRequest()], min_length=1)
+    compression: Literal[COMPRESSIONS] = "deflate"  # type: ignore[valid-type]
+    targets: list[TargetRequest] = Field(default_factory=lambda: [TargetRequest()], min_length=1, max_length=10)
+
+
+class Estimate(BaseModel):
+    """The preflight of an export request: what it would render, known before anything is written."""
+
+    width: int
+    height: int
+    pixels: int
+    bands: list[str]
+    dtype: str
+    bytes: int  # uncompressed
+    limit_bytes: int
+    within_limit: bool
+    output_srid: int
+    resolution: float
 
 
 class TargetView(BaseModel):
@@ -186,6 +251,7 @@ class ExportView(BaseModel):
 
     id: int
     status: ExportStatus
+    compression: str
     progress: float
     tiles_done: int
     tiles_total: int
@@ -201,3 +267,85 @@ class ExportView(BaseModel):
     updated_at: datetime
     finished_at: datetime | None
     targets: list[TargetView]
+
+
+class ExportPage(BaseModel):
+    """One page of a user's exports, newest first."""
+
+    items: list[ExportView]
+    total: int
+    limit: int
+    offset: int
+
+
+class S3CredentialRequest(BaseModel):
+    """A new S3 credential, checked against `bucket` (and `prefix`) before it is stored."""
+
+    # Validation errors must never echo a secret back (pydantic includes the input by default).
+    model_config = ConfigDict(extra="forbid", hide_input_in_errors=True)
+    kind: Literal["s3"]
+    label: str = Field(min_length=1, max_length=100)
+    access_key_id: SecretStr
+    secret_access_key: SecretStr
+    session_token: SecretStr | None = None
+    region: str = Field(default="us-east-1", pattern=r"^[a-z0-9][a-z0-9-]{0,30}[a-z0-9]$")
+    endpoint_url: str | None = None
+    bucket: str
+    prefix: str = ""
+
+    _tokens = field_validator("access_key_id", "secret_access_key", "session_token")(_token_text)
+
+    @field_validator("endpoint_url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        return _endpoint_url(value)
+
+
+class DropboxCredentialRequest(BaseModel):
+    """A new Dropbox credential, checked with Dropbox before it is stored."""
+
+    # Validation errors must never echo a secret back (pydantic includes the input by default).
+    model_config = ConfigDict(extra="forbid", hide_input_in_errors=True)
+    kind: Literal["dropbox"]
+    label: str = Field(min_length=1, max_length=100)
+    access_token: SecretStr | None = None
+    refresh_token: SecretStr | None = None
+    app_key: str | None = Field(default=None, pattern=r"^[\x21-\x7e]{1,256}$")
+    app_secret: SecretStr | None = None
+
+    _tokens = field_validator("access_token", "refresh_token", "app_secret")(_token_text)
+
+    @model_validator(mode="after")
+    def _one_way_in(self) -> DropboxCredentialRequest:
+        _require_a_dropbox_token(self)
+        return self
+
+
+class SceneView(BaseModel):
+    """A scene as its readers see it (band names, not where the files are)."""
+
+    id: int
+    name: str
+    owner: str
+    visibility: str
+    epsg: int | None
+    bounds: list[float]
+    footprint: dict[str, Any]
+    width: int
+    height: int
+    resolution: tuple[float, float]
+    dtype: str
+    nodata: float | None
+    bands: list[str]
+    acquired_at: datetime | None
+
+
+class ProjectView(BaseModel):
+    """A project with its scenes in mosaic order (first wins)."""
+
+    id: int
+    name: str
+    owner: str
+    visibility: str
+    scene_count: int
+    scenes: list[SceneView] | None = None

@@ -39,12 +39,20 @@ class Settings(BaseSettings):
     gdal_cache_mb: int = Field(default=256, ge=16)
     ray_address: str | None = None
     ray_num_cpus: int | None = None
+    # Start an export's flow run as soon as it is requested (the poller stays as the safety net). None: do so
+    # whenever a Prefect API is configured (PREFECT_API_URL).
+    start_on_request: bool | None = None
+    export_deployment: str = "export/export"
+    retry_delivery_deployment: str = "retry-delivery/retry-delivery"
     # Largest output an export may have, in uncompressed bytes.
     max_export_bytes: int = 64 * 1024**3
 
     # S3 uploads: one PUT up to the threshold, multipart above it (parts of at least 5 MiB, at most 10,000).
     s3_multipart_threshold: int = Field(default=64 * 1024**2, ge=5 * 1024**2)
     s3_part_size: int = Field(default=16 * 1024**2, ge=5 * 1024**2, le=5 * 1024**3)
+    # Hosts that users' S3 credentials may name as their endpoint (None: any). A server that must not be
+    # steered into its own network (SSRF) lists the S3-compatible stores it serves, or none at all.
+    s3_endpoint_hosts: list[str] | None = None
     # Attempts per request to S3 and Dropbox (exponential backoff with jitter between them).
     delivery_attempts: int = Field(default=5, ge=1, le=20)
     # Dropbox accepts one request of up to 150 MiB; larger files go through an upload session in chunks.

@@ -48,6 +48,13 @@ class ProjectShare(SQLModel, table=True):
     user_id: int = Field(foreign_key="user.id", primary_key=True)
 
 
+class SceneShare(SQLModel, table=True):
+    """A scene shared read-only with another user."""
+
+    scene_id: int = Field(foreign_key="scene.id", primary_key=True)
+    user_id: int = Field(foreign_key="user.id", primary_key=True)
+
+
 class Scene(SQLModel, table=True):
     """One acquisition: a multi-band file or a set of single-band files on one grid.
 
@@ -116,6 +123,7 @@ class Export(SQLModel, table=True):
     mask_crs: str | None = None
     grid: dict = _json()  # the planned output grid (see ray_render.grid.OutputGrid.to_dict)
     resampling: str = "nearest"
+    compression: str = "deflate"
     status: ExportStatus = Field(default=ExportStatus.pending, index=True)
     tiles_done: int = 0
     tiles_total: int = 0
@@ -142,6 +150,16 @@ class ExportTarget(SQLModel, table=True):
     result: dict | None = Field(default=None, sa_column=Column(JSON))
     error: str | None = None
     updated_at: datetime = _created()
+
+
+class IdempotencyKey(SQLModel, table=True):
+    """An `Idempotency-Key` a user sent with an export request, the request's hash, and the export it made."""
+
+    user_id: int = Field(foreign_key="user.id", primary_key=True)
+    key: str = Field(primary_key=True, max_length=255)
+    request_hash: str
+    export_id: int = Field(foreign_key="export.id")
+    created_at: datetime = _created()
 
 
 class DownloadLink(SQLModel, table=True):

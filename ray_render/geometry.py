@@ -17,6 +17,16 @@ from models.errors import InvalidAOI, InvalidRequest
 # A polygon edge is split into pieces this many times shorter than the geometry's extent before
 # reprojection, so that straight lines in one CRS follow the curve they become in another.
 DENSIFY_PARTS = 100
+# More vertices than this is a traced coastline, not an area of interest: refused, to keep masks cheap.
+MAX_AOI_VERTICES = 10_000
+
+
+def _check_vertex_count(geom):
+    vertices = shapely.get_num_coordinates(geom)
+    if vertices > MAX_AOI_VERTICES:
+        raise InvalidAOI("aoi", f"the polygon has {vertices:,} vertices, more than the {MAX_AOI_VERTICES:,} allowed; "
+                                "simplify it first")
+    return geom
 
 
 def parse_crs(value: str | int, field: str = "srid") -> ProjCRS:
@@ -67,7 +77,7 @@ def geojson_to_polygonal(data: Any):
         if not features:
             raise InvalidAOI("aoi", "the FeatureCollection has no features")
         parts = [geojson_to_polygonal(f) for f in features]
-        return shapely.union_all(parts)
+        return _check_vertex_count(shapely.union_all(parts))
     if kind == "Feature":
         if not data.get("geometry"):
             raise InvalidAOI("aoi", "the Feature has no geometry")
@@ -80,6 +90,7 @@ def geojson_to_polygonal(data: Any):
         raise InvalidAOI("aoi", f"must be a Polygon or MultiPolygon, not a {geom.geom_type}")
     if geom.is_empty:
         raise InvalidAOI("aoi", "the polygon is empty")
+    _check_vertex_count(geom)
     if not geom.is_valid:
         raise InvalidAOI("aoi", f"the polygon is invalid: {shapely.is_valid_reason(geom)}")
     if geom.area == 0:

@@ -24,6 +24,10 @@ for _key, _value in {
     "RAY_USAGE_STATS_ENABLED": "0",
     "RAY_AUTH_MODE": "disabled",
     "AWS_EC2_METADATA_DISABLED": "true",
+    # Requests stay pending unless a test asks for immediate start (tests/api/test_immediate_start.py).
+    "GEOSHIP_START_ON_REQUEST": "false",
+    # Users' S3 endpoints may only be on loopback: no test can steer the server anywhere else.
+    "GEOSHIP_S3_ENDPOINT_HOSTS": '["127.0.0.1"]',
 }.items():
     os.environ[_key] = _value
 os.environ.pop("RAY_ADDRESS", None)

@@ -21,8 +21,14 @@ def entrypoint_flow(entrypoint: str):
 def test_prefect_yaml_deploys_the_export_flow_and_a_minutely_poller():
     config = load("prefect.yaml")
     deployments = {d["name"]: d for d in config["deployments"]}
-    assert set(deployments) == {"export", "poll-pending-exports"}
+    assert set(deployments) == {"export", "retry-delivery", "poll-pending-exports"}
     export_flow = entrypoint_flow(deployments["export"]["entrypoint"])
+    retry = entrypoint_flow(deployments["retry-delivery"]["entrypoint"])
+    from models.settings import Settings
+
+    # The API starts these by their full names, flow/deployment, as the settings name them.
+    assert f"{export_flow.name}/export" == Settings().export_deployment
+    assert f"{retry.name}/retry-delivery" == Settings().retry_delivery_deployment
     poller = entrypoint_flow(deployments["poll-pending-exports"]["entrypoint"])
     assert (export_flow.name, poller.name) == ("export", "poll-pending-exports")
     assert deployments["poll-pending-exports"]["schedules"] == [{"interval": 60}]

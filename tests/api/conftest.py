@@ -1,11 +1,15 @@
-"""Fixtures for the HTTP side: an export whose rendered file sits in the local artifact store."""
+"""Fixtures for the HTTP side: API users with their clients and projects, and an export whose rendered file
+sits in the local artifact store."""
 
 from __future__ import annotations
 
 import hashlib
+from dataclasses import asdict, dataclass
 
 import pytest
+from fastapi.testclient import TestClient
 
+from api.app import create_app
 from delivery.artifacts import artifact_store
 from models.tables import Export, User
 
@@ -28,3 +32,44 @@ def export_with_file(session):
     session.add(export)
     session.commit()
     return export, path
+
+
+@dataclass
+class ApiUser:
+    """A user with an API token and a TestClient that sends it."""
+
+    user: User
+    token: str
+    client: TestClient
+
+
+@pytest.fixture
+def app():
+    return create_app()
+
+
+@pytest.fixture
+def people(session, app, sample_scene_paths):
+    """Two users: ada owns project 'alps' (the two small sample scenes); bob owns a private project 'bobs' of one
+    scene and a public project 'open' of another. Returns {"ada": ApiUser, "bob": ApiUser}."""
+    from models.catalogue import add_scene, create_project
+    from models.users import create_user
+    from ray_render.inspect import inspect_scene
+
+    made = {}
+    for name in ("ada", "bob"):
+        user, token = create_user(session, name=name)
+        made[name] = ApiUser(user, token, TestClient(app, headers={"Authorization": f"Bearer {token}"}))
+    alps = create_project(session, owner=made["ada"].user, name="alps")
+    for path in sample_scene_paths:
+        add_scene(session, owner=made["ada"].user, project=alps, name=path.stem, info=asdict(inspect_scene(path=str(path))))
+    bobs = create_project(session, owner=made["bob"].user, name="bobs")
+    add_scene(session, owner=made["bob"].user, project=bobs, name="bob-west",
+              info=asdict(inspect_scene(path=str(sample_scene_paths[0]))))
+    public = create_project(session, owner=made["bob"].user, name="open", visibility="public")
+    scene = add_scene(session, owner=made["bob"].user, project=public, name="bob-east",
+                      info=asdict(inspect_scene(path=str(sample_scene_paths[1]))))
+    scene.visibility = "public"
+    session.add(scene)
+    session.commit()
+    return made

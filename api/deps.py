@@ -1,0 +1,49 @@
+"""What endpoints depend on: a database session, and the user behind the request's bearer token."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Annotated
+
+from fastapi import Depends, Path
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlmodel import Session
+
+from models.db import get_engine
+from models.errors import Unauthorized
+from models.tables import User
+from models.users import user_for_token
+
+_bearer = HTTPBearer(auto_error=False, description="An API token from `geoship users create NAME`.")
+
+
+def db_session() -> Iterator[Session]:
+    """A session per request: committed when the endpoint returns, rolled back when it raises."""
+    with Session(get_engine(), expire_on_commit=False) as session:
+        try:
+            yield session
+            session.commit()
+        except BaseException:
+            session.rollback()
+            raise
+
+
+SessionDep = Annotated[Session, Depends(db_session)]
+
+
+def current_user(session: SessionDep,
+                 credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]) -> User:
+    """The authenticated user; 401 without a bearer token or with one we do not know."""
+    if credentials is None:
+        raise Unauthorized("authentication required: send Authorization: Bearer <API token>")
+    user = user_for_token(session, credentials.credentials)
+    if user is None:
+        raise Unauthorized("the API token is not valid")
+    return user
+
+
+UserDep = Annotated[User, Depends(current_user)]
+
+# Row ids in paths: positive 64-bit integers, so that no id reaches the database out of its range.
+MAX_ID = 2**63 - 1
+RowId = Annotated[int, Path(ge=1, le=MAX_ID)]
