@@ -6,6 +6,7 @@ import typer
 
 from cli.catalogue import projects_app, scenes_app
 from cli.credentials import credentials_app, keys_app, links_app
+from cli.database import db_app
 from cli.demo import demo
 from cli.exports import export_app, run, status
 from cli.users import users_app
@@ -29,6 +30,7 @@ app.add_typer(credentials_app, name="credentials")
 app.add_typer(links_app, name="links")
 app.add_typer(keys_app, name="keys")
 app.add_typer(users_app, name="users")
+app.add_typer(db_app, name="db")
 app.command("run")(run)
 app.command("status")(status)
 app.command("demo")(demo)

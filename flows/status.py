@@ -33,13 +33,31 @@ def fail_export(export_id: int, reason: str) -> bool:
 
 
 def claim_export(export_id: int) -> bool:
-    """Claim one pending export (pending -> submitted); False when someone else already did."""
-    return advance_export(export_id, ExportStatus.submitted)
+    """Claim one pending export (pending -> submitted, one more attempt); False when someone else already did."""
+    return advance_export(export_id, ExportStatus.submitted, attempts=Export.attempts + 1)
 
 
 def claim_pending_exports(limit: int) -> list[int]:
-    """Claim up to `limit` pending exports, oldest first. Two claimers never get the same row."""
-    with Session(get_engine()) as session:
+    """Claim up to `limit` pending exports, oldest first. Two claimers never get the same row.
+
+    On PostgreSQL one statement does it: UPDATE ... WHERE id IN (SELECT ... FOR UPDATE SKIP LOCKED), so
+    concurrent pollers each take different rows without waiting for one another. Elsewhere each candidate is
+    claimed by its own conditional UPDATE.
+    """
+    engine = get_engine()
+    if engine.dialect.name == "postgresql":
+        candidates = (
+            select(Export.id).where(Export.status == ExportStatus.pending)
+            .order_by(Export.created_at, Export.id).limit(limit).with_for_update(skip_locked=True)
+        )
+        statement = (
+            update(Export).where(Export.id.in_(candidates.scalar_subquery()))
+            .values(status=ExportStatus.submitted, attempts=Export.attempts + 1, updated_at=utcnow())
+            .returning(Export.id)
+        )
+        with engine.begin() as connection:
+            return sorted(connection.execute(statement).scalars())
+    with Session(engine) as session:
         candidates = session.exec(
             select(Export.id).where(Export.status == ExportStatus.pending)
             .order_by(Export.created_at, Export.id).limit(limit)

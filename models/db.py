@@ -8,7 +8,7 @@ from functools import lru_cache
 
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
-from sqlmodel import Session, SQLModel, create_engine
+from sqlmodel import Session, create_engine
 
 from models import tables  # noqa: F401  (registers the tables on SQLModel.metadata)
 from models.settings import get_settings
@@ -32,13 +32,20 @@ def make_engine(url: str) -> Engine:
 
 @lru_cache
 def get_engine() -> Engine:
-    """The process's engine, built on first use; creates the schema if it is missing."""
+    """The process's engine, built on first use: migrated when it is the embedded default (or
+    GEOSHIP_AUTO_MIGRATE is set), else checked to be at the newest migration."""
+    from models.migrate import require_current, upgrade
+
     settings = get_settings()
     url = settings.resolved_database_url()
     if url.startswith("sqlite:///"):
         settings.home.mkdir(parents=True, exist_ok=True)
     engine = make_engine(url)
-    SQLModel.metadata.create_all(engine)
+    auto = settings.auto_migrate if settings.auto_migrate is not None else settings.database_url is None
+    if auto:
+        upgrade(engine)
+    else:
+        require_current(engine)
     return engine
 
 

@@ -16,6 +16,9 @@ class Settings(BaseSettings):
 
     home: Path = Field(default_factory=lambda: Path.home() / ".geoship")
     database_url: str | None = None
+    # Apply database migrations when the engine is first built. None: only for the embedded SQLite default;
+    # production databases are upgraded on purpose, with `geoship db upgrade`.
+    auto_migrate: bool | None = None
     artifacts_dir: Path | None = None
     # Production artifact store, e.g. s3://bucket/prefix, so workers on other machines can read renders.
     # Its credentials come from the standard AWS environment (variables, profile or instance role).

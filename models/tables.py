@@ -132,6 +132,10 @@ class Export(SQLModel, table=True):
     result: dict | None = Field(default=None, sa_column=Column(JSON))
     error: str | None = None
     flow_run_id: str | None = None
+    # Runs started for this export: the reconciler re-queues a crashed run while this is under the budget.
+    attempts: int = 0
+    # Beaten by the running flow every few seconds; a stale beat on an unfinished export means its run died.
+    heartbeat_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     created_at: datetime = _created()
     updated_at: datetime = _created()
     finished_at: datetime | None = Field(default=None, sa_type=UTCDateTime)

@@ -18,7 +18,7 @@ from ray.exceptions import RayActorError, RayError, RayTaskError
 from shapely.geometry import box, shape
 from shapely.prepared import prep
 
-from models.errors import GeoshipError, RenderError
+from models.errors import GeoshipError, PermanentError, RenderError
 from models.tooltree import Mask, ToolTree
 from ray_render.actors import TileActor
 from ray_render.cluster import cluster_cpus
@@ -27,6 +27,8 @@ from ray_render.grid import OutputGrid, TileIndex, tile_windows
 from ray_render.writer import CogOptions, CogWriter, sha256_of
 
 ProgressCallback = Callable[[int, int], None]
+# Tries per tile: a tile whose actor dies or whose read fails transiently gets this many chances in all.
+TILE_ATTEMPTS = 3
 
 
 @dataclass(frozen=True)
@@ -87,19 +89,21 @@ def render(tree: ToolTree, grid: OutputGrid, path: Path, options: RenderOptions 
     pool_size = options.pool_size or cluster_cpus()
     pool_size = max(1, min(pool_size, total))
     tree_ref = ray.put(tree.to_json())  # shared by every actor, stored once
-    actors = [
-        TileActor.remote(tree_ref, grid.to_dict(), options.resampling, options.gdal_cache_mb)
-        for _ in range(pool_size)
-    ]
+    grid_dict = grid.to_dict()
+
+    def make_actor():
+        return TileActor.remote(tree_ref, grid_dict, options.resampling, options.gdal_cache_mb)
+
+    pool = _Pool([make_actor() for _ in range(pool_size)], make_actor)
     output = tree.root
     try:
         with CogWriter(Path(path), grid, len(output.output_bands()), output.dtype, output.nodata,
                        output.output_bands(), options.cog) as writer:
-            _fan_out(actors, tiles, writer, options.in_flight_per_actor, on_progress)
+            _fan_out(pool, tiles, writer, options.in_flight_per_actor, on_progress)
     except RayError as exc:
         raise _translate(exc) from None
     finally:
-        for actor in actors:
+        for actor in pool.actors:
             ray.kill(actor)
     size = Path(path).stat().st_size
     return RenderResult(
@@ -121,28 +125,65 @@ def _translate(exc: RayError) -> Exception:
     return RenderError(f"rendering failed: {type(exc).__name__}")
 
 
-def _fan_out(actors, tiles, writer: CogWriter, per_actor: int, on_progress: ProgressCallback | None) -> None:
-    """Keep every actor busy with at most `per_actor` tiles, writing each result as it lands."""
+def _is_permanent(exc: RayError) -> bool:
+    """A tile error that retrying cannot fix: bad input, a refused request."""
+    return isinstance(exc, RayTaskError) and isinstance(exc.cause, PermanentError)
+
+
+class _Pool:
+    """The tile actors, replacing any that die so the render keeps its width."""
+
+    def __init__(self, actors: list, make_actor: Callable[[], object]):
+        self.actors, self._make = actors, make_actor
+
+    def replace(self, index: int) -> None:
+        ray.kill(self.actors[index], no_restart=True)
+        self.actors[index] = self._make()
+
+    def other_than(self, index: int) -> int:
+        """Another actor's index when there is one: a retried tile should not meet the same worker."""
+        return (index + 1) % len(self.actors)
+
+
+def _fan_out(pool: _Pool, tiles, writer: CogWriter, per_actor: int, on_progress: ProgressCallback | None,
+             attempts: int = TILE_ATTEMPTS) -> None:
+    """Keep every actor busy with at most `per_actor` tiles, writing each result as it lands.
+
+    A tile that fails for a transient reason (its actor died, a read failed) is tried again on another actor,
+    up to `attempts` times in all; a permanent error (bad input) ends the render at once.
+    """
     windows = {(i.row, i.col): w for i, w in tiles}
     queue = iter(tiles)
-    pending: dict = {}  # object ref -> actor index
+    pending: dict = {}  # object ref -> (actor index, tile key)
+    tries: dict[tuple[int, int], int] = {}
+
+    def send(actor_index: int, key: tuple[int, int]) -> None:
+        w = windows[key]
+        ref = pool.actors[actor_index].render.remote(key, (w.col_off, w.row_off, w.width, w.height))
+        pending[ref] = (actor_index, key)
+        tries[key] = tries.get(key, 0) + 1
 
     def submit(actor_index: int) -> None:
         nxt = next(queue, None)
         if nxt is not None:
-            index, w = nxt
-            ref = actors[actor_index].render.remote((index.row, index.col), (w.col_off, w.row_off, w.width, w.height))
-            pending[ref] = actor_index
+            send(actor_index, (nxt[0].row, nxt[0].col))
 
-    for actor_index in range(len(actors)):
+    for actor_index in range(len(pool.actors)):
         for _ in range(per_actor):
             submit(actor_index)
     done = 0
     while pending:
         ready, _ = ray.wait(list(pending), num_returns=1)
-        ref = ready[0]
-        actor_index = pending.pop(ref)
-        key, pixels = ray.get(ref)
+        actor_index, key = pending.pop(ready[0])
+        try:
+            _, pixels = ray.get(ready[0])
+        except RayError as exc:
+            if _is_permanent(exc) or tries[key] >= attempts:
+                raise
+            if isinstance(exc, RayActorError):
+                pool.replace(actor_index)
+            send(pool.other_than(actor_index), key)
+            continue
         writer.write(windows[key], pixels)
         done += 1
         if on_progress:

@@ -80,17 +80,19 @@ def suite_database_url() -> Iterator[str | None]:
 @pytest.fixture
 def geoship_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, suite_database_url) -> Iterator[Path]:
     """A fresh GEOSHIP_HOME and database for one test (SQLite file, or an emptied test database)."""
-    from sqlmodel import SQLModel
-
     home = tmp_path / "home"
     monkeypatch.setenv("GEOSHIP_HOME", str(home))
     url = suite_database_url
     if url:
         monkeypatch.setenv("GEOSHIP_DATABASE_URL", url)
+        monkeypatch.setenv("GEOSHIP_AUTO_MIGRATE", "true")  # each test starts from an empty, freshly migrated schema
+        from sqlalchemy import text
+
         from models.db import make_engine
 
         engine = make_engine(url)
-        SQLModel.metadata.drop_all(engine)
+        with engine.begin() as connection:
+            connection.execute(text("DROP SCHEMA public CASCADE; CREATE SCHEMA public"))
         engine.dispose()
     else:
         monkeypatch.delenv("GEOSHIP_DATABASE_URL", raising=False)

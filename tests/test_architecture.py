@@ -45,7 +45,9 @@ def test_only_flows_imports_prefect(package):
 
 def test_importing_every_module_creates_nothing_and_starts_nothing(tmp_path):
     home = tmp_path / "never-created"
-    modules = [".".join(p.relative_to(ROOT).with_suffix("").parts) for pkg in PACKAGES for p in (ROOT / pkg).rglob("*.py")]
+    # Migration scripts are not modules to import: Alembic runs them, inside a migration context.
+    modules = [".".join(p.relative_to(ROOT).with_suffix("").parts) for pkg in PACKAGES for p in (ROOT / pkg).rglob("*.py")
+               if "migrations" not in p.parts]
     code = (
         "import importlib, sys\n"
         f"for m in {modules!r}: importlib.import_module(m)\n"

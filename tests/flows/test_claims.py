@@ -1,4 +1,5 @@
-"""Claiming pending exports: two claimers racing over the same rows never take one twice."""
+"""Claiming pending exports: pollers racing over the same rows never take one twice (on PostgreSQL with
+FOR UPDATE SKIP LOCKED)."""
 
 import threading
 
@@ -40,6 +41,32 @@ def test_two_claimers_split_the_rows_without_overlap(session):
     assert sorted(results["a"] + results["b"]) == ids
     session.expire_all()
     assert {e.status for e in session.exec(select(Export)).all()} == {ExportStatus.submitted}
+
+
+def test_several_pollers_at_once_claim_hundreds_of_rows_exactly_once(session):
+    ids = insert_pending(session, 300)
+    claims: list[list[int]] = [[] for _ in range(6)]
+    barrier = threading.Barrier(len(claims))
+
+    def poller(mine: list[int]) -> None:
+        barrier.wait()
+        idle = 0
+        while idle < 3:  # a round can come back empty while others hold the rows it looked at
+            batch = claim_pending_exports(limit=7)
+            mine += batch
+            idle = 0 if batch else idle + 1
+
+    threads = [threading.Thread(target=poller, args=(c,)) for c in claims]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    everything = [i for c in claims for i in c]
+    assert sorted(everything) == ids  # every row claimed, none twice
+    assert sum(1 for c in claims if c) >= 2  # the work really was shared
+    session.expire_all()
+    rows = session.exec(select(Export)).all()
+    assert {(e.status, e.attempts) for e in rows} == {(ExportStatus.submitted, 1)}
 
 
 def test_a_status_only_moves_forward(session):

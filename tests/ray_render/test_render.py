@@ -79,3 +79,30 @@ def test_a_tile_that_cannot_read_its_scene_fails_with_a_plain_message_and_no_fil
     assert message.startswith("scene big: cannot open") and "gone.tif" in message
     assert "\x1b[" not in message and "Traceback" not in message
     assert list((tmp_path / "out").iterdir()) == []  # no final, partial or working file left behind
+
+
+def tile_actor_processes() -> list:
+    import psutil
+
+    return [p for p in psutil.process_iter(["cmdline"]) if any("ray::TileActor" in part for part in p.info["cmdline"] or [])]
+
+
+def test_a_tile_actor_killed_mid_render_costs_nothing_but_a_retry(ray_cluster, scene, tmp_path):
+    import os
+    import signal
+
+    grid = plan_grid("EPSG:32618", (500000, 4000000, 503000, 4003000), 10)
+    killed = []
+
+    def kill_one_actor(done, total):
+        if done == 3 and not killed:
+            victims = tile_actor_processes()
+            assert victims, "no tile actor processes found"
+            os.kill(victims[0].pid, signal.SIGKILL)  # the worker process dies, with its tiles in flight
+            killed.append(victims[0].pid)
+
+    result = render(tree_of(scene), grid, tmp_path / "out.tif", RenderOptions(tile_size=32, in_flight_per_actor=2),
+                    on_progress=kill_one_actor)
+    assert killed and result.tiles == 100
+    with rasterio.open(tmp_path / "out.tif") as out, rasterio.open(scene.bands[0].uri) as src:
+        assert (out.read() == src.read()).all()  # every tile arrived, none twice wrong
