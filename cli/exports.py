@@ -182,6 +182,17 @@ def retry_delivery(
         raise typer.Exit(EXIT_FAILED)
 
 
+@export_app.command("cancel")
+@reports_errors
+def cancel(export_id: int, as_json: bool = typer.Option(False, "--json")) -> None:
+    """Cancel an unfinished export: it ends in error, its run is stopped and partial uploads are removed."""
+    from flows.starting import cancel_export
+
+    with session_scope() as session:
+        cancel_export(session, owner=acting_user(session), export_id=export_id)
+    show_export(export_id, as_json)
+
+
 @reports_errors
 def run(export_id: int, as_json: bool = typer.Option(False, "--json")) -> None:
     """Run a pending export now, in this process, with a progress bar (no poller needed)."""

@@ -38,6 +38,12 @@ class Delivery(Protocol):
     def deliver(self, session: Session, artifact: Artifact, target: ExportTarget) -> dict[str, Any]:
         """Ship the artifact to `target`; returns the target's result (JSON-able, no secrets)."""
 
+    def verify(self, session: Session, artifact: Artifact, target: ExportTarget) -> str | None:
+        """None when the target holds the artifact (size and checksum), else what is wrong."""
+
+    def cleanup(self, session: Session, target: ExportTarget) -> None:
+        """Remove what a delivery to `target` left (a partial upload, or the file of a cancelled export)."""
+
 
 def parse_config(model: type[Config], config: dict[str, Any], field: str) -> Config:
     """`config` validated as `model`; the first problem becomes an `InvalidRequest` naming the exact field."""

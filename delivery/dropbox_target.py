@@ -185,3 +185,28 @@ class DropboxDelivery:
                                          f"({metadata.size} bytes, content hash {metadata.content_hash})")
         return {"path": metadata.path_display or dropbox_path, "bytes": metadata.size, "content_hash": expected,
                 "sha256": artifact.sha256, "rev": metadata.rev}
+
+    def _client(self, session: Session, target: ExportTarget) -> dropbox.Dropbox:
+        credential = session.get(Credential, target.credential_id) if target.credential_id else None
+        if credential is None:
+            raise InvalidRequest("credential_id", "the target's credential has been removed")
+        return client_for(open_secret(credential, DropboxSecret))
+
+    def verify(self, session: Session, artifact: Artifact, target: ExportTarget) -> str | None:
+        result = target.result or {}
+        try:
+            metadata = self._client(session, target).files_get_metadata(result["path"])
+        except Exception as exc:
+            return f"{result.get('path')} cannot be read back from Dropbox: {_translate(exc, 'reading it back')}"
+        if metadata.size != artifact.bytes or metadata.content_hash != result.get("content_hash"):
+            return f"{result['path']} in Dropbox is not the rendered file ({metadata.size} bytes)"
+        return None
+
+    def cleanup(self, session: Session, target: ExportTarget) -> None:
+        """Delete a file already delivered; an unfinished upload session commits nothing, so leaves nothing."""
+        path = (target.result or {}).get("path")
+        if path:
+            try:
+                self._client(session, target).files_delete_v2(path)
+            except Exception as exc:
+                raise _translate(exc, f"removing {path}") from None

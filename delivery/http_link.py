@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy import func, update
 from sqlmodel import Session, select
 
+from delivery.artifacts import artifact_store
 from delivery.base import Artifact, parse_config
 from delivery.sealing import seal, unseal
 from models.errors import LinkExpired, NotFound
@@ -124,3 +125,18 @@ class HttpLinkDelivery:
         )
         return {"link_id": link.id, "expires_at": link.expires_at.isoformat(), "bytes": artifact.bytes,
                 "sha256": artifact.sha256}
+
+    def verify(self, session: Session, artifact: Artifact, target: ExportTarget) -> str | None:
+        link = session.get(DownloadLink, (target.result or {}).get("link_id"))
+        if link is None or link.revoked:
+            return "its download link is missing or revoked"
+        if artifact_store().size(artifact.uri) != artifact.bytes:
+            return "the file its link serves is missing from the artifact store"
+        return None
+
+    def cleanup(self, session: Session, target: ExportTarget) -> None:
+        link = session.get(DownloadLink, (target.result or {}).get("link_id"))
+        if link is not None:
+            link.revoked = True
+            session.add(link)
+            session.flush()

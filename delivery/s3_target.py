@@ -11,7 +11,7 @@ from sqlmodel import Session
 from delivery.artifacts import artifact_store
 from delivery.base import Artifact, parse_config
 from delivery.credentials import get_credential, hint_of, open_secret, store_credential
-from delivery.s3 import delivery_error, s3_client, upload_file
+from delivery.s3 import abort_upload, delivery_error, s3_client, upload_file
 from models.errors import InvalidRequest
 from models.schemas import S3CredentialConfig, S3Secret, S3TargetConfig, TargetRequest
 from models.settings import get_settings
@@ -118,3 +118,37 @@ class S3Delivery:
         return {"url": f"s3://{config.bucket}/{key}", "bucket": config.bucket, "key": key, "bytes": uploaded.bytes,
                 "etag": uploaded.etag, "parts": uploaded.parts, "sha256": artifact.sha256,
                 "acl": OWNER_FULL_CONTROL if wants_acl else None}
+
+    def _client(self, session: Session, target: ExportTarget):
+        credential = session.get(Credential, target.credential_id) if target.credential_id else None
+        if credential is None:
+            raise InvalidRequest("credential_id", "the target's credential has been removed")
+        return client_for(open_secret(credential, S3Secret), S3CredentialConfig.model_validate(credential.config))
+
+    def verify(self, session: Session, artifact: Artifact, target: ExportTarget) -> str | None:
+        result = target.result or {}
+        where = f"s3://{result.get('bucket')}/{result.get('key')}"
+        try:
+            head = self._client(session, target).head_object(Bucket=result["bucket"], Key=result["key"])
+        except Exception as exc:
+            return f"{where} cannot be read back: {delivery_error(exc, 'reading it back')}"
+        if head["ContentLength"] != artifact.bytes or head["ETag"].strip('"') != result.get("etag"):
+            return f"{where} is not the rendered file ({head['ContentLength']} bytes, ETag {head['ETag']})"
+        if head.get("Metadata", {}).get("sha256") != artifact.sha256:
+            return f"{where} does not carry the rendered file's SHA-256"
+        return None
+
+    def cleanup(self, session: Session, target: ExportTarget) -> None:
+        """Abort multipart uploads left under the target's key, and delete an object already delivered."""
+        config = S3TargetConfig.model_validate(target.config)
+        key = config.key_for(f"export-{target.export_id}.tif")
+        client = self._client(session, target)
+        try:
+            uploads = client.list_multipart_uploads(Bucket=config.bucket, Prefix=key).get("Uploads", [])
+            for upload in uploads:
+                if upload["Key"] == key:
+                    abort_upload(client, config.bucket, key, upload["UploadId"])
+            if (target.result or {}).get("key") == key:
+                client.delete_object(Bucket=config.bucket, Key=key)
+        except Exception as exc:
+            raise delivery_error(exc, f"cleaning up s3://{config.bucket}/{key}") from None

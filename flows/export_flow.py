@@ -14,14 +14,17 @@ from sqlmodel import Session, select
 from delivery.artifacts import artifact_store
 from delivery.base import Artifact
 from delivery.registry import DELIVERIES
+from flows.heartbeat import heartbeat
 from flows.hooks import mark_export_failed, mark_export_finished
 from flows.progress import ProgressReporter
-from flows.status import advance_export, set_export_fields, set_target_status
+from flows.status import advance_export, claim_export, set_export_fields, set_target_status
+from flows.submission import create_export
 from models.db import get_engine
-from models.errors import Conflict, DeliveryError
+from models.errors import Conflict, DeliveryError, InvalidRequest, NotFound
+from models.schemas import ExportRequest
 from models.settings import get_settings
 from models.status import ExportStatus, TargetStatus
-from models.tables import Export, ExportTarget
+from models.tables import Export, ExportTarget, User
 from models.tooltree import parse_tool_tree
 from ray_render.cluster import ensure_ray
 from ray_render.grid import OutputGrid
@@ -81,8 +84,15 @@ def deliver_target(export_id: int, target_id: int, rendered: dict[str, Any]) -> 
     try:
         with Session(get_engine()) as session:
             target = session.get(ExportTarget, target_id)
-            result = DELIVERIES[target.kind].deliver(session, artifact, target)
+            delivery = DELIVERIES[target.kind]
+            result = delivery.deliver(session, artifact, target)
             session.commit()
+            if session.get(Export, export_id).status != ExportStatus.delivering:
+                # Cancelled (or ended by the reconciler) while this upload ran: take back what it delivered.
+                target.result = result
+                delivery.cleanup(session, target)
+                session.commit()
+                raise Conflict(f"export {export_id} was cancelled during delivery; the delivered file was removed")
     except Exception as exc:
         set_target_status(target_id, TargetStatus.error, error=str(exc))
         raise
@@ -91,15 +101,47 @@ def deliver_target(export_id: int, target_id: int, rendered: dict[str, Any]) -> 
     return result
 
 
-@flow(name="export", flow_run_name="export-{export_id}", **STATUS_HOOKS)
-def export_flow(export_id: int) -> dict[str, Any]:
-    """Render export `export_id` and deliver it to each of its targets."""
+def _export_run_name() -> str:
+    export_id = current_flow_run.parameters.get("export_id")
+    return f"export-{export_id}" if export_id is not None else "export-request"
+
+
+@flow(name="export", flow_run_name=_export_run_name, **STATUS_HOOKS)
+def export_flow(export_id: int | None = None, request: ExportRequest | None = None, user: str = "local") -> dict[str, Any]:
+    """Render export `export_id` and deliver it to each of its targets.
+
+    From the Prefect UI's run form, give `request` (and the `user` it is for) instead: the flow validates it,
+    creates the export row and renames its run after the new export.
+    """
+    if export_id is None:
+        export_id = _order(request, user)
     set_export_fields(export_id, flow_run_id=str(current_flow_run.id))
-    mark_status(export_id, ExportStatus.rendering)
-    rendered = render_export(export_id)
-    mark_status(export_id, ExportStatus.delivering)
-    deliver_all(export_id, rendered)
+    with heartbeat(export_id):
+        mark_status(export_id, ExportStatus.rendering)
+        rendered = render_export(export_id)
+        mark_status(export_id, ExportStatus.delivering)
+        deliver_all(export_id, rendered)
     return {"export_id": export_id, "render": rendered}
+
+
+def _order(request: ExportRequest | None, user: str) -> int:
+    """Create and claim the export a UI-started run was given a request for; name the run after it."""
+    if request is None:
+        raise InvalidRequest("export_id", "give the id of a pending export, or an export request")
+    with Session(get_engine()) as session:
+        owner = session.exec(select(User).where(User.name == user)).first()
+        if owner is None:
+            raise NotFound(f"user {user!r} not found")
+        export_id = create_export(session, owner=owner, request=request).id
+        session.commit()
+    if not claim_export(export_id):
+        raise Conflict(f"export {export_id} was claimed by someone else")
+    from prefect.client.orchestration import get_client
+
+    with get_client(sync_client=True) as client:
+        client.update_flow_run(current_flow_run.id, name=f"export-{export_id}")
+    get_run_logger().info("created export %s from the run's request", export_id)
+    return export_id
 
 
 def deliver_all(export_id: int, rendered: dict[str, Any], only: list[int] | None = None) -> None:
@@ -133,5 +175,6 @@ def retry_delivery_flow(export_id: int, target_ids: list[int]) -> dict[str, Any]
     set_export_fields(export_id, flow_run_id=str(current_flow_run.id))
     with Session(get_engine()) as session:
         rendered = session.get(Export, export_id).result["render"]
-    deliver_all(export_id, rendered, only=target_ids)
+    with heartbeat(export_id):
+        deliver_all(export_id, rendered, only=target_ids)
     return {"export_id": export_id, "render": rendered}

@@ -1,24 +1,34 @@
-"""State hooks of the export flow: the final status is written here, idempotently.
+"""State hooks of the export flows, and the checks behind a final status; every write is idempotent.
 
-Prefect does not guarantee hooks run (a killed process runs none), so every write is a conditional
-update that a reconciler can repeat safely.
+Prefect does not guarantee hooks run (a killed process runs none), so every write is a conditional update that
+the reconciler (`flows.reconciler`) repeats safely for runs whose hooks never ran.
 """
 
 from __future__ import annotations
 
+import logging
+
 from sqlmodel import Session, select
 
 from delivery.artifacts import artifact_store
+from delivery.base import Artifact
+from delivery.registry import DELIVERIES
 from flows.status import advance_export
 from models.db import get_engine
 from models.status import ExportStatus, TargetStatus
 from models.tables import Export, ExportTarget
 
+logger = logging.getLogger(__name__)
+
 _PREFIXES = ("Flow run encountered an exception: ", "Task run encountered an exception ")
 
 
-def _export_id(flow_run) -> int:
-    return int(flow_run.parameters["export_id"])
+def export_id_of(flow_run) -> int | None:
+    """The export a flow run is for: its `export_id` parameter, or the row that recorded the run's id."""
+    if flow_run.parameters.get("export_id") is not None:
+        return int(flow_run.parameters["export_id"])
+    with Session(get_engine()) as session:
+        return session.exec(select(Export.id).where(Export.flow_run_id == str(flow_run.id))).first()
 
 
 def failure_message(state) -> str:
@@ -36,28 +46,57 @@ def failure_message(state) -> str:
 
 
 def undelivered(export_id: int) -> list[str]:
-    """Reasons the export is not fully delivered: a missing file, or a target not in success."""
+    """Reasons the export is not fully delivered: no rendered file, or a target that does not hold it.
+
+    Each target is asked to prove it holds the file (size and checksum), not merely believed.
+    """
     with Session(get_engine()) as session:
         export = session.get(Export, export_id)
-        targets = session.exec(select(ExportTarget).where(ExportTarget.export_id == export_id)).all()
-    problems = []
-    rendered = (export.result or {}).get("render", {})
-    if not export.artifact or artifact_store().size(export.artifact) != rendered.get("bytes"):
-        problems.append("the rendered file is missing from the artifact store")
-    problems += [f"target {t.position} ({t.kind}) is {t.status}" for t in targets if t.status != TargetStatus.success]
+        targets = session.exec(select(ExportTarget).where(ExportTarget.export_id == export_id)
+                               .order_by(ExportTarget.position)).all()
+        rendered = (export.result or {}).get("render", {})
+        if not export.artifact or artifact_store().size(export.artifact) != rendered.get("bytes"):
+            return ["the rendered file is missing from the artifact store"]
+        artifact = Artifact(export_id=export_id, uri=export.artifact, bytes=rendered["bytes"], sha256=rendered["sha256"])
+        problems = []
+        for target in targets:
+            if target.status != TargetStatus.success:
+                problems.append(f"target {target.position} ({target.kind}) is {target.status}")
+            elif problem := DELIVERIES[target.kind].verify(session, artifact, target):
+                problems.append(f"target {target.position} ({target.kind}): {problem}")
     return problems
 
 
-def mark_export_finished(flow, flow_run, state) -> None:
-    """on_completion: success only when the file exists and every target holds it."""
-    export_id = _export_id(flow_run)
+def settle_completed(export_id: int) -> None:
+    """A run that completed: success only when every target holds the file, else error saying why."""
     problems = undelivered(export_id)
     if problems:
         advance_export(export_id, ExportStatus.error, error="; ".join(problems))
     else:
-        advance_export(export_id, ExportStatus.success, progress=1.0)
+        advance_export(export_id, ExportStatus.success, progress=1.0, error=None)
+
+
+def clean_partial_deliveries(export_id: int) -> None:
+    """Remove what unfinished deliveries of a failed or cancelled export left behind (multipart uploads, files)."""
+    with Session(get_engine()) as session:
+        for target in session.exec(select(ExportTarget).where(ExportTarget.export_id == export_id)):
+            if target.status in (TargetStatus.delivering, TargetStatus.pending) and target.kind != "http":
+                try:
+                    DELIVERIES[target.kind].cleanup(session, target)
+                except Exception as exc:  # best effort: the status is what must not lie
+                    logger.warning("export %s: cleaning up target %s failed: %s", export_id, target.position, exc)
+        session.commit()
+
+
+def mark_export_finished(flow, flow_run, state) -> None:
+    """on_completion: success only when the file exists and every target holds it."""
+    export_id = export_id_of(flow_run)
+    if export_id is not None:
+        settle_completed(export_id)
 
 
 def mark_export_failed(flow, flow_run, state) -> None:
     """on_failure / on_crashed / on_cancellation: error, with the reason."""
-    advance_export(_export_id(flow_run), ExportStatus.error, error=failure_message(state))
+    export_id = export_id_of(flow_run)
+    if export_id is not None:
+        advance_export(export_id, ExportStatus.error, error=failure_message(state))

@@ -7,6 +7,7 @@ import time
 from prefect.artifacts import create_progress_artifact, update_progress_artifact
 
 from flows.status import record_progress
+from models.errors import Conflict
 
 
 class ProgressReporter:
@@ -23,7 +24,8 @@ class ProgressReporter:
         if done not in (0, total) and now - self._last < self.interval:
             return
         self._last = now
-        record_progress(self.export_id, done, total)
+        if not record_progress(self.export_id, done, total):
+            raise Conflict(f"export {self.export_id} is no longer rendering (cancelled or ended); stopping its render")
         percent = 100.0 * done / total if total else 100.0
         if self._artifact_id is None:
             self._artifact_id = create_progress_artifact(

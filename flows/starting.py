@@ -11,6 +11,7 @@ import logging
 
 from sqlalchemy import update
 
+from flows.hooks import clean_partial_deliveries
 from flows.status import advance_export, claim_export, set_export_fields
 from flows.views import get_export
 from models.db import get_engine
@@ -80,12 +81,15 @@ def start_retry_delivery_run(export_id: int, target_ids: list[int]) -> str:
 
 
 def cancel_export(session, *, owner: User, export_id: int) -> None:
-    """End the owner's unfinished export in error ("cancelled") and ask Prefect to cancel its flow run."""
+    """End the owner's unfinished export in error ("cancelled"), ask Prefect to cancel its flow run (its worker
+    stops the process and with it the run's Ray actors; an in-process render stops at its next tile), and
+    remove partial uploads."""
     export = get_export(session, owner=owner, export_id=export_id)
     if export.status.is_final or not advance_export(export_id, ExportStatus.error, error=CANCELLED):
         raise Conflict(f"export {export_id} has already finished ({export.status.value}); nothing to cancel")
     if export.flow_run_id and prefect_api_configured():
         _cancel_flow_run(export.flow_run_id)
+    clean_partial_deliveries(export_id)
 
 
 def _cancel_flow_run(flow_run_id: str) -> None:

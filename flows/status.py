@@ -65,14 +65,35 @@ def claim_pending_exports(limit: int) -> list[int]:
     return [export_id for export_id in candidates if claim_export(export_id)]
 
 
-def record_progress(export_id: int, done: int, total: int) -> None:
-    """Tiles done / total on the export row, while it renders."""
+def record_progress(export_id: int, done: int, total: int) -> bool:
+    """Tiles done / total on the export row, while it renders; False when it is no longer rendering
+    (cancelled, or ended by the reconciler), which tells the renderer to stop."""
     statement = (
         update(Export).where(Export.id == export_id, Export.status == ExportStatus.rendering)
-        .values(tiles_done=done, tiles_total=total, progress=(done / total if total else 1.0), updated_at=utcnow())
+        .values(tiles_done=done, tiles_total=total, progress=(done / total if total else 1.0), updated_at=utcnow(),
+                heartbeat_at=utcnow())
     )
     with get_engine().begin() as connection:
-        connection.execute(statement)
+        return connection.execute(statement).rowcount == 1
+
+
+def beat(export_id: int) -> bool:
+    """Record that the export's run is alive; False once the export has finished."""
+    statement = (update(Export).where(Export.id == export_id, Export.status.in_(ExportStatus.success.earlier()))
+                 .values(heartbeat_at=utcnow()))
+    with get_engine().begin() as connection:
+        return connection.execute(statement).rowcount == 1
+
+
+def requeue_export(export_id: int, reason: str, from_statuses: list[ExportStatus]) -> bool:
+    """Put an export whose run died back in the queue (-> pending), forgetting that run; the reconciler's retry."""
+    statement = (
+        update(Export).where(Export.id == export_id, Export.status.in_(from_statuses))
+        .values(status=ExportStatus.pending, flow_run_id=None, tiles_done=0, progress=0.0, heartbeat_at=None,
+                error=f"re-queued: {reason}", updated_at=utcnow())
+    )
+    with get_engine().begin() as connection:
+        return connection.execute(statement).rowcount == 1
 
 
 def set_export_fields(export_id: int, **fields: Any) -> None:

@@ -45,6 +45,13 @@ class Settings(BaseSettings):
     # Start an export's flow run as soon as it is requested (the poller stays as the safety net). None: do so
     # whenever a Prefect API is configured (PREFECT_API_URL).
     start_on_request: bool | None = None
+    # A running export beats every `heartbeat_seconds`; the reconciler deems a run dead after
+    # `heartbeat_timeout_seconds` of silence, and re-queues it while it has had fewer than `max_attempts` runs.
+    heartbeat_seconds: float = Field(default=10.0, gt=0)
+    heartbeat_timeout_seconds: float = Field(default=120.0, gt=0)
+    max_attempts: int = Field(default=2, ge=1)
+    # A claim whose flow run was never created is given back after this long.
+    claim_timeout_seconds: float = Field(default=300.0, gt=0)
     export_deployment: str = "export/export"
     retry_delivery_deployment: str = "retry-delivery/retry-delivery"
     # Largest output an export may have, in uncompressed bytes.

@@ -21,7 +21,9 @@ def entrypoint_flow(entrypoint: str):
 def test_prefect_yaml_deploys_the_export_flow_and_a_minutely_poller():
     config = load("prefect.yaml")
     deployments = {d["name"]: d for d in config["deployments"]}
-    assert set(deployments) == {"export", "retry-delivery", "poll-pending-exports"}
+    assert set(deployments) == {"export", "retry-delivery", "poll-pending-exports", "reconcile-exports"}
+    assert entrypoint_flow(deployments["reconcile-exports"]["entrypoint"]).name == "reconcile-exports"
+    assert deployments["reconcile-exports"]["schedules"] == [{"interval": 120}]
     export_flow = entrypoint_flow(deployments["export"]["entrypoint"])
     retry = entrypoint_flow(deployments["retry-delivery"]["entrypoint"])
     from models.settings import Settings

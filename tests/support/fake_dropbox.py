@@ -1,7 +1,7 @@
 """A loopback HTTPS server that speaks the Dropbox API v2 wire format for the endpoints geoship uses.
 
 Routes: users/get_space_usage, files/upload, files/upload_session/start | append_v2 | finish,
-files/delete_v2, and oauth2/token (refresh). Errors are Dropbox's own bodies: 401 `invalid_access_token`,
+files/get_metadata, files/delete_v2, and oauth2/token (refresh). Errors are Dropbox's own bodies: 401 `invalid_access_token`,
 409 `insufficient_space` in the two shapes `files/upload` (UploadError: path -> UploadWriteFailed{reason})
 and `upload_session/finish` (UploadSessionFinishError: path -> WriteError) use. Responses carry
 `Content-Type: application/json` exactly, as the SDK insists.
@@ -103,6 +103,7 @@ class _Handler(BaseHTTPRequestHandler):
                 "/2/files/upload_session/append_v2": self._append,
                 "/2/files/upload_session/finish": self._finish,
                 "/2/files/delete_v2": self._delete,
+                "/2/files/get_metadata": self._metadata,
             }.get(route)
             if handler is None:
                 return self._reply(404, {"error_summary": "unknown route"})
@@ -170,6 +171,12 @@ class _Handler(BaseHTTPRequestHandler):
         self.account.files[path.lower()] = bytes(data)
         del self.account.sessions[arg["cursor"]["session_id"]]
         self._reply(200, _file_metadata(path, bytes(data)))
+
+    def _metadata(self, arg, _body) -> None:
+        data = self.account.files.get(arg["path"].lower())
+        if data is None:
+            return self._error(409, "path/not_found/", {".tag": "path", "path": {".tag": "not_found"}})
+        self._reply(200, _file_metadata(arg["path"], data))
 
     def _delete(self, arg, _body) -> None:
         data = self.account.files.pop(arg["path"].lower(), None)
