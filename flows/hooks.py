@@ -37,9 +37,12 @@ def failure_message(state) -> str:
         exc = state.result(raise_on_failure=False)
     except Exception:  # the result may be unreadable (crash, no persistence): fall back to the message
         exc = None
-    if isinstance(exc, BaseException):
+    if isinstance(exc, Exception):
         return str(exc) or type(exc).__name__
+    # A crash (SystemExit, a signal) says nothing useful as an exception; Prefect's message says what happened.
     message = state.message or state.name or "the export flow failed"
+    if state.is_crashed():
+        message = f"its flow run crashed: {message}"
     for prefix in _PREFIXES:
         message = message.removeprefix(prefix)
     return message

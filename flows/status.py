@@ -6,15 +6,43 @@ two writers racing for the same transition cannot both win.
 
 from __future__ import annotations
 
+import logging
+import time
 from typing import Any
 
 from sqlalchemy import update
+from sqlalchemy.exc import DBAPIError
 from sqlmodel import Session, select
 
 from models.db import get_engine
 from models.status import ExportStatus, TargetStatus
 from models.tables import Export, ExportTarget
 from models.timestamps import utcnow
+
+logger = logging.getLogger(__name__)
+
+# A status write outlives a database restart or failover of this long before it gives up.
+WRITE_PATIENCE_SECONDS = 30.0
+
+
+def _write(statement) -> int:
+    """Execute one UPDATE in its own transaction, retrying while the database is unreachable; returns rowcount.
+
+    A conditional UPDATE may safely run again: if an attempt committed before its connection dropped, the
+    retry matches no row, which callers read as "someone already moved it".
+    """
+    deadline, delay = time.monotonic() + WRITE_PATIENCE_SECONDS, 0.25
+    while True:
+        try:
+            with get_engine().begin() as connection:
+                return connection.execute(statement).rowcount
+        except DBAPIError as exc:
+            connection_lost = exc.connection_invalidated or "connection" in str(exc.orig).lower()
+            if not connection_lost or time.monotonic() > deadline:
+                raise
+            logger.warning("database unreachable (%s); retrying a status write", type(exc.orig).__name__)
+            time.sleep(delay)
+            delay = min(delay * 2, 4.0)
 
 
 def advance_export(export_id: int, to: ExportStatus, **fields: Any) -> bool:
@@ -23,8 +51,7 @@ def advance_export(export_id: int, to: ExportStatus, **fields: Any) -> bool:
     if to.is_final:
         values["finished_at"] = utcnow()
     statement = update(Export).where(Export.id == export_id, Export.status.in_(to.earlier())).values(**values)
-    with get_engine().begin() as connection:
-        return connection.execute(statement).rowcount == 1
+    return _write(statement) == 1
 
 
 def fail_export(export_id: int, reason: str) -> bool:
@@ -73,16 +100,14 @@ def record_progress(export_id: int, done: int, total: int) -> bool:
         .values(tiles_done=done, tiles_total=total, progress=(done / total if total else 1.0), updated_at=utcnow(),
                 heartbeat_at=utcnow())
     )
-    with get_engine().begin() as connection:
-        return connection.execute(statement).rowcount == 1
+    return _write(statement) == 1
 
 
 def beat(export_id: int) -> bool:
     """Record that the export's run is alive; False once the export has finished."""
     statement = (update(Export).where(Export.id == export_id, Export.status.in_(ExportStatus.success.earlier()))
                  .values(heartbeat_at=utcnow()))
-    with get_engine().begin() as connection:
-        return connection.execute(statement).rowcount == 1
+    return _write(statement) == 1
 
 
 def requeue_export(export_id: int, reason: str, from_statuses: list[ExportStatus]) -> bool:
@@ -92,18 +117,15 @@ def requeue_export(export_id: int, reason: str, from_statuses: list[ExportStatus
         .values(status=ExportStatus.pending, flow_run_id=None, tiles_done=0, progress=0.0, heartbeat_at=None,
                 error=f"re-queued: {reason}", updated_at=utcnow())
     )
-    with get_engine().begin() as connection:
-        return connection.execute(statement).rowcount == 1
+    return _write(statement) == 1
 
 
 def set_export_fields(export_id: int, **fields: Any) -> None:
     """Record facts about an export that are not transitions (flow run id, artifact, result)."""
-    with get_engine().begin() as connection:
-        connection.execute(update(Export).where(Export.id == export_id).values(updated_at=utcnow(), **fields))
+    _write(update(Export).where(Export.id == export_id).values(updated_at=utcnow(), **fields))
 
 
 def set_target_status(target_id: int, status: TargetStatus, **fields: Any) -> None:
     """A target's status with its result or error."""
     statement = update(ExportTarget).where(ExportTarget.id == target_id).values(status=status, updated_at=utcnow(), **fields)
-    with get_engine().begin() as connection:
-        connection.execute(statement)
+    _write(statement)

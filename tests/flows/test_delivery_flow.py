@@ -146,3 +146,56 @@ def test_an_export_end_to_end_into_seaweedfs(session, owner, project, seaweedfs)
     body = seaweedfs.get_object(Bucket="geoship-flow", Key=f"maps/export-{export_id}.tif")["Body"].read()
     assert body == Path(view.artifact).read_bytes()
     assert view.targets[0].result["sha256"] == hashlib.sha256(body).hexdigest()
+
+
+def test_an_s3_that_fails_ends_the_target_and_the_export_in_error_never_success(session, owner, project, s3_server,
+                                                                                 monkeypatch):
+    from tests.support.flaky_proxy import FlakyProxy
+
+    monkeypatch.setenv("GEOSHIP_DELIVERY_ATTEMPTS", "2")
+    get_settings.cache_clear()
+    bucket = s3_server.new_bucket()
+    with FlakyProxy(s3_server.url, failures=0, should_fail=lambda method, path: method == "PUT") as proxy:
+        credential = add_s3_credential(session, owner=owner, label="flaky", bucket=bucket,
+                                       config=S3CredentialConfig(endpoint_url=proxy.url),
+                                       secret=S3Secret(access_key_id=s3_server.writer.access_key_id,
+                                                       secret_access_key=s3_server.writer.secret_access_key))
+        session.commit()
+        export_id = submit(session, owner, [TargetRequest(kind="http"), TargetRequest(
+            kind="s3", config={"bucket": bucket}, credential_id=credential.id)])
+        proxy.remaining = 1000  # from now on the S3 service answers every write with 503
+        with pytest.raises(Exception, match="target 1 \\(s3\\)"):
+            export_flow(export_id)
+    session.expire_all()
+    view = export_view(session, session.get(Export, export_id))
+    assert view.status == ExportStatus.error and "S3 failed writing" in view.error and "SlowDown" in view.error
+    assert [t.status for t in view.targets] == [TargetStatus.success, TargetStatus.error]
+    assert s3_server.client().list_objects_v2(Bucket=bucket).get("KeyCount") == 0
+
+
+def test_a_dropbox_filled_mid_upload_ends_in_error_with_no_file_left(session, owner, project, credentials, dropbox,
+                                                                     monkeypatch):
+    monkeypatch.setenv("GEOSHIP_DROPBOX_UPLOAD_THRESHOLD", "4096")
+    monkeypatch.setenv("GEOSHIP_DROPBOX_CHUNK_SIZE", "4096")
+    get_settings.cache_clear()
+    export_id = submit(session, owner, [TargetRequest(kind="dropbox", credential_id=credentials["dropbox"])])
+    dropbox.account.fill_on_append = dropbox.account.allocated  # another device fills it while we upload
+    with pytest.raises(Exception, match="ran out of space"):
+        export_flow(export_id)
+    session.expire_all()
+    view = export_view(session, session.get(Export, export_id))
+    assert view.status == ExportStatus.error and "no file was left behind" in view.error
+    assert dropbox.account.files == {} and dropbox.account.sessions == {}
+
+
+def test_the_export_flow_takes_an_export_request_from_the_prefect_ui(session, owner, project):
+    from prefect.client.orchestration import get_client
+
+    result = export_flow(request=ExportRequest(project="alps", aoi=SMALL_AOI, resolution=240), user=owner.name)
+    session.expire_all()
+    export = session.get(Export, result["export_id"])
+    assert export.status == ExportStatus.success and export.owner_id == owner.id and export.attempts == 1
+    with get_client(sync_client=True) as client:
+        run = client.read_flow_run(export.flow_run_id)
+    assert run.name == f"export-{export.id}"  # renamed after the export it created
+    assert run.parameters["request"]["project"] == "alps" and "credential" not in str(run.parameters)

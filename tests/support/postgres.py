@@ -49,6 +49,11 @@ class ThrowawayPostgres:
         connection.close()
         return f"postgresql+psycopg2://postgres@127.0.0.1:{self.port}/{self.database}"
 
+    def restart(self) -> None:
+        """Stop and start the server (fast shutdown: sessions are cut), as a failover or upgrade would."""
+        # With -l the server's output goes to its log, not to a pipe this call would wait on forever.
+        self._run("pg_ctl", "-D", str(self.data), "-l", str(self.directory / "server.log"), "-m", "fast", "-w", "restart")
+
     def stop(self) -> None:
         try:
             self._run("pg_ctl", "-D", str(self.data), "-m", "fast", "-w", "stop")

@@ -1,0 +1,182 @@
+"""Production mode end to end: PostgreSQL for geoship and for a real `prefect server`, deployments from
+prefect.yaml (`prefect deploy --all`), a process worker, local Ray, the HTTP API with immediate start, and an
+S3 target on moto. Then the worker is killed mid-render, and the reconciler sets the record straight."""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+import sqlalchemy
+
+from tests.conftest import REPO_ROOT, SMALL_AOI, SMALL_SCENES
+from tests.support.net import free_port
+from tests.support.postgres import ThrowawayPostgres
+from tests.support.processes import Service
+
+BIN = Path(sys.executable).parent
+
+
+def run(command: list[str], env: dict, **kwargs) -> str:
+    import subprocess
+
+    done = subprocess.run(command, env=env, cwd=REPO_ROOT, capture_output=True, text=True, timeout=300, **kwargs)
+    assert done.returncode == 0, f"{' '.join(command)} failed:\n{done.stdout}\n{done.stderr}"
+    return done.stdout
+
+
+@pytest.fixture(scope="module")
+def production(tmp_path_factory, s3_server):
+    """Everything a production deployment runs, on this machine; yields (env, api base URL, API token)."""
+    home = tmp_path_factory.mktemp("production")
+    postgres = ThrowawayPostgres(database="geoship")
+    geoship_url = postgres.start()
+    engine = sqlalchemy.create_engine(geoship_url.rsplit("/", 1)[0] + "/postgres", isolation_level="AUTOCOMMIT")
+    with engine.connect() as connection:
+        connection.execute(sqlalchemy.text('CREATE DATABASE "prefect"'))
+    engine.dispose()
+    prefect_port, api_port = free_port(), free_port()
+    keep = {k: v for k, v in os.environ.items() if not k.startswith(("GEOSHIP_", "PREFECT_"))}
+    env = {
+        **keep, "GEOSHIP_HOME": str(home / "geoship"), "GEOSHIP_DATABASE_URL": geoship_url,
+        "GEOSHIP_REPO_DIR": str(REPO_ROOT), "GEOSHIP_RAY_NUM_CPUS": "2", "GEOSHIP_TILE_SIZE": "64",
+        "GEOSHIP_S3_ENDPOINT_HOSTS": '["127.0.0.1"]', "GEOSHIP_PUBLIC_URL": f"http://127.0.0.1:{api_port}",
+        "PREFECT_HOME": str(home / "prefect"), "PREFECT_API_URL": f"http://127.0.0.1:{prefect_port}/api",
+        "PREFECT_API_DATABASE_CONNECTION_URL": f"postgresql+asyncpg://postgres@127.0.0.1:{postgres.port}/prefect",
+        "PREFECT_WORKER_QUERY_SECONDS": "2", "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "DO_NOT_TRACK": "1",
+        "PREFECT_LOGGING_LEVEL": "INFO",
+    }
+    services: list[Service] = []
+    try:
+        assert "-> 0001" in run([str(BIN / "geoship"), "db", "upgrade"], env)
+        server = Service("prefect-server", [str(BIN / "prefect"), "server", "start", "--host", "127.0.0.1", "--port",
+                                            str(prefect_port)], env, home)
+        services.append(server)
+        server.wait_for_http(f"http://127.0.0.1:{prefect_port}/api/health", 120)
+        run([str(BIN / "prefect"), "work-pool", "create", "geoship", "--type", "process"], env)
+        run([str(BIN / "prefect"), "--no-prompt", "deploy", "--all"], env)
+        services.append(Service("worker", [str(BIN / "prefect"), "worker", "start", "--pool", "geoship"], env, home,
+                                cwd=REPO_ROOT))
+        api = Service("api", [str(BIN / "geoship"), "serve", "--port", str(api_port)], env, home)
+        services.append(api)
+        api.wait_for_http(f"http://127.0.0.1:{api_port}/health", 60)
+
+        from cli.samples import write_scene
+
+        paths = [write_scene(scene, home / "scenes") for scene in SMALL_SCENES]
+        token = run([str(BIN / "geoship"), "users", "create", "ops"], env).strip().splitlines()[-1]
+        as_ops = {**env, "GEOSHIP_USER": "ops"}
+        run([str(BIN / "geoship"), "projects", "create", "alps"], as_ops)
+        run([str(BIN / "geoship"), "scenes", "add", *map(str, paths), "--project", "alps"], as_ops)
+        state = {"env": env, "api": f"http://127.0.0.1:{api_port}", "prefect": f"http://127.0.0.1:{prefect_port}/api",
+                 "token": token, "services": {s.name: s for s in services}, "home": home, "postgres": postgres}
+        yield state
+        services = [*state["services"].values(), *services]
+    finally:
+        workers = [s for s in services if s.name.startswith("worker")]
+        for service in workers + [s for s in services if s not in workers]:  # workers first: they outlive servers
+            service.stop()
+        postgres.stop()
+
+
+def wait_for_status(client: httpx.Client, export_id: int, statuses: set[str], seconds: float, logs) -> dict:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        view = client.get(f"/api/v1/exports/{export_id}").json()
+        if view["status"] in statuses:
+            return view
+        time.sleep(0.5)
+    raise AssertionError(f"export {export_id} stayed {view['status']}:\n{logs()}")
+
+
+def test_an_export_runs_through_prefect_server_a_worker_ray_and_s3(production, s3_server):
+    client = httpx.Client(base_url=production["api"], headers={"Authorization": f"Bearer {production['token']}"},
+                          timeout=60)
+    bucket = s3_server.new_bucket()
+    credential = client.post("/api/v1/credentials", json={
+        "kind": "s3", "label": "prod", "access_key_id": s3_server.writer.access_key_id,
+        "secret_access_key": s3_server.writer.secret_access_key, "endpoint_url": s3_server.url, "bucket": bucket})
+    assert credential.status_code == 201, credential.text
+    created = client.post("/api/v1/exports", json={
+        "project": "alps", "aoi": SMALL_AOI, "resolution": 120, "targets": [
+            {"kind": "http"}, {"kind": "s3", "credential_id": credential.json()["id"], "config": {"bucket": bucket}}]})
+    assert created.status_code == 201, created.text
+    view = created.json()
+    assert view["status"] == "submitted" and view["flow_run_id"]  # started at once, not at the next poll
+
+    worker = production["services"]["worker"]
+    done = wait_for_status(client, view["id"], {"success", "error"}, 240, worker.tail)
+    assert done["status"] == "success", f"{done['error']}\n{worker.tail()}"
+    assert done["tiles_done"] == done["tiles_total"] > 1
+
+    run_info = httpx.get(f"{production['prefect']}/flow_runs/{view['flow_run_id']}").json()
+    assert run_info["name"] == f"export-{view['id']}" and run_info["parameters"] == {"export_id": view["id"]}
+    assert run_info["state"]["type"] == "COMPLETED"
+    artifacts = httpx.post(f"{production['prefect']}/artifacts/filter", json={}).json()
+    assert {a["key"] for a in artifacts} >= {f"export-{view['id']}-render", f"export-{view['id']}-result"}
+
+    s3_result = done["targets"][1]["result"]
+    body = s3_server.client().get_object(Bucket=bucket, Key=s3_result["key"])["Body"].read()
+    link = done["targets"][0]["result"]["url"]
+    assert httpx.get(link, timeout=60).content == body  # the link serves the same file the bucket holds
+
+
+def test_a_worker_killed_mid_render_leaves_no_export_stuck(production):
+    import signal
+
+    import psutil
+
+    client = httpx.Client(base_url=production["api"], headers={"Authorization": f"Bearer {production['token']}"},
+                          timeout=60)
+    worker = production["services"]["worker"]
+    # A finer grid: long enough to be killed in the middle of it.
+    view = client.post("/api/v1/exports", json={"project": "alps", "resolution": 15}).json()
+    wait_for_status(client, view["id"], {"rendering"}, 120, worker.tail)
+    deadline = time.monotonic() + 120
+    while client.get(f"/api/v1/exports/{view['id']}").json()["tiles_done"] < 1:
+        assert time.monotonic() < deadline, worker.tail()
+        time.sleep(0.2)
+    # The machine is gone: the worker and everything it started (the flow run and its Ray) die at once.
+    family = [worker.process.pid, *(c.pid for c in psutil.Process(worker.process.pid).children(recursive=True))]
+    for pid in family:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    worker.process.wait(timeout=10)
+
+    env = {**production["env"], "GEOSHIP_HEARTBEAT_TIMEOUT_SECONDS": "3"}
+    time.sleep(4)
+    stuck = client.get(f"/api/v1/exports/{view['id']}").json()
+    assert stuck["status"] == "rendering"  # nothing ran its hooks: the row still claims it is rendering
+    repairs = run([str(BIN / "python"), "-c", "from flows.reconciler import reconcile; print(reconcile())"], env)
+    assert "requeued" in repairs and "stopped beating" in repairs
+    requeued = client.get(f"/api/v1/exports/{view['id']}").json()
+    assert requeued["status"] == "pending" and requeued["flow_run_id"] is None
+    run_info = httpx.get(f"{production['prefect']}/flow_runs/{view['flow_run_id']}").json()
+    assert run_info["state"]["type"] == "CRASHED"
+
+    # A new worker comes up; the poller (the safety net) starts the export again, and this time it finishes.
+    production["services"]["worker"] = Service("worker-2", [str(BIN / "prefect"), "worker", "start", "--pool", "geoship"],
+                                               production["env"], production["home"], cwd=REPO_ROOT)
+    run([str(BIN / "prefect"), "deployment", "run", "poll-pending-exports/poll-pending-exports"], production["env"])
+    done = wait_for_status(client, view["id"], {"success", "error"}, 240, production["services"]["worker"].tail)
+    assert done["status"] == "success", done["error"]
+    assert done["flow_run_id"] != view["flow_run_id"]
+
+
+def test_a_postgresql_restart_mid_run_leaves_no_export_stuck(production):
+    client = httpx.Client(base_url=production["api"], headers={"Authorization": f"Bearer {production['token']}"},
+                          timeout=60)
+    worker = production["services"]["worker"]
+    view = client.post("/api/v1/exports", json={"project": "alps", "resolution": 15}).json()
+    wait_for_status(client, view["id"], {"rendering"}, 120, worker.tail)
+    # geoship's and Prefect's database go away for a moment while the export renders.
+    production["postgres"].restart()
+    done = wait_for_status(client, view["id"], {"success", "error"}, 240, worker.tail)
+    assert done["status"] == "success", f"{done['error']}\n{worker.tail()}"
+    assert done["tiles_done"] == done["tiles_total"]
