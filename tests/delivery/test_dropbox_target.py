@@ -123,3 +123,16 @@ def test_running_out_of_space_mid_session_ends_in_error_and_leaves_no_file(sessi
     assert dropbox.account.files == {} and dropbox.account.sessions == {}
     assert dropbox.account.calls[-1] == "/2/files/upload_session/finish"
 
+
+
+def test_verify_and_cleanup(session, user, dropbox, make_artifact, make_target):
+    credential = add(session, user, DropboxSecret(access_token=dropbox.issue_token()))
+    artifact = make_artifact(10_000)
+    target = make_target(artifact, "dropbox", {}, credential.id)
+    target.result = DropboxDelivery().deliver(session, artifact, target)
+    assert DropboxDelivery().verify(session, artifact, target) is None
+    dropbox.account.files[target.result["path"].lower()] = b"something else"
+    assert "is not the rendered file" in DropboxDelivery().verify(session, artifact, target)
+    DropboxDelivery().cleanup(session, target)
+    assert dropbox.account.files == {}
+    assert "cannot be read back" in DropboxDelivery().verify(session, artifact, target)

@@ -3,6 +3,7 @@
 import hashlib
 
 import pytest
+from sqlmodel import select
 
 from delivery.s3 import MIN_PART, part_size_for, upload_file
 from delivery.s3_target import S3Delivery, add_s3_credential, client_for
@@ -169,3 +170,32 @@ def test_an_s3_that_keeps_failing_is_a_retryable_error_after_the_attempts(sessio
         with pytest.raises(RetryableDeliveryError, match="S3 failed writing s3://.* after retries: SlowDown"):
             upload_file(client, path, bucket, "never.tif", sha256="0" * 64, threshold=MIN_PART, part_size=MIN_PART)
     assert len(proxy.failed) == 3
+
+
+def test_cleanup_aborts_unfinished_uploads_and_removes_a_delivered_file(session, user, s3_server, make_artifact,
+                                                                         make_target):
+    bucket = s3_server.new_bucket()
+    credential = add(session, user, s3_server, bucket)
+    artifact = make_artifact(1000)
+    target = make_target(artifact, "s3", {"bucket": bucket, "prefix": "out"}, credential.id)
+    key = f"out/export-{artifact.export_id}.tif"
+    writer = s3_server.client()
+    writer.create_multipart_upload(Bucket=bucket, Key=key)  # a cancelled run's upload, half done
+    S3Delivery().cleanup(session, target)
+    assert writer.list_multipart_uploads(Bucket=bucket).get("Uploads", []) == []
+
+    target.result = S3Delivery().deliver(session, artifact, target)  # delivered, then the export is cancelled
+    assert writer.list_objects_v2(Bucket=bucket)["KeyCount"] == 1
+    S3Delivery().cleanup(session, target)
+    assert writer.list_objects_v2(Bucket=bucket)["KeyCount"] == 0
+
+
+def test_verify_checks_size_etag_and_checksum(session, user, s3_server, make_artifact, make_target):
+    bucket, artifact, result = deliver(session, user, s3_server, make_artifact, make_target, 5000)
+    target = session.exec(select(ExportTarget).where(ExportTarget.export_id == artifact.export_id)).one()
+    target.result = result
+    assert S3Delivery().verify(session, artifact, target) is None
+    s3_server.client().put_object(Bucket=bucket, Key=result["key"], Body=b"not it")
+    assert "is not the rendered file" in S3Delivery().verify(session, artifact, target)
+    s3_server.client().delete_object(Bucket=bucket, Key=result["key"])
+    assert "cannot be read back" in S3Delivery().verify(session, artifact, target)
