@@ -198,4 +198,5 @@ def test_the_export_flow_takes_an_export_request_from_the_prefect_ui(session, ow
     with get_client(sync_client=True) as client:
         run = client.read_flow_run(export.flow_run_id)
     assert run.name == f"export-{export.id}"  # renamed after the export it created
-    assert run.parameters["request"]["project"] == "alps" and "credential" not in str(run.parameters)
+    assert run.parameters["request"]["project"] == "alps" and run.parameters["user"] == owner.name
+    assert run.parameters["request"]["targets"] == [{"kind": "http", "config": {}, "credential_id": None}]
