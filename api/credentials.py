@@ -11,14 +11,7 @@ from api.deps import RowId, SessionDep, UserDep
 from delivery.credentials import credential_view, list_credentials, remove_credential
 from delivery.dropbox_target import add_dropbox_credential
 from delivery.s3_target import add_s3_credential
-from models.schemas import (
-    CredentialView,
-    DropboxCredentialRequest,
-    DropboxSecret,
-    S3CredentialConfig,
-    S3CredentialRequest,
-    S3Secret,
-)
+from models.schemas import CredentialView, DropboxCredentialRequest, S3CredentialRequest
 
 router = APIRouter(prefix="/credentials", tags=["credentials"])
 
@@ -30,15 +23,10 @@ def add_credential(body: Annotated[CredentialRequest, Body()], session: SessionD
     """Check the credential with its service (S3: the bucket answers and a probe object can be written and
     deleted; Dropbox: the token works), then store it encrypted. The secret is never returned."""
     if isinstance(body, S3CredentialRequest):
-        secret = S3Secret(access_key_id=body.access_key_id, secret_access_key=body.secret_access_key,
-                          session_token=body.session_token)
-        config = S3CredentialConfig(region=body.region, endpoint_url=body.endpoint_url)
-        credential = add_s3_credential(session, owner=user, label=body.label, secret=secret, config=config,
+        credential = add_s3_credential(session, owner=user, label=body.label, secret=body.secret(), config=body.config(),
                                        bucket=body.bucket, prefix=body.prefix)
     else:
-        secret = DropboxSecret(access_token=body.access_token, refresh_token=body.refresh_token, app_key=body.app_key,
-                               app_secret=body.app_secret)
-        credential = add_dropbox_credential(session, owner=user, label=body.label, secret=secret)
+        credential = add_dropbox_credential(session, owner=user, label=body.label, secret=body.secret())
     return credential_view(credential)
 
 

@@ -9,7 +9,7 @@ from fastapi import Depends, Path
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlmodel import Session
 
-from models.db import get_engine
+from models.db import session_scope
 from models.errors import Unauthorized
 from models.tables import User
 from models.users import user_for_token
@@ -19,13 +19,8 @@ _bearer = HTTPBearer(auto_error=False, description="An API token from `geoship u
 
 def db_session() -> Iterator[Session]:
     """A session per request: committed when the endpoint returns, rolled back when it raises."""
-    with Session(get_engine(), expire_on_commit=False) as session:
-        try:
-            yield session
-            session.commit()
-        except BaseException:
-            session.rollback()
-            raise
+    with session_scope() as session:
+        yield session
 
 
 SessionDep = Annotated[Session, Depends(db_session)]

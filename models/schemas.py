@@ -278,47 +278,29 @@ class ExportPage(BaseModel):
     offset: int
 
 
-class S3CredentialRequest(BaseModel):
-    """A new S3 credential, checked against `bucket` (and `prefix`) before it is stored."""
+class S3CredentialRequest(S3Secret, S3CredentialConfig):
+    """A new S3 credential (its secret and where the service is), checked against `bucket` and `prefix`."""
 
-    # Validation errors must never echo a secret back (pydantic includes the input by default).
-    model_config = ConfigDict(extra="forbid", hide_input_in_errors=True)
     kind: Literal["s3"]
     label: str = Field(min_length=1, max_length=100)
-    access_key_id: SecretStr
-    secret_access_key: SecretStr
-    session_token: SecretStr | None = None
-    region: str = Field(default="us-east-1", pattern=r"^[a-z0-9][a-z0-9-]{0,30}[a-z0-9]$")
-    endpoint_url: str | None = None
     bucket: str
     prefix: str = ""
 
-    _tokens = field_validator("access_key_id", "secret_access_key", "session_token")(_token_text)
+    def secret(self) -> S3Secret:
+        return S3Secret.model_validate(self.model_dump(include=set(S3Secret.model_fields)))
 
-    @field_validator("endpoint_url")
-    @classmethod
-    def _http_url(cls, value: str | None) -> str | None:
-        return _endpoint_url(value)
+    def config(self) -> S3CredentialConfig:
+        return S3CredentialConfig.model_validate(self.model_dump(include=set(S3CredentialConfig.model_fields)))
 
 
-class DropboxCredentialRequest(BaseModel):
+class DropboxCredentialRequest(DropboxSecret):
     """A new Dropbox credential, checked with Dropbox before it is stored."""
 
-    # Validation errors must never echo a secret back (pydantic includes the input by default).
-    model_config = ConfigDict(extra="forbid", hide_input_in_errors=True)
     kind: Literal["dropbox"]
     label: str = Field(min_length=1, max_length=100)
-    access_token: SecretStr | None = None
-    refresh_token: SecretStr | None = None
-    app_key: str | None = Field(default=None, pattern=r"^[\x21-\x7e]{1,256}$")
-    app_secret: SecretStr | None = None
 
-    _tokens = field_validator("access_token", "refresh_token", "app_secret")(_token_text)
-
-    @model_validator(mode="after")
-    def _one_way_in(self) -> DropboxCredentialRequest:
-        _require_a_dropbox_token(self)
-        return self
+    def secret(self) -> DropboxSecret:
+        return DropboxSecret.model_validate(self.model_dump(include=set(DropboxSecret.model_fields)))
 
 
 class SceneView(BaseModel):
