@@ -15,7 +15,7 @@ from delivery.artifacts import artifact_store
 from delivery.base import Artifact
 from delivery.registry import DELIVERIES
 from flows.heartbeat import heartbeat
-from flows.hooks import mark_export_failed, mark_export_finished
+from flows.hooks import mark_export_crashed, mark_export_failed, mark_export_finished
 from flows.progress import ProgressReporter
 from flows.status import advance_export, claim_export, set_export_fields, set_target_status
 from flows.submission import create_export
@@ -33,7 +33,7 @@ from ray_render.writer import CogOptions
 
 # The export's final status is written by these hooks, whichever way its flow run ends.
 STATUS_HOOKS = dict(
-    on_completion=[mark_export_finished], on_failure=[mark_export_failed], on_crashed=[mark_export_failed],
+    on_completion=[mark_export_finished], on_failure=[mark_export_failed], on_crashed=[mark_export_crashed],
     on_cancellation=[mark_export_failed],
 )
 
@@ -44,8 +44,9 @@ class DeliveryFailed(DeliveryError):
 
 @task(name="mark-status")
 def mark_status(export_id: int, status: ExportStatus) -> None:
-    """Move the export forward to `status`; refuses to move it backwards or out of a final status."""
-    if not advance_export(export_id, status):
+    """Move the export forward to `status`; refuses to move it backwards or out of a final status, or when the
+    export no longer belongs to this run (the reconciler gave up on it)."""
+    if not advance_export(export_id, status, run=str(current_flow_run.id)):
         raise Conflict(f"export {export_id} cannot move to {status}: it is no longer in an earlier status")
 
 

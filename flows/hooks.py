@@ -1,7 +1,8 @@
 """State hooks of the export flows, and the checks behind a final status; every write is idempotent.
 
 Prefect does not guarantee hooks run (a killed process runs none), so every write is a conditional update that
-the reconciler (`flows.reconciler`) repeats safely for runs whose hooks never ran.
+the reconciler (`flows.reconciler`) repeats safely for runs whose hooks never ran. Hooks write only while
+their run is still the export's: a worker may run a crashed run's hooks long after the reconciler re-queued it.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from sqlmodel import Session, select
 from delivery.artifacts import artifact_store
 from delivery.base import Artifact
 from delivery.registry import DELIVERIES
-from flows.status import advance_export
+from flows.status import advance_export, requeue_export
 from models.db import get_engine
 from models.status import ExportStatus, TargetStatus
 from models.tables import Export, ExportTarget
@@ -37,15 +38,13 @@ def failure_message(state) -> str:
         exc = state.result(raise_on_failure=False)
     except Exception:  # the result may be unreadable (crash, no persistence): fall back to the message
         exc = None
-    if isinstance(exc, Exception):
-        return str(exc) or type(exc).__name__
-    # A crash (SystemExit, a signal) says nothing useful as an exception; Prefect's message says what happened.
-    message = state.message or state.name or "the export flow failed"
-    if state.is_crashed():
-        message = f"its flow run crashed: {message}"
-    for prefix in _PREFIXES:
-        message = message.removeprefix(prefix)
-    return message
+    if isinstance(exc, Exception) and str(exc):
+        message = str(exc)
+    else:  # SystemExit, a signal: the exception says nothing useful; Prefect's message says what happened
+        message = state.message or state.name or "the export flow failed"
+        for prefix in _PREFIXES:
+            message = message.removeprefix(prefix)
+    return f"its flow run crashed: {message}" if state.is_crashed() else message
 
 
 def undelivered(export_id: int) -> list[str]:
@@ -70,13 +69,13 @@ def undelivered(export_id: int) -> list[str]:
     return problems
 
 
-def settle_completed(export_id: int) -> None:
+def settle_completed(export_id: int, run: str | None = None) -> None:
     """A run that completed: success only when every target holds the file, else error saying why."""
     problems = undelivered(export_id)
     if problems:
-        advance_export(export_id, ExportStatus.error, error="; ".join(problems))
+        advance_export(export_id, ExportStatus.error, run=run, error="; ".join(problems))
     else:
-        advance_export(export_id, ExportStatus.success, progress=1.0, error=None)
+        advance_export(export_id, ExportStatus.success, run=run, progress=1.0, error=None)
 
 
 def clean_partial_deliveries(export_id: int) -> None:
@@ -95,11 +94,28 @@ def mark_export_finished(flow, flow_run, state) -> None:
     """on_completion: success only when the file exists and every target holds it."""
     export_id = export_id_of(flow_run)
     if export_id is not None:
-        settle_completed(export_id)
+        settle_completed(export_id, run=str(flow_run.id))
+
+
+def mark_export_crashed(flow, flow_run, state) -> None:
+    """on_crashed (run by the worker when the run's process died, e.g. killed for memory): re-queue the export
+    while it has runs left in its budget, else error with the reason."""
+    from models.settings import get_settings
+
+    export_id = export_id_of(flow_run)
+    if export_id is None:
+        return
+    with Session(get_engine()) as session:
+        attempts = session.get(Export, export_id).attempts
+    reason = failure_message(state)
+    unfinished = [ExportStatus.submitted, ExportStatus.rendering, ExportStatus.delivering]
+    if attempts < get_settings().max_attempts and requeue_export(export_id, reason, unfinished, str(flow_run.id)):
+        return
+    advance_export(export_id, ExportStatus.error, run=str(flow_run.id), error=reason)
 
 
 def mark_export_failed(flow, flow_run, state) -> None:
     """on_failure / on_crashed / on_cancellation: error, with the reason."""
     export_id = export_id_of(flow_run)
     if export_id is not None:
-        advance_export(export_id, ExportStatus.error, error=failure_message(state))
+        advance_export(export_id, ExportStatus.error, run=str(flow_run.id), error=failure_message(state))

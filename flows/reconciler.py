@@ -46,9 +46,9 @@ class Repair:
 
 
 def _give_up_or_requeue(export: Export, reason: str) -> Repair:
-    if export.attempts < get_settings().max_attempts and requeue_export(export.id, reason, UNFINISHED):
+    if export.attempts < get_settings().max_attempts and requeue_export(export.id, reason, UNFINISHED, export.flow_run_id):
         return Repair(export.id, "requeued", reason)
-    if advance_export(export.id, ExportStatus.error, error=reason):
+    if advance_export(export.id, ExportStatus.error, run=export.flow_run_id, error=reason):
         clean_partial_deliveries(export.id)
     return Repair(export.id, "failed", reason)
 
@@ -74,11 +74,11 @@ def reconcile_one(client, export: Export) -> Repair | None:
         return _give_up_or_requeue(export, f"its flow run {export.flow_run_id} no longer exists")
     state = run.state.type if run.state else None
     if state == StateType.COMPLETED:
-        settle_completed(export.id)
+        settle_completed(export.id, run=export.flow_run_id)
         return Repair(export.id, "settled", "its flow run completed but the hooks did not record it")
     if state in (StateType.FAILED, StateType.CANCELLED):
         message = (run.state.message or run.state.name or state.value).strip()
-        if advance_export(export.id, ExportStatus.error, error=message):
+        if advance_export(export.id, ExportStatus.error, run=export.flow_run_id, error=message):
             clean_partial_deliveries(export.id)
         return Repair(export.id, "failed", f"its flow run ended {state.value.lower()}: {message}")
     if state == StateType.CRASHED:

@@ -45,12 +45,18 @@ def _write(statement) -> int:
             delay = min(delay * 2, 4.0)
 
 
-def advance_export(export_id: int, to: ExportStatus, **fields: Any) -> bool:
-    """Move an export to `to` if it is in an earlier, non-final status; True when it moved."""
+def advance_export(export_id: int, to: ExportStatus, *, run: str | None = None, **fields: Any) -> bool:
+    """Move an export to `to` if it is in an earlier, non-final status; True when it moved.
+
+    With `run`, only while that flow run is still the export's: a late hook of a run the reconciler has
+    already written off (and re-queued) must not overwrite the export's new life.
+    """
     values: dict[str, Any] = {"status": to, "updated_at": utcnow(), **fields}
     if to.is_final:
         values["finished_at"] = utcnow()
     statement = update(Export).where(Export.id == export_id, Export.status.in_(to.earlier())).values(**values)
+    if run is not None:
+        statement = statement.where(Export.flow_run_id == run)
     return _write(statement) == 1
 
 
@@ -110,10 +116,12 @@ def beat(export_id: int) -> bool:
     return _write(statement) == 1
 
 
-def requeue_export(export_id: int, reason: str, from_statuses: list[ExportStatus]) -> bool:
-    """Put an export whose run died back in the queue (-> pending), forgetting that run; the reconciler's retry."""
+def requeue_export(export_id: int, reason: str, from_statuses: list[ExportStatus], run: str | None) -> bool:
+    """Put an export whose run (`run`, None for a claim that never got one) died back in the queue (-> pending),
+    forgetting that run; the reconciler's retry."""
+    same_run = Export.flow_run_id.is_(None) if run is None else Export.flow_run_id == run
     statement = (
-        update(Export).where(Export.id == export_id, Export.status.in_(from_statuses))
+        update(Export).where(Export.id == export_id, Export.status.in_(from_statuses), same_run)
         .values(status=ExportStatus.pending, flow_run_id=None, tiles_done=0, progress=0.0, heartbeat_at=None,
                 error=f"re-queued: {reason}", updated_at=utcnow())
     )

@@ -180,3 +180,37 @@ def test_a_postgresql_restart_mid_run_leaves_no_export_stuck(production):
     done = wait_for_status(client, view["id"], {"success", "error"}, 240, worker.tail)
     assert done["status"] == "success", f"{done['error']}\n{worker.tail()}"
     assert done["tiles_done"] == done["tiles_total"]
+
+
+def test_a_flow_run_process_killed_like_the_oom_killer_does_is_requeued_and_finished(production):
+    import signal
+
+    import psutil
+
+    client = httpx.Client(base_url=production["api"], headers={"Authorization": f"Bearer {production['token']}"},
+                          timeout=60)
+    worker = production["services"]["worker"]
+    view = client.post("/api/v1/exports", json={"project": "alps", "resolution": 15}).json()
+    wait_for_status(client, view["id"], {"rendering"}, 120, worker.tail)
+    deadline = time.monotonic() + 120
+    while client.get(f"/api/v1/exports/{view['id']}").json()["tiles_done"] < 1:
+        assert time.monotonic() < deadline, worker.tail()
+        time.sleep(0.2)
+    # The kernel's OOM killer picks the biggest process, the flow run's, and SIGKILLs it; the worker lives on.
+    flow_runs = [p for p in psutil.Process(worker.process.pid).children()
+                 if "prefect.engine" in " ".join(p.cmdline()) or "flow_run" in " ".join(p.cmdline())]
+    victim = flow_runs[0] if flow_runs else psutil.Process(worker.process.pid).children()[0]
+    victim.send_signal(signal.SIGKILL)
+
+    deadline = time.monotonic() + 60  # the worker sees its child die and reports the run crashed
+    while httpx.get(f"{production['prefect']}/flow_runs/{view['flow_run_id']}").json()["state"]["type"] != "CRASHED":
+        assert time.monotonic() < deadline, worker.tail()
+        time.sleep(0.5)
+    # The worker runs the crashed run's hook, which re-queues the export; should that not happen (a worker
+    # killed too), the reconciler does the same. Either way the export is pending again, its run written off.
+    run([str(BIN / "python"), "-c", "from flows.reconciler import reconcile; print(reconcile())"], production["env"])
+    requeued = client.get(f"/api/v1/exports/{view['id']}").json()
+    assert requeued["status"] == "pending" and "crashed" in requeued["error"] and "-9" in requeued["error"]
+    run([str(BIN / "prefect"), "deployment", "run", "poll-pending-exports/poll-pending-exports"], production["env"])
+    done = wait_for_status(client, view["id"], {"success", "error"}, 240, worker.tail)
+    assert done["status"] == "success", done["error"]
