@@ -26,6 +26,16 @@ projects_app = typer.Typer(help="Create, list and inspect projects (ordered mosa
 scenes_app = typer.Typer(help="Register scenes in a project.", no_args_is_help=True)
 
 
+def _parse_time(value: str):
+    from datetime import UTC, datetime
+
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise InvalidRequest("acquired", f"expected an ISO 8601 time such as 2024-06-01T10:30:00Z, got {value!r}") from None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
 @projects_app.command("create")
 @reports_errors
 def projects_create(name: str, public: bool = typer.Option(False, help="Readable by every user.")) -> None:
@@ -84,7 +94,7 @@ def projects_show(name: str, as_json: bool = typer.Option(False, "--json")) -> N
             print_json({"id": project.id, "name": project.name, "visibility": project.visibility, "scenes": [
                 {"order": i, "id": s.id, "name": s.name, "epsg": s.epsg, "crs": s.crs_wkt, "bounds": s.bounds,
                  "width": s.width, "height": s.height, "resolution": [s.res_x, s.res_y], "dtype": s.dtype,
-                 "nodata": s.nodata, "bands": s.bands} for i, s in enumerate(scenes)]})
+                 "nodata": s.nodata, "bands": s.bands, "acquired_at": s.acquired_at} for i, s in enumerate(scenes)]})
             return
         console.print(f"[bold]{project.name}[/bold] (id {project.id}, {project.visibility}), {len(scenes)} scene(s)")
         table = Table("order", "scene", "crs", "size", "resolution", "dtype", "nodata", "bands")
@@ -124,9 +134,13 @@ def scenes_add(
     name: str = typer.Option(None, "--name", help="Scene name (required with --band)."),
     band: list[str] = typer.Option(None, "--band", help="NAME=FILE for a scene made of single-band files."),
     nodata: float = typer.Option(None, "--nodata", help="Nodata value, when the file does not set one."),
+    acquired: str = typer.Option(None, "--acquired", help="Acquisition time (ISO 8601, UTC unless it says), when "
+                                                         "the file does not carry one (TIFFTAG_DATETIME)."),
 ) -> None:
     """Register scenes: each PATH is one scene, or --band NAME=FILE ... make one scene of single-band files."""
     from ray_render.inspect import inspect_scene
+
+    acquired_at = _parse_time(acquired) if acquired else None
 
     band_names = [b.strip().lower() for b in bands.split(",")] if bands else None
     if band and paths:
@@ -146,6 +160,8 @@ def scenes_add(
         user = acting_user(session)
         target = find_project(session, user=user, ref=project)
         for scene_name, info in infos:
+            if acquired_at is not None:
+                info.acquired_at = acquired_at
             scene = add_scene(session, owner=user, project=target, name=scene_name, info=asdict(info))
             console.print(f"added scene {scene.name} (id {scene.id}) to {target.name}: "
                           f"{', '.join(b['name'] for b in scene.bands)}; {scene.width}x{scene.height} px")

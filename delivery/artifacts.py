@@ -36,6 +36,9 @@ class ArtifactStore(Protocol):
     def publish(self, export_id: int, staged: Path, sha256: str) -> str:
         """Make the staged file the export's artifact; returns its URI."""
 
+    def put_sidecar(self, export_id: int, name: str, data: bytes) -> str:
+        """Store a small file beside the export's artifact (its STAC item); returns its URI."""
+
     def size(self, uri: str) -> int | None:
         """The stored file's size in bytes, or None when it is not there."""
 
@@ -57,6 +60,13 @@ class LocalArtifactStore:
 
     def publish(self, export_id: int, staged: Path, sha256: str) -> str:
         return str(staged)
+
+    def put_sidecar(self, export_id: int, name: str, data: bytes) -> str:
+        path = self.staging_path(export_id).with_name(name)
+        partial = path.with_name(path.name + ".partial")
+        partial.write_bytes(data)
+        partial.replace(path)  # readers never see half a file
+        return str(path)
 
     def size(self, uri: str) -> int | None:
         path = Path(uri)
@@ -103,6 +113,14 @@ class S3ArtifactStore:
         upload_file(self.client, staged, self.bucket, key, sha256=sha256, threshold=settings.s3_multipart_threshold,
                     part_size=settings.s3_part_size)
         shutil.rmtree(staged.parent, ignore_errors=True)
+        return f"s3://{self.bucket}/{key}"
+
+    def put_sidecar(self, export_id: int, name: str, data: bytes) -> str:
+        key = self._key(export_id).rsplit("/", 1)[0] + "/" + name
+        try:
+            self.client.put_object(Bucket=self.bucket, Key=key, Body=data, ContentType="application/geo+json")
+        except Exception as exc:
+            raise delivery_error(exc, f"writing s3://{self.bucket}/{key}") from None
         return f"s3://{self.bucket}/{key}"
 
     def size(self, uri: str) -> int | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -24,11 +25,13 @@ from models.errors import Conflict, DeliveryError, InvalidRequest, NotFound
 from models.schemas import ExportRequest
 from models.settings import get_settings
 from models.status import ExportStatus, TargetStatus
-from models.tables import Export, ExportTarget, User
+from models.tables import Export, ExportTarget, Scene, User
+from models.timestamps import utcnow
 from models.tooltree import parse_tool_tree
 from ray_render.cluster import ensure_ray
 from ray_render.grid import OutputGrid
-from ray_render.render import RenderOptions, render
+from ray_render.render import RenderOptions, coverage, render
+from ray_render.stac import stac_item
 from ray_render.writer import CogOptions
 
 # The export's final status is written by these hooks, whichever way its flow run ends.
@@ -70,11 +73,23 @@ def render_export(export_id: int) -> dict[str, Any]:
     store = artifact_store()
     result = render(tree, grid, store.staging_path(export_id), options, on_progress=ProgressReporter(export_id))
     uri = store.publish(export_id, Path(result.path), result.sha256)
+    stac_uri = store.put_sidecar(export_id, f"export-{export_id}.stac.json", _stac_item(export_id, tree, grid, result))
     logger.info("export %s: wrote %s (%s bytes, %s tiles) in %.1f s", export_id, uri, result.bytes,
                 result.tiles, result.seconds)
-    summary = {**asdict(result), "uri": uri}
+    summary = {**asdict(result), "uri": uri, "stac": stac_uri}
     set_export_fields(export_id, artifact=uri, result={"render": summary})
     return summary
+
+
+def _stac_item(export_id: int, tree, grid: OutputGrid, result) -> bytes:
+    """The STAC item of a render, with the acquisition times of the scenes it read."""
+    scene_ids = [s.id for source in tree.sources() for s in source.scenes if s.id is not None]
+    with Session(get_engine()) as session:
+        acquired = [t for t in session.exec(select(Scene.acquired_at).where(Scene.id.in_(scene_ids))) if t is not None]
+    item = stac_item(item_id=f"export-{export_id}", grid=grid, footprint=coverage(tree, grid),
+                     asset_href=f"./export-{export_id}.tif", size=result.bytes, sha256=result.sha256, bands=result.bands,
+                     dtype=result.dtype, nodata=tree.root.nodata, acquired=acquired, created=utcnow())
+    return json.dumps(item, indent=2).encode()
 
 
 @flow(name="deliver-target", flow_run_name="export-{export_id}-target-{target_id}")

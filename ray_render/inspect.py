@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 import rasterio
@@ -30,6 +31,7 @@ class SceneInfo:
     dtype: str
     nodata: float | None
     bands: list[dict]
+    acquired_at: datetime | None = None
 
 
 def _open(uri: str):
@@ -90,4 +92,14 @@ def _info(src, bands: list[dict], nodata: float | None) -> SceneInfo:
         crs_wkt=src.crs.to_wkt(), epsg=src.crs.to_epsg(), bounds=bounds, footprint=footprint,
         width=src.width, height=src.height, res_x=abs(src.res[0]), res_y=abs(src.res[1]),
         dtype=src.dtypes[0], nodata=nodata if nodata is not None else src.nodata, bands=bands,
+        acquired_at=acquisition_time(src.tags()),
     )
+
+
+def acquisition_time(tags: dict[str, str]) -> datetime | None:
+    """When the scene was acquired, from the file's TIFFTAG_DATETIME ("YYYY:MM:DD HH:MM:SS", read as UTC)."""
+    value = tags.get("TIFFTAG_DATETIME")
+    try:
+        return datetime.strptime(value, "%Y:%m:%d %H:%M:%S").replace(tzinfo=UTC) if value else None
+    except ValueError:
+        return None

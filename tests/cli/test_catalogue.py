@@ -36,8 +36,10 @@ def test_scenes_are_added_in_mosaic_order_with_their_metadata(geoship_home, rgbn
     assert geoship("scenes", "add", str(rgbn), "--project", "farms", "--bands", "red,green,blue,nir").exit_code == 0
     assert geoship("scenes", "add", str(named), "--project", "farms").exit_code == 0
     result = geoship("scenes", "add", "--project", "farms", "--name", "LC08", "--band", f"red={red}",
-                     "--band", f"nir={nir}", "--nodata", "0")
+                     "--band", f"nir={nir}", "--nodata", "0", "--acquired", "2024-06-01T10:30:00")
     assert result.exit_code == 0, result.stderr
+    bad_time = geoship("scenes", "add", str(rgbn), "--project", "farms", "--bands", "red,green,blue,nir", "--acquired", "June")
+    assert bad_time.exit_code == 2 and "expected an ISO 8601 time" in bad_time.stderr
 
     shown = json.loads(geoship("projects", "show", "farms", "--json").stdout)
     scenes = shown["scenes"]
@@ -46,6 +48,7 @@ def test_scenes_are_added_in_mosaic_order_with_their_metadata(geoship_home, rgbn
     assert (scenes[1]["epsg"], scenes[1]["resolution"], scenes[1]["dtype"]) == (32614, [5.0, 5.0], "uint8")
     assert [(b["name"], b["uri"].rsplit("/", 1)[1]) for b in scenes[2]["bands"]] == [("red", "B4.TIF"), ("nir", "B5.TIF")]
     assert scenes[2]["nodata"] == 0 and scenes[0]["nodata"] == 0
+    assert scenes[2]["acquired_at"].startswith("2024-06-01 10:30:00") and scenes[0]["acquired_at"] is None
     table = geoship("projects", "show", "farms")
     assert table.exit_code == 0 and "LC08" in table.stdout
 

@@ -124,6 +124,8 @@ def test_with_an_s3_artifact_store_renders_live_in_the_bucket(session, owner, pr
     assert view.artifact == f"s3://{bucket}/artifacts/export-{export_id}/export-{export_id}.tif"
     data = s3_server.client().get_object(Bucket=bucket, Key=f"artifacts/export-{export_id}/export-{export_id}.tif")["Body"].read()
     assert hashlib.sha256(data).hexdigest() == view.targets[0].result["sha256"]
+    stac = s3_server.client().get_object(Bucket=bucket, Key=f"artifacts/export-{export_id}/export-{export_id}.stac.json")
+    assert f'"file:checksum": "1220{view.targets[0].result["sha256"]}"' in stac["Body"].read().decode()
     token = view.targets[0].result["url"].rsplit("/", 1)[1]
     part = TestClient(create_app()).get(f"/downloads/{token}", headers={"Range": "bytes=100-4195"})
     assert part.status_code == 206 and part.content == data[100:4196]

@@ -1,6 +1,8 @@
 """The export flow end to end on the embedded defaults: SQLite (or the test database), Prefect, Ray."""
 
 import copy
+import hashlib
+import json
 from pathlib import Path
 
 import numpy as np
@@ -48,6 +50,13 @@ def test_an_export_renders_delivers_and_downloads(session, owner, project, monke
 
     path = Path(view.artifact)
     assert cog_validate(str(path))[0]
+    stac = json.loads(path.with_name(f"export-{export_id}.stac.json").read_text())  # the STAC item beside it
+    assert stac["assets"]["data"]["file:checksum"] == "1220" + hashlib.sha256(path.read_bytes()).hexdigest()
+    assert stac["properties"]["proj:shape"] == [export.grid["height"], export.grid["width"]]
+    # The two sample scenes were acquired a week apart: the item spans both.
+    assert (stac["properties"]["start_datetime"], stac["properties"]["end_datetime"]) == (
+        "2024-07-02T10:12:00Z", "2024-07-09T10:05:00Z")
+    assert export.result["render"]["stac"] == str(path.with_name(f"export-{export_id}.stac.json"))
     with rasterio.open(path) as out:
         assert out.crs.to_epsg() == 3857 and out.count == 3 and out.nodata == 0
         assert (out.width, out.height) == (export.grid["width"], export.grid["height"])
