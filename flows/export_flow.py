@@ -66,6 +66,7 @@ def render_export(export_id: int) -> dict[str, Any]:
         tile_size=settings.tile_size, pool_size=settings.pool_size,
         in_flight_per_actor=settings.tiles_in_flight_per_actor, resampling=export.resampling,
         gdal_cache_mb=settings.gdal_cache_mb, cog=CogOptions(compress=export.compression.upper()),
+        label=f"export-{export_id}",
     )
     logger = get_run_logger()
     logger.info("export %s: rendering %s x %s px in %s with %s px tiles", export_id, grid.width, grid.height,

@@ -30,6 +30,7 @@ class SceneReader:
         self.resampling = resampling
         self._stack = ExitStack()
         self._vrts: dict[str, WarpedVRT] = {}
+        self.bytes_read = 0  # source pixels read (as warped into the tiles), for the tile actors' metrics
         footprint = bounds_polygon(scene.bounds, scene.crs, grid.crs)
         self.footprint_bounds = footprint.bounds  # in output CRS units
 
@@ -91,6 +92,7 @@ class SceneReader:
             try:
                 data[positions] = vrt.read(indexes, window=window)
                 valid[positions] = vrt.read_masks(indexes, window=window) > 0
+                self.bytes_read += data[positions].nbytes
             except RasterioError as exc:
                 raise SceneReadError(f"scene {self.scene.name}: cannot read {uri}: {exc}") from None
         return data, valid

@@ -6,7 +6,9 @@ their tile's pixels, and the driver never holds more than the tiles in flight.
 
 from __future__ import annotations
 
+import itertools
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,6 +43,8 @@ class RenderOptions:
     resampling: str = "nearest"
     gdal_cache_mb: int = 256
     cog: CogOptions = field(default_factory=CogOptions)
+    # Names the render's actors (tile-<label>-<n>) and tags its metrics, e.g. "export-7".
+    label: str = "render"
 
 
 @dataclass(frozen=True)
@@ -90,9 +94,13 @@ def render(tree: ToolTree, grid: OutputGrid, path: Path, options: RenderOptions 
     pool_size = max(1, min(pool_size, total))
     tree_ref = ray.put(tree.to_json())  # shared by every actor, stored once
     grid_dict = grid.to_dict()
+    names = itertools.count()
+    run = uuid.uuid4().hex[:6]  # two renders of one label (a retry while the old run dies) must not clash
 
     def make_actor():
-        return TileActor.remote(tree_ref, grid_dict, options.resampling, options.gdal_cache_mb)
+        name = f"tile-{options.label}-{run}-{next(names)}"  # readable in the Ray dashboard's actor list
+        return TileActor.options(name=name).remote(tree_ref, grid_dict, options.resampling, options.gdal_cache_mb,
+                                                   options.label)
 
     pool = _Pool([make_actor() for _ in range(pool_size)], make_actor)
     output = tree.root

@@ -37,6 +37,11 @@ class TileRenderer:
     def close(self) -> None:
         self._stack.close()
 
+    @property
+    def bytes_read(self) -> int:
+        """Source pixels read so far by every scene reader, in bytes."""
+        return sum(reader.bytes_read for readers in self._readers.values() for reader in readers)
+
     def __enter__(self) -> TileRenderer:
         return self
 

@@ -106,3 +106,26 @@ def test_a_tile_actor_killed_mid_render_costs_nothing_but_a_retry(ray_cluster, s
     assert killed and result.tiles == 100
     with rasterio.open(tmp_path / "out.tif") as out, rasterio.open(scene.bands[0].uri) as src:
         assert (out.read() == src.read()).all()  # every tile arrived, none twice wrong
+
+
+def test_tile_actors_carry_readable_names_and_count_what_they_read(ray_cluster, scene, tmp_path):
+    import ray
+
+    grid = plan_grid("EPSG:32618", (500000, 4000000, 503000, 4003000), 10)
+    seen = {}
+
+    def look(done, total):
+        if done == total:
+            names = [n["name"] if isinstance(n, dict) else n for n in ray.util.list_named_actors()]
+            seen["names"] = sorted(n for n in names if n.startswith("tile-export-42-"))
+            seen["read"] = sum(ray.get(ray.get_actor(n).stats.remote())["bytes_read"] for n in seen["names"])
+
+    render(tree_of(scene), grid, tmp_path / "out.tif", RenderOptions(tile_size=100, label="export-42"), on_progress=look)
+    assert len(seen["names"]) == 2 and seen["names"][0].endswith("-0")  # one per CPU of the test cluster
+    assert seen["read"] == 300 * 300 * 3 * 2  # every source pixel of the three uint16 bands, read once
+    import time
+
+    deadline = time.monotonic() + 10
+    while [n for n in ray.util.list_named_actors() if str(n).startswith("tile-export-42-")]:  # killed afterwards
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
