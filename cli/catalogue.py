@@ -136,9 +136,12 @@ def scenes_add(
     nodata: float = typer.Option(None, "--nodata", help="Nodata value, when the file does not set one."),
     acquired: str = typer.Option(None, "--acquired", help="Acquisition time (ISO 8601, UTC unless it says), when "
                                                          "the file does not carry one (TIFFTAG_DATETIME)."),
+    scale: float = typer.Option(None, "--scale", help="Physical value = stored * scale + offset, for bands whose "
+                                                     "file sets none (e.g. 0.0000275 for Landsat C2 reflectance)."),
+    offset: float = typer.Option(None, "--offset", help="See --scale (e.g. -0.2 for Landsat C2 reflectance)."),
 ) -> None:
     """Register scenes: each PATH is one scene, or --band NAME=FILE ... make one scene of single-band files."""
-    from ray_render.inspect import inspect_scene
+    from ray_render.inspect import inspect_scene, with_scaling
 
     acquired_at = _parse_time(acquired) if acquired else None
 
@@ -160,6 +163,7 @@ def scenes_add(
         user = acting_user(session)
         target = find_project(session, user=user, ref=project)
         for scene_name, info in infos:
+            info = with_scaling(info, scale, offset)
             if acquired_at is not None:
                 info.acquired_at = acquired_at
             scene = add_scene(session, owner=user, project=target, name=scene_name, info=asdict(info))

@@ -106,7 +106,7 @@ def _targets(session, kinds: list[TargetKind], *, link_ttl_hours, link_rate, lin
 def export(
     ctx: typer.Context,
     project: str = typer.Option(None, "--project", help="Project name or id."),
-    tool: str = typer.Option("rgb", "--tool", help="rgb, ndvi or ndwi."),
+    tool: str = typer.Option("rgb", "--tool", help="rgb, ndvi, ndwi or evi (indices use each band's scale and offset)."),
     bands: str = typer.Option(None, "--bands", help="Bands to use, e.g. red,green,blue or nir,red,green."),
     color_correct: bool = typer.Option(False, "--color-correct", help="Stretch to 8-bit (percentiles unless --stretch)."),
     stretch: list[str] = typer.Option(None, "--stretch", help="BAND:MIN:MAX, once per band."),

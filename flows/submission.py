@@ -29,6 +29,7 @@ from models.tooltree import (
     ProjectSource,
     Stretch,
     ToolTree,
+    evi,
     index_node,
     parse_tool_tree,
 )
@@ -44,6 +45,7 @@ from ray_render.grid import OutputGrid, native_resolution_in, plan_grid
 from ray_render.stats import percentile_stretch
 
 DEFAULT_RGB_BANDS = ["red", "green", "blue"]
+EVI_BANDS = ("nir", "red", "blue")
 INDEX_NODATA = -9999.0
 
 
@@ -82,9 +84,10 @@ def _bands(request: ExportRequest, scenes: list[Scene]) -> list[str]:
     if request.tool == "rgb":
         bands = request.bands or DEFAULT_RGB_BANDS
     else:
-        bands = request.bands or list(INDEX_BANDS[request.tool])
-        if len(bands) != 2:
-            raise InvalidRequest("bands", f"{request.tool} takes two bands, got {len(bands)}")
+        wanted = EVI_BANDS if request.tool == "evi" else INDEX_BANDS[request.tool]
+        bands = request.bands or list(wanted)
+        if len(bands) != len(wanted):
+            raise InvalidRequest("bands", f"{request.tool} takes {len(wanted)} bands ({', '.join(wanted)}), got {len(bands)}")
     missing = [b for b in bands if b not in available]
     if missing:
         raise InvalidRequest("bands", f"the project's scenes have no band(s) {', '.join(missing)} "
@@ -111,7 +114,9 @@ def build_tool_tree(request: ExportRequest, scenes: list[Scene], aoi, dst_crs: s
         node = ColorCorrect(input=source, stretch=stretch, gamma=cc.gamma)
         output = dict(dtype="uint8", nodata=0, scale=255.0)
     else:
-        node = index_node(request.tool, source, bands)
+        # Indices are computed on physical values: each band's scale and offset applied first.
+        source = source.model_copy(update={"reflectance": True})
+        node = evi(source, *bands) if request.tool == "evi" else index_node(request.tool, source, bands)
         output = dict(dtype="float32", nodata=INDEX_NODATA)
     if aoi is not None:
         node = Mask(input=node, geometry=to_geojson(aoi), crs=dst_crs)

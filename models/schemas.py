@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, m
 
 from models.status import CredentialKind, ExportStatus, TargetKind, TargetStatus
 
-TOOL_NAMES = ("rgb", "ndvi", "ndwi")
+TOOL_NAMES = ("rgb", "ndvi", "ndwi", "evi")
 COMPRESSIONS = ("deflate", "zstd", "lzw")
 RESAMPLING_METHODS = (
     "nearest", "bilinear", "cubic", "cubic_spline", "lanczos", "average", "mode", "min", "max", "med", "q1", "q3",

@@ -4,8 +4,8 @@ A tree is JSON on the export row and a pydantic model in code. Each node names i
 always `Output`. Nodes refer to bands by name, and parsing checks that every name a node uses is one its
 input produces, so a tree that parses can be evaluated. Nothing here evaluates user strings as code.
 
-Node types (the `type` field): project, identity, select, color_correct, normalized_difference, mask,
-output.
+Node types (the `type` field): project, identity, select, color_correct, normalized_difference, band_math,
+mask, output.
 """
 
 from __future__ import annotations
@@ -54,6 +54,9 @@ class SceneBand(BaseModel):
     name: str
     uri: str
     index: int = Field(default=1, ge=1)
+    # Physical value = stored value * scale + offset (e.g. Landsat C2 reflectance: 0.0000275, -0.2).
+    scale: float = 1.0
+    offset: float = 0.0
 
 
 class SceneSource(BaseModel):
@@ -80,6 +83,8 @@ class ProjectSource(_Node):
     project_id: int | None = None
     scenes: list[SceneSource] = Field(min_length=1)
     bands: list[str] = Field(min_length=1)
+    # Read physical values (each band's scale and offset applied, as float32) rather than stored numbers.
+    reflectance: bool = False
 
     @model_validator(mode="after")
     def _bands_exist(self) -> ProjectSource:
@@ -177,6 +182,68 @@ class NormalizedDifference(_Node):
         return [self.name]
 
 
+class BandRef(BaseModel):
+    """A band of the input, by name."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    band: str
+
+
+class Constant(BaseModel):
+    """A number."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    const: float = Field(allow_inf_nan=False)
+
+
+class Operation(BaseModel):
+    """One arithmetic step on two operands."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    op: Literal["+", "-", "*", "/"]
+    args: list[Expression] = Field(min_length=2, max_length=2)
+
+
+Expression = BandRef | Constant | Operation
+Operation.model_rebuild()
+
+
+def _operands(expr: Expression):
+    """Every operand of an expression, depth first, without recursion."""
+    pending = [expr]
+    while pending:
+        item = pending.pop()
+        yield item
+        if isinstance(item, Operation):
+            pending.extend(item.args)
+
+
+class BandMath(_Node):
+    """Arithmetic over the input's bands as float32 (EVI, ratios, any formula as a tree, never as code).
+
+    A pixel is nodata where a band it uses is nodata, where it divides by zero, or where the result is not finite.
+    """
+
+    type: Literal["band_math"] = "band_math"
+    input: Node
+    expr: Expression
+    name: str = Field(default="math", pattern=r"^[A-Za-z][A-Za-z0-9_]{0,31}$")
+
+    @model_validator(mode="after")
+    def _bands_exist(self) -> BandMath:
+        operands = list(_operands(self.expr))
+        if len(operands) > 4 * MAX_DEPTH:
+            raise ValueError(f"band_math expression has {len(operands)} terms, more than {4 * MAX_DEPTH}")
+        _require_bands("band_math", self.bands_used(), self.input.output_bands())
+        return self
+
+    def bands_used(self) -> list[str]:
+        return sorted({o.band for o in _operands(self.expr) if isinstance(o, BandRef)})
+
+    def output_bands(self) -> list[str]:
+        return [self.name]
+
+
 class Mask(_Node):
     """Pixels whose centre lies outside `geometry` (a GeoJSON (Multi)Polygon in `crs`) become nodata."""
 
@@ -213,11 +280,11 @@ class Output(_Node):
 
 
 Node = Annotated[
-    ProjectSource | Identity | SelectBands | ColorCorrect | NormalizedDifference | Mask | Output,
+    ProjectSource | Identity | SelectBands | ColorCorrect | NormalizedDifference | BandMath | Mask | Output,
     Field(discriminator="type"),
 ]
 
-for _model in (Identity, SelectBands, ColorCorrect, NormalizedDifference, Mask, Output):
+for _model in (Identity, SelectBands, ColorCorrect, NormalizedDifference, BandMath, Mask, Output):
     _model.model_rebuild()
 
 
@@ -292,3 +359,15 @@ def ndvi(source: _Node, nir: str = "nir", red: str = "red") -> NormalizedDiffere
 def ndwi(source: _Node, green: str = "green", nir: str = "nir") -> NormalizedDifference:
     """NDWI (McFeeters): the normalised difference of the green and NIR bands."""
     return index_node("ndwi", source, (green, nir))
+
+
+def _op(op: str, a, b) -> Operation:
+    wrap = lambda x: BandRef(band=x) if isinstance(x, str) else Constant(const=x) if isinstance(x, int | float) else x  # noqa: E731
+    return Operation(op=op, args=[wrap(a), wrap(b)])
+
+
+def evi(source: _Node, nir: str = "nir", red: str = "red", blue: str = "blue") -> BandMath:
+    """EVI with MODIS's standard coefficients, on reflectance: 2.5 (NIR - Red) / (NIR + 6 Red - 7.5 Blue + 1)."""
+    numerator = _op("*", 2.5, _op("-", nir, red))
+    denominator = _op("+", _op("-", _op("+", nir, _op("*", 6.0, red)), _op("*", 7.5, blue)), 1.0)
+    return BandMath(input=source, expr=_op("/", numerator, denominator), name="evi")

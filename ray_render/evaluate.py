@@ -12,7 +12,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from models.tooltree import (
+    BandMath,
+    BandRef,
     ColorCorrect,
+    Constant,
     Identity,
     Mask,
     NormalizedDifference,
@@ -67,11 +70,37 @@ def _normalized_difference(node: NormalizedDifference, inp: Stack) -> Stack:
     return Stack([node.name], result[None].astype(np.float32))
 
 
+_ARITHMETIC = {"+": np.add, "-": np.subtract, "*": np.multiply}
+
+
+def _expression(expr, inp: Stack, shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """(values, invalid) of an expression over a tile, in float32."""
+    if isinstance(expr, BandRef):
+        band = inp.band(expr.band)
+        return np.ma.getdata(band).astype(np.float32), np.ma.getmaskarray(band)
+    if isinstance(expr, Constant):
+        return np.full(shape, expr.const, dtype=np.float32), np.zeros(shape, dtype=bool)
+    (a, bad_a), (b, bad_b) = (_expression(arg, inp, shape) for arg in expr.args)
+    invalid = bad_a | bad_b
+    if expr.op == "/":
+        zero = b == 0
+        return np.divide(a, np.where(zero, np.float32(1), b)), invalid | zero
+    return _ARITHMETIC[expr.op](a, b), invalid
+
+
+def _band_math(node: BandMath, inp: Stack) -> Stack:
+    with np.errstate(over="ignore", invalid="ignore"):
+        values, invalid = _expression(node.expr, inp, inp.data.shape[1:])
+    invalid = invalid | ~np.isfinite(values)
+    return Stack([node.name], np.ma.masked_array(values[None].astype(np.float32), mask=invalid[None]))
+
+
 OPERATIONS: dict[str, Callable] = {
     "identity": _identity,
     "select": _select,
     "color_correct": _color_correct,
     "normalized_difference": _normalized_difference,
+    "band_math": _band_math,
 }
 
 

@@ -62,7 +62,7 @@ def inspect_scene(band_files: list[tuple[str, str]] | None = None, path: str | N
                 raise InvalidRequest("bands", f"{len(names)} band names given for {src.count} bands in {path}")
             if any(n is None for n in names):
                 raise InvalidRequest("bands", f"{path} does not name its bands; pass --bands, e.g. red,green,blue,nir")
-            bands = [{"name": n, "uri": path, "index": i + 1} for i, n in enumerate(names)]
+            bands = [{"name": n, "uri": path, "index": i + 1, **_scaling(src, i + 1)} for i, n in enumerate(names)]
             return _info(src, bands, nodata)
     if not band_files:
         raise InvalidRequest("bands", "give a file, or one --band NAME=FILE per band")
@@ -71,13 +71,29 @@ def inspect_scene(band_files: list[tuple[str, str]] | None = None, path: str | N
         uri = str(Path(uri).resolve()) if "://" not in uri else uri
         with _open(uri) as src:
             grid = (src.crs, src.transform, src.width, src.height)
+            scaling = _scaling(src, 1)
             if reference is None:
                 reference, info_src = grid, uri
             elif grid != reference:
                 raise InvalidRequest("band", f"{uri} is not on the same grid as {info_src}")
-        bands.append({"name": name, "uri": uri, "index": 1})
+        bands.append({"name": name, "uri": uri, "index": 1, **scaling})
     with _open(info_src) as src:
         return _info(src, bands, nodata)
+
+
+def _scaling(src, index: int) -> dict[str, float]:
+    """The band's scale and offset from the file's metadata, when it has any other than 1 and 0."""
+    scale, offset = src.scales[index - 1], src.offsets[index - 1]
+    return {"scale": scale, "offset": offset} if (scale, offset) != (1.0, 0.0) else {}
+
+
+def with_scaling(info: SceneInfo, scale: float | None, offset: float | None) -> SceneInfo:
+    """`info` with `scale`/`offset` set on the bands whose file gave none (from `scenes add --scale/--offset`)."""
+    if scale is None and offset is None:
+        return info
+    bands = [b if "scale" in b else {**b, "scale": 1.0 if scale is None else scale, "offset": offset or 0.0}
+             for b in info.bands]
+    return SceneInfo(**{**info.__dict__, "bands": bands})
 
 
 def _info(src, bands: list[dict], nodata: float | None) -> SceneInfo:

@@ -19,6 +19,14 @@ from ray_render.mosaic import MOSAIC_METHODS
 from ray_render.reader import SceneReader
 
 
+def _physical(data: np.ndarray, bands) -> np.ndarray:
+    """Stored values to physical ones, band by band: value * scale + offset (bands a scene lacks stay as read)."""
+    for position, band in enumerate(bands):
+        if band is not None and (band.scale != 1.0 or band.offset != 0.0):
+            data[position] = data[position] * np.float32(band.scale) + np.float32(band.offset)
+    return data
+
+
 class TileRenderer:
     """Opens the tree's sources once and renders any window of the output grid."""
 
@@ -50,13 +58,16 @@ class TileRenderer:
 
     def _read_source(self, source: ProjectSource, window: Window) -> Stack:
         readers = self._readers[id(source)]
-        dtype = np.result_type(*[np.dtype(s.dtype) for s in source.scenes])
+        dtype = np.float32 if source.reflectance else np.result_type(*[np.dtype(s.dtype) for s in source.scenes])
         mosaic = self._mosaic((len(source.bands), int(window.height), int(window.width)), dtype)
         for reader in readers:
             if mosaic.is_done:
                 break
             if reader.overlaps(window):
-                mosaic.feed(*reader.read(source.bands, window, dtype))
+                data, valid = reader.read(source.bands, window, dtype)
+                if source.reflectance:  # each scene's own scale and offset, before scenes are mosaicked
+                    data = _physical(data, [reader.scene.band(name) for name in source.bands])
+                mosaic.feed(data, valid)
         return Stack(list(source.bands), mosaic.result())
 
     def render(self, window: Window) -> np.ndarray:

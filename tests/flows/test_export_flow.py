@@ -110,3 +110,25 @@ def test_a_failing_render_ends_in_error_with_the_reason(session, owner, project,
     assert view.error.startswith("scene alpine-foreland-west: cannot open") and "gone.tif" in view.error
     assert "Traceback" not in view.error
     assert view.targets[0].status == TargetStatus.pending  # never delivered
+
+
+def test_an_evi_export_computes_on_reflectance_from_each_scenes_scale(session, owner, project):
+    from models.tables import Scene
+
+    for scene in session.exec(select(Scene)).all():  # the sample scenes store reflectance x 10000
+        scene.bands = [{**b, "scale": 0.0001} for b in scene.bands]
+        session.add(scene)
+    session.commit()
+    export_id = submit(session, owner, tool="evi", aoi=SMALL_AOI)
+    export = session.get(Export, export_id)
+    source = export.tool["input"]["input"]["input"]
+    assert export.tool["input"]["input"]["type"] == "band_math" and source["reflectance"] is True
+    export_flow(export_id)
+    session.expire_all()
+    export = session.get(Export, export_id)
+    assert export.status == ExportStatus.success, export.error
+    with rasterio.open(export.artifact) as out:
+        evi = out.read(1, masked=True)
+        assert out.dtypes[0] == "float32" and out.descriptions == ("evi",)
+    assert evi.count() > 0 and np.isfinite(evi.compressed()).all()
+    assert 0.1 < np.ma.median(evi) < 1.0  # green, vegetated sample land on reflectance

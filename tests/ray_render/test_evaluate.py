@@ -73,3 +73,55 @@ def test_float_output_uses_its_nodata_value():
     node = Output(input=SOURCE, dtype="float32", nodata=-9999)
     data = np.ma.masked_array(np.array([[[0.25, 0.0]]]), mask=[[[False, True]]])
     assert to_output(node, Stack(["ndvi"], data))[0, 0].tolist() == [0.25, -9999.0]
+
+
+BLUE_SCENE = {**SCENE, "bands": [*SCENE["bands"], {"name": "blue", "uri": "x", "index": 4}]}
+BLUE_SOURCE = ProjectSource(scenes=[BLUE_SCENE], bands=["red", "green", "nir", "blue"])
+
+
+def reflectance(red, nir, blue, mask=None) -> Stack:
+    data = np.array([red, [[0] * len(red[0])], nir, blue], dtype=np.float32)
+    return Stack(["red", "green", "nir", "blue"],
+                 np.ma.masked_array(data, mask=np.zeros_like(data, bool) if mask is None else mask))
+
+
+def test_evi_uses_the_standard_coefficients():
+    from models.tooltree import evi
+
+    out = run(evi(BLUE_SOURCE), reflectance([[0.05, 0.1]], [[0.4, 0.3]], [[0.03, 0.05]]))
+    assert out.bands == ["evi"] and out.data.dtype == np.float32
+    expected = [2.5 * (n - r) / (n + 6 * r - 7.5 * b + 1) for n, r, b in [(0.4, 0.05, 0.03), (0.3, 0.1, 0.05)]]
+    assert out.data[0, 0].tolist() == pytest.approx(expected, rel=1e-6)
+
+
+def test_band_math_gives_nodata_for_division_by_zero_overflow_and_nodata_inputs():
+    from models.tooltree import BandMath, BandRef, Constant, Operation
+
+    ratio = BandMath(input=BLUE_SOURCE, name="ratio", expr=Operation(op="/", args=[
+        BandRef(band="nir"), Operation(op="-", args=[BandRef(band="red"), Constant(const=1.0)])]))
+    mask = np.zeros((4, 1, 4), bool)
+    mask[2, 0, 3] = True  # nir is nodata at the last pixel
+    out = run(ratio, reflectance([[1.0, 3.0, 2.0, 2.0]], [[5.0, 4.0, 3e38, 1.0]], [[0, 0, 0, 0]], mask=mask))
+    assert out.data.mask[0, 0].tolist() == [True, False, False, True]  # 5/0 and a nodata nir
+    assert out.data[0, 0, 1] == pytest.approx(2.0)
+    huge = BandMath(input=BLUE_SOURCE, name="huge", expr=Operation(op="*", args=[BandRef(band="nir"), Constant(const=1e10)]))
+    assert run(huge, reflectance([[0.0]], [[3e38]], [[0.0]])).data.mask[0, 0, 0]  # inf is nodata too
+
+
+def test_band_math_trees_are_checked_when_parsed():
+    from models.errors import InvalidToolTree
+    from models.tooltree import parse_tool_tree
+
+    def tree(expr):
+        return {"type": "output", "dtype": "float32", "nodata": -1,
+                "input": {"type": "band_math", "name": "x", "expr": expr, "input": SOURCE.model_dump(mode="json")}}
+
+    parse_tool_tree(tree({"op": "+", "args": [{"band": "red"}, {"const": 1}]}))
+    with pytest.raises(InvalidToolTree, match="band_math uses band\\(s\\) swir16"):
+        parse_tool_tree(tree({"op": "+", "args": [{"band": "swir16"}, {"const": 1}]}))
+    with pytest.raises(InvalidToolTree):
+        parse_tool_tree(tree({"op": "**", "args": [{"band": "red"}, {"const": 2}]}))
+    with pytest.raises(InvalidToolTree):
+        parse_tool_tree(tree({"op": "+", "args": [{"band": "red"}]}))
+    with pytest.raises(InvalidToolTree):
+        parse_tool_tree(tree("__import__('os').system('true')"))  # strings are never code

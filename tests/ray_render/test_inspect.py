@@ -49,3 +49,18 @@ def test_an_unreadable_file_is_a_clear_error(tmp_path):
     (tmp_path / "x.tif").write_text("not a raster")
     with pytest.raises(InvalidRequest, match="cannot read"):
         inspect_scene(path=str(tmp_path / "x.tif"), band_names=["red"])
+
+
+def test_scale_offset_and_acquisition_time_come_from_the_file(make_raster):
+    from ray_render.inspect import with_scaling
+
+    path = make_raster("l8.tif", np.ones((2, 4, 4), np.uint16), bands=["red", "nir"])
+    with rasterio.open(path, "r+") as dst:
+        dst.scales, dst.offsets = (0.0000275, 1.0), (-0.2, 0.0)
+        dst.update_tags(TIFFTAG_DATETIME="2024:06:01 10:30:00")
+    info = inspect_scene(path=str(path))
+    assert [(b["name"], b.get("scale"), b.get("offset")) for b in info.bands] == [
+        ("red", 0.0000275, -0.2), ("nir", None, None)]
+    assert info.acquired_at.isoformat() == "2024-06-01T10:30:00+00:00"
+    given = with_scaling(info, 0.0001, None)  # --scale applies where the file said nothing
+    assert [(b["scale"], b["offset"]) for b in given.bands] == [(0.0000275, -0.2), (0.0001, 0.0)]

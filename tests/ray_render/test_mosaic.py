@@ -89,3 +89,19 @@ def test_a_scene_without_the_band_contributes_nothing_to_it(make_raster):
     grid = plan_grid("EPSG:32618", (500000, 3999900, 500100, 4000000), 10)
     out = render_all(identity_tree(red_only, both, bands=("red", "nir")), grid)
     assert (out[0] == 7).all() and (out[1] == 9).all()
+
+
+def test_reflectance_reads_apply_each_scenes_own_scale_and_offset(make_raster):
+
+    left = np.full((1, 10, 10), 10000, np.uint16)
+    right = np.full((1, 10, 10), 5000, np.uint16)
+    a = make_raster("a.tif", left, origin=(500000, 4000100), nodata=0)
+    b = make_raster("b.tif", right, origin=(500100, 4000100), nodata=0)
+    scene_a = source_of(a, "a", bands=("nir",))
+    scene_b = source_of(b, "b", bands=("nir",))
+    scaled_a = scene_a.model_copy(update={"bands": [scene_a.bands[0].model_copy(update={"scale": 0.0000275, "offset": -0.2})]})
+    scaled_b = scene_b.model_copy(update={"bands": [scene_b.bands[0].model_copy(update={"scale": 0.0001})]})
+    source = ProjectSource(scenes=[scaled_a, scaled_b], bands=["nir"], reflectance=True)
+    tree = parse_tool_tree(Output(input=Identity(input=source), dtype="float32", nodata=-9999).model_dump(mode="json"))
+    out = render_all(tree, plan_grid("EPSG:32618", (500000, 4000000, 500200, 4000100), 10))
+    assert out[0, 0, 0] == pytest.approx(10000 * 0.0000275 - 0.2) and out[0, 0, 15] == pytest.approx(0.5)
