@@ -56,6 +56,8 @@ def show_export(export_id: int, as_json: bool) -> ExportStatus:
         console.print(f"  error: {view.error}", highlight=False, soft_wrap=True)
     if view.artifact:
         console.print(f"  file: {view.artifact}", highlight=False)
+    for band, scenes in view.skipped_scenes.items():
+        console.print(f"  note: {', '.join(scenes)} lack(s) band {band} and contribute nothing to it", highlight=False)
     for target in view.targets:
         console.print(f"  target {target.kind.value}: {target.status.value}", highlight=False)
         if (target.result or {}).get("url"):
@@ -115,7 +117,8 @@ def export(
     aoi: Path = typer.Option(None, "--aoi", help="GeoJSON geometry, Feature or FeatureCollection (EPSG:4326)."),
     srid: int = typer.Option(3857, "--srid", help="Output EPSG code."),
     resolution: float = typer.Option(None, "--resolution", help="Output pixel size in output CRS units."),
-    resampling: str = typer.Option("nearest", "--resampling"),
+    resampling: str = typer.Option(None, "--resampling", help="nearest, bilinear, cubic, average, ... (default: nearest "
+                                                            "for plain RGB, bilinear for colour correction and indices)."),
     to: list[TargetKind] = typer.Option([TargetKind.http], "--to", help="Delivery target(s): http, s3, dropbox."),
     link_ttl_hours: float = typer.Option(None, "--link-ttl-hours", help="http: hours until the link expires."),
     link_rate: int = typer.Option(None, "--link-rate", help="http: bytes per second each link may serve."),

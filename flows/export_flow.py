@@ -78,7 +78,7 @@ def render_export(export_id: int) -> dict[str, Any]:
     logger.info("export %s: wrote %s (%s bytes, %s tiles) in %.1f s", export_id, uri, result.bytes,
                 result.tiles, result.seconds)
     summary = {**asdict(result), "uri": uri, "stac": stac_uri}
-    set_export_fields(export_id, artifact=uri, result={"render": summary})
+    set_export_fields(export_id, artifact=uri, result={**(export.result or {}), "render": summary})
     return summary
 
 

@@ -66,11 +66,25 @@ def _area(request: ExportRequest, scenes: list[Scene], dst_crs: str):
     if request.aoi is None:
         return None, footprint
     aoi_crs = parse_crs(request.aoi_crs, "aoi_crs").to_string()
-    aoi = reproject_geometry(geojson_to_polygonal(request.aoi), aoi_crs, dst_crs)
+    polygon = geojson_to_polygonal(request.aoi)
+    _refuse_wraparound(reproject_geometry(polygon, aoi_crs, "EPSG:4326"))
+    aoi = reproject_geometry(polygon, aoi_crs, dst_crs)
     overlap = polygonal_part(aoi.intersection(footprint))
     if overlap.is_empty or overlap.area == 0:
         raise InvalidAOI("aoi", "the area of interest does not overlap the project's scenes")
     return aoi, overlap
+
+
+def _refuse_wraparound(lonlat) -> None:
+    """AOIs across the antimeridian or reaching a pole have no single sensible extent in most output CRSs:
+    refused, saying what to do instead."""
+    west, south, east, north = lonlat.bounds
+    if east - west > 180:
+        raise InvalidAOI("aoi", "the area of interest crosses the antimeridian (it spans longitudes "
+                                f"{west:g} to {east:g}); export each side of 180 degrees separately")
+    if north >= 89.9 or south <= -89.9:
+        raise InvalidAOI("aoi", "the area of interest reaches a pole; use a polar output CRS such as EPSG:3413 or "
+                                "EPSG:3031 and an AOI that stops short of 90 degrees")
 
 
 def _resolution(request: ExportRequest, scenes: list[Scene], dst_crs: str) -> float:
@@ -93,6 +107,24 @@ def _bands(request: ExportRequest, scenes: list[Scene]) -> list[str]:
         raise InvalidRequest("bands", f"the project's scenes have no band(s) {', '.join(missing)} "
                                       f"(available: {', '.join(sorted(available))})")
     return list(bands)
+
+
+def default_resampling(request: ExportRequest) -> str:
+    """Nearest for true values (plain RGB or band selections: every output pixel is a source pixel); bilinear
+    for continuous products (colour-corrected pictures, indices, band math), where it avoids blockiness."""
+    plain = request.tool == "rgb" and request.color_correct is None and request.tool_tree is None
+    return "nearest" if plain else "bilinear"
+
+
+def skipped_scenes(tree: ToolTree) -> dict[str, list[str]]:
+    """For each band the tree reads, the scenes that lack it (they contribute nothing to that band)."""
+    skipped: dict[str, list[str]] = {}
+    for source in tree.sources():
+        for band in source.bands:
+            lacking = [s.name for s in source.scenes if s.band(band) is None]
+            if lacking:
+                skipped.setdefault(band, []).extend(lacking)
+    return skipped
 
 
 def build_tool_tree(request: ExportRequest, scenes: list[Scene], aoi, dst_crs: str, project_id: int | None) -> ToolTree:
@@ -220,8 +252,9 @@ def create_export(session: Session, *, owner: User, request: ExportRequest) -> E
     export = Export(
         owner_id=owner.id, project_id=plan.project.id, tool=plan.tree.to_json(), output_srid=request.srid,
         resolution=plan.resolution, mask=to_geojson(plan.aoi) if plan.aoi is not None else None,
-        mask_crs=dst_crs if plan.aoi is not None else None, grid=plan.grid.to_dict(), resampling=request.resampling,
-        compression=request.compression,
+        mask_crs=dst_crs if plan.aoi is not None else None, grid=plan.grid.to_dict(),
+        resampling=request.resampling or default_resampling(request), compression=request.compression,
+        result={"skipped_scenes": skipped} if (skipped := skipped_scenes(plan.tree)) else None,
     )
     session.add(export)
     session.flush()

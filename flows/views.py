@@ -33,6 +33,7 @@ def export_view(session: Session, export: Export) -> ExportView:
         width=export.grid.get("width"), height=export.grid.get("height"), flow_run_id=export.flow_run_id,
         created_at=export.created_at, updated_at=export.updated_at, finished_at=export.finished_at,
         targets=[_target_view(session, t) for t in targets],
+        skipped_scenes=(export.result or {}).get("skipped_scenes", {}),
     )
 
 

@@ -216,7 +216,8 @@ class ExportRequest(BaseModel):
     aoi_crs: str = "EPSG:4326"
     srid: int = 3857
     resolution: float | None = Field(default=None, gt=0)
-    resampling: Literal[RESAMPLING_METHODS] = "nearest"  # type: ignore[valid-type]
+    # None: nearest for plain RGB, bilinear for colour-corrected pictures and indices (flows.submission).
+    resampling: Literal[RESAMPLING_METHODS] | None = None  # type: ignore[valid-type]
     compression: Literal[COMPRESSIONS] = "deflate"  # type: ignore[valid-type]
     targets: list[TargetRequest] = Field(default_factory=lambda: [TargetRequest()], min_length=1, max_length=10)
 
@@ -267,6 +268,8 @@ class ExportView(BaseModel):
     updated_at: datetime
     finished_at: datetime | None
     targets: list[TargetView]
+    # Scenes that lack a band the export reads (they contribute nothing to it), by band.
+    skipped_scenes: dict[str, list[str]] = Field(default_factory=dict)
 
 
 class ExportPage(BaseModel):

@@ -1,5 +1,7 @@
 """Submitting exports: the tree that is built, and every refusal, which writes nothing."""
 
+from dataclasses import asdict
+
 import pytest
 from sqlmodel import func, select
 
@@ -87,3 +89,48 @@ def test_another_users_private_project_is_not_found(session, project):
     session.commit()
     with pytest.raises(NotFound):
         create_export(session, owner=stranger, request=ExportRequest(project=project.id))
+
+
+ACROSS_180 = {"type": "Polygon", "coordinates": [[[179.5, 10], [180, 10], [180, 11], [179.5, 11], [179.5, 10]]]}
+SPLIT_AT_180 = {"type": "MultiPolygon", "coordinates": [ACROSS_180["coordinates"],
+                                                        [[[-180, 10], [-179.5, 10], [-179.5, 11], [-180, 11], [-180, 10]]]]}
+POLAR = {"type": "Polygon", "coordinates": [[[0, 80], [90, 80], [180, 90], [0, 90], [0, 80]]]}
+
+
+@pytest.mark.parametrize("aoi, needle", [(SPLIT_AT_180, "crosses the antimeridian"), (POLAR, "reaches a pole")])
+def test_aois_across_the_antimeridian_or_at_a_pole_are_refused_clearly(session, owner, project, aoi, needle):
+    with pytest.raises(InvalidAOI, match=needle):
+        create_export(session, owner=owner, request=ExportRequest(project="alps", aoi=aoi))
+
+
+def test_the_default_resampling_suits_the_tool(session, owner, project):
+    def resampling(**fields):
+        return create_export(session, owner=owner, request=ExportRequest(project="alps", resolution=480, **fields)).resampling
+
+    assert resampling() == "nearest"  # plain RGB: every output pixel is a source pixel
+    assert resampling(tool="ndvi") == "bilinear"
+    assert resampling(color_correct={"gamma": 1.2}) == "bilinear"
+    assert resampling(tool="ndvi", resampling="cubic") == "cubic"
+
+
+def test_scenes_lacking_a_band_are_recorded_as_skipped_for_it(session, owner, sample_scene_paths, make_raster):
+    import numpy as np
+    import rasterio
+
+    from flows.views import export_view
+    from models.catalogue import add_scene, create_project
+    from ray_render.inspect import inspect_scene
+
+    with rasterio.open(sample_scene_paths[0]) as src:  # the same place, without its NIR band
+        rgb = make_raster("rgb-only.tif", src.read([1, 2, 3]), crs=src.crs.to_string(),
+                          origin=(src.transform.c, src.transform.f), res=src.res[0], nodata=0,
+                          bands=["red", "green", "blue"])
+    mixed = create_project(session, owner=owner, name="mixed")
+    add_scene(session, owner=owner, project=mixed, name="rgb-only", info=asdict(inspect_scene(path=str(rgb))))
+    add_scene(session, owner=owner, project=mixed, name="rgbn", info=asdict(inspect_scene(path=str(sample_scene_paths[0]))))
+    session.commit()
+    export = create_export(session, owner=owner, request=ExportRequest(project="mixed", tool="ndvi", resolution=480))
+    assert export_view(session, export).skipped_scenes == {"nir": ["rgb-only"]}
+    plain = create_export(session, owner=owner, request=ExportRequest(project="mixed", resolution=480))
+    assert export_view(session, plain).skipped_scenes == {}
+    assert np.dtype(export.tool["dtype"]) == np.float32
