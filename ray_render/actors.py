@@ -45,6 +45,6 @@ class TileActor:
             self._bytes_reported = read
         return key, pixels
 
-    def stats(self) -> dict[str, int]:
-        """What this actor has done: bytes read (the metrics' source, readable without a metrics backend)."""
-        return {"bytes_read": self._renderer.bytes_read}
+    def stats(self) -> dict[str, int | str]:
+        """What this actor has done, and where it runs: bytes read (readable without a metrics backend), node."""
+        return {"bytes_read": self._renderer.bytes_read, "node_id": ray.get_runtime_context().get_node_id()}
