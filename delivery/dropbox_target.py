@@ -165,10 +165,7 @@ class DropboxDelivery:
 
     def deliver(self, session: Session, artifact: Artifact, target: ExportTarget) -> dict[str, Any]:
         config = DropboxTargetConfig.model_validate(target.config)
-        credential = session.get(Credential, target.credential_id) if target.credential_id else None
-        if credential is None:
-            raise InvalidRequest("credential_id", "the target's credential has been removed")
-        client = client_for(open_secret(credential, DropboxSecret))
+        client = self._client(session, target)
         require_space(space_of(client), artifact.bytes, artifact.filename)
         settings = get_settings()
         dropbox_path = config.path_for(artifact.filename)

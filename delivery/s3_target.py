@@ -101,10 +101,7 @@ class S3Delivery:
 
     def deliver(self, session: Session, artifact: Artifact, target: ExportTarget) -> dict[str, Any]:
         config = S3TargetConfig.model_validate(target.config)
-        credential = session.get(Credential, target.credential_id) if target.credential_id else None
-        if credential is None:
-            raise InvalidRequest("credential_id", "the target's credential has been removed")
-        client = client_for(open_secret(credential, S3Secret), S3CredentialConfig.model_validate(credential.config))
+        client = self._client(session, target)
         check_bucket(client, config.bucket)
         wants_acl = config.owner_full_control
         if wants_acl is None:

@@ -16,6 +16,7 @@ from delivery.base import Artifact
 from delivery.registry import DELIVERIES
 from flows.status import advance_export, requeue_export
 from models.db import get_engine
+from models.settings import get_settings
 from models.status import ExportStatus, TargetStatus
 from models.tables import Export, ExportTarget
 
@@ -97,21 +98,25 @@ def mark_export_finished(flow, flow_run, state) -> None:
         settle_completed(export_id, run=str(flow_run.id))
 
 
+def requeue_or_fail(export_id: int, attempts: int, reason: str, run: str | None) -> str:
+    """A run that died: re-queue its export while it has runs left in its budget, else end it in error and remove
+    its partial uploads. Returns "requeued" or "failed"."""
+    if attempts < get_settings().max_attempts and requeue_export(export_id, reason, run):
+        return "requeued"
+    if advance_export(export_id, ExportStatus.error, run=run, error=reason):
+        clean_partial_deliveries(export_id)
+    return "failed"
+
+
 def mark_export_crashed(flow, flow_run, state) -> None:
     """on_crashed (run by the worker when the run's process died, e.g. killed for memory): re-queue the export
     while it has runs left in its budget, else error with the reason."""
-    from models.settings import get_settings
-
     export_id = export_id_of(flow_run)
     if export_id is None:
         return
     with Session(get_engine()) as session:
         attempts = session.get(Export, export_id).attempts
-    reason = failure_message(state)
-    unfinished = [ExportStatus.submitted, ExportStatus.rendering, ExportStatus.delivering]
-    if attempts < get_settings().max_attempts and requeue_export(export_id, reason, unfinished, str(flow_run.id)):
-        return
-    advance_export(export_id, ExportStatus.error, run=str(flow_run.id), error=reason)
+    requeue_or_fail(export_id, attempts, failure_message(state), str(flow_run.id))
 
 
 def mark_export_failed(flow, flow_run, state) -> None:

@@ -23,8 +23,8 @@ from prefect.exceptions import ObjectNotFound
 from prefect.states import Crashed, StateType
 from sqlmodel import Session, select
 
-from flows.hooks import clean_partial_deliveries, settle_completed
-from flows.status import advance_export, requeue_export
+from flows.hooks import clean_partial_deliveries, requeue_or_fail, settle_completed
+from flows.status import RUNNING, advance_export
 from models.db import get_engine
 from models.settings import get_settings
 from models.status import ExportStatus
@@ -32,8 +32,6 @@ from models.tables import Export
 from models.timestamps import utcnow
 
 logger = logging.getLogger(__name__)
-
-UNFINISHED = [ExportStatus.submitted, ExportStatus.rendering, ExportStatus.delivering]
 
 
 @dataclass(frozen=True)
@@ -46,11 +44,7 @@ class Repair:
 
 
 def _give_up_or_requeue(export: Export, reason: str) -> Repair:
-    if export.attempts < get_settings().max_attempts and requeue_export(export.id, reason, UNFINISHED, export.flow_run_id):
-        return Repair(export.id, "requeued", reason)
-    if advance_export(export.id, ExportStatus.error, run=export.flow_run_id, error=reason):
-        clean_partial_deliveries(export.id)
-    return Repair(export.id, "failed", reason)
+    return Repair(export.id, requeue_or_fail(export.id, export.attempts, reason, export.flow_run_id), reason)
 
 
 def _read_run(client, flow_run_id: str):
@@ -95,7 +89,7 @@ def reconcile_one(client, export: Export) -> Repair | None:
 def reconcile(limit: int = 500) -> list[Repair]:
     """One pass over the unfinished exports, oldest first; returns what was repaired."""
     with Session(get_engine()) as session:
-        exports = session.exec(select(Export).where(Export.status.in_(UNFINISHED))
+        exports = session.exec(select(Export).where(Export.status.in_(RUNNING))
                                .order_by(Export.updated_at).limit(limit)).all()
     repairs = []
     with get_client(sync_client=True) as client:

@@ -21,6 +21,9 @@ from models.timestamps import utcnow
 
 logger = logging.getLogger(__name__)
 
+# Claimed and not finished: the statuses in which an export has (or should have) a live flow run.
+RUNNING = [ExportStatus.submitted, ExportStatus.rendering, ExportStatus.delivering]
+
 # A status write outlives a database restart or failover of this long before it gives up.
 WRITE_PATIENCE_SECONDS = 30.0
 
@@ -116,12 +119,12 @@ def beat(export_id: int) -> bool:
     return _write(statement) == 1
 
 
-def requeue_export(export_id: int, reason: str, from_statuses: list[ExportStatus], run: str | None) -> bool:
-    """Put an export whose run (`run`, None for a claim that never got one) died back in the queue (-> pending),
-    forgetting that run; the reconciler's retry."""
+def requeue_export(export_id: int, reason: str, run: str | None) -> bool:
+    """Put a running export whose run (`run`, None for a claim that never got one) died back in the queue
+    (-> pending), forgetting that run; the reconciler's retry."""
     same_run = Export.flow_run_id.is_(None) if run is None else Export.flow_run_id == run
     statement = (
-        update(Export).where(Export.id == export_id, Export.status.in_(from_statuses), same_run)
+        update(Export).where(Export.id == export_id, Export.status.in_(RUNNING), same_run)
         .values(status=ExportStatus.pending, flow_run_id=None, tiles_done=0, progress=0.0, heartbeat_at=None,
                 error=f"re-queued: {reason}", updated_at=utcnow())
     )

@@ -93,9 +93,25 @@ def wait_for_status(client: httpx.Client, export_id: int, statuses: set[str], se
     raise AssertionError(f"export {export_id} stayed {view['status']}:\n{logs()}")
 
 
+def api_client(production) -> httpx.Client:
+    return httpx.Client(base_url=production["api"], headers={"Authorization": f"Bearer {production['token']}"},
+                        timeout=60)
+
+
+def long_export_rendering(client: httpx.Client, worker: Service, tiles_done: int = 0) -> dict:
+    """Request an export on a fine grid (seconds of rendering, long enough to break in the middle of) and
+    return its view once it renders and has done `tiles_done` tiles."""
+    view = client.post("/api/v1/exports", json={"project": "alps", "resolution": 15}).json()
+    wait_for_status(client, view["id"], {"rendering"}, 120, worker.tail)
+    deadline = time.monotonic() + 120
+    while client.get(f"/api/v1/exports/{view['id']}").json()["tiles_done"] < tiles_done:
+        assert time.monotonic() < deadline, worker.tail()
+        time.sleep(0.2)
+    return view
+
+
 def test_an_export_runs_through_prefect_server_a_worker_ray_and_s3(production, s3_server):
-    client = httpx.Client(base_url=production["api"], headers={"Authorization": f"Bearer {production['token']}"},
-                          timeout=60)
+    client = api_client(production)
     bucket = s3_server.new_bucket()
     credential = client.post("/api/v1/credentials", json={
         "kind": "s3", "label": "prod", "access_key_id": s3_server.writer.access_key_id,
@@ -130,16 +146,9 @@ def test_a_worker_killed_mid_render_leaves_no_export_stuck(production):
 
     import psutil
 
-    client = httpx.Client(base_url=production["api"], headers={"Authorization": f"Bearer {production['token']}"},
-                          timeout=60)
+    client = api_client(production)
     worker = production["services"]["worker"]
-    # A finer grid: long enough to be killed in the middle of it.
-    view = client.post("/api/v1/exports", json={"project": "alps", "resolution": 15}).json()
-    wait_for_status(client, view["id"], {"rendering"}, 120, worker.tail)
-    deadline = time.monotonic() + 120
-    while client.get(f"/api/v1/exports/{view['id']}").json()["tiles_done"] < 1:
-        assert time.monotonic() < deadline, worker.tail()
-        time.sleep(0.2)
+    view = long_export_rendering(client, worker, tiles_done=1)
     # The machine is gone: the worker and everything it started (the flow run and its Ray) die at once.
     family = [worker.process.pid, *(c.pid for c in psutil.Process(worker.process.pid).children(recursive=True))]
     for pid in family:
@@ -170,11 +179,9 @@ def test_a_worker_killed_mid_render_leaves_no_export_stuck(production):
 
 
 def test_a_postgresql_restart_mid_run_leaves_no_export_stuck(production):
-    client = httpx.Client(base_url=production["api"], headers={"Authorization": f"Bearer {production['token']}"},
-                          timeout=60)
+    client = api_client(production)
     worker = production["services"]["worker"]
-    view = client.post("/api/v1/exports", json={"project": "alps", "resolution": 15}).json()
-    wait_for_status(client, view["id"], {"rendering"}, 120, worker.tail)
+    view = long_export_rendering(client, worker)
     # geoship's and Prefect's database go away for a moment while the export renders.
     production["postgres"].restart()
     done = wait_for_status(client, view["id"], {"success", "error"}, 240, worker.tail)
@@ -187,15 +194,9 @@ def test_a_flow_run_process_killed_like_the_oom_killer_does_is_requeued_and_fini
 
     import psutil
 
-    client = httpx.Client(base_url=production["api"], headers={"Authorization": f"Bearer {production['token']}"},
-                          timeout=60)
+    client = api_client(production)
     worker = production["services"]["worker"]
-    view = client.post("/api/v1/exports", json={"project": "alps", "resolution": 15}).json()
-    wait_for_status(client, view["id"], {"rendering"}, 120, worker.tail)
-    deadline = time.monotonic() + 120
-    while client.get(f"/api/v1/exports/{view['id']}").json()["tiles_done"] < 1:
-        assert time.monotonic() < deadline, worker.tail()
-        time.sleep(0.2)
+    view = long_export_rendering(client, worker, tiles_done=1)
     # The kernel's OOM killer picks the biggest process, the flow run's, and SIGKILLs it; the worker lives on.
     flow_runs = [p for p in psutil.Process(worker.process.pid).children()
                  if "prefect.engine" in " ".join(p.cmdline()) or "flow_run" in " ".join(p.cmdline())]
