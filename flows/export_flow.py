@@ -65,7 +65,7 @@ def render_export(export_id: int) -> dict[str, Any]:
     options = RenderOptions(
         tile_size=settings.tile_size, pool_size=settings.pool_size,
         in_flight_per_actor=settings.tiles_in_flight_per_actor, resampling=export.resampling,
-        gdal_cache_mb=settings.gdal_cache_mb, cog=CogOptions(compress=export.compression.upper()),
+        gdal_cache_mb=settings.gdal_cache_mb, warp_error_threshold=settings.warp_error_threshold, cog=CogOptions(compress=export.compression.upper()),
         label=f"export-{export_id}",
     )
     logger = get_run_logger()

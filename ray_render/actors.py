@@ -17,12 +17,13 @@ LATENCY_BUCKETS = [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0]
 class TileActor:
     """Opens sources once (in its worker), then renders windows; returns only the tile's pixels."""
 
-    def __init__(self, tree: dict, grid: dict, resampling: str, gdal_cache_mb: int, label: str = "render"):
+    def __init__(self, tree: dict, grid: dict, resampling: str, gdal_cache_mb: int, label: str = "render",
+                 error_threshold: float = 0.125):
         # Set before the first dataset opens: GDAL reads its cache size once.
         os.environ["GDAL_CACHEMAX"] = str(gdal_cache_mb)
         from ray_render.tile import TileRenderer  # imported here so the actor's worker builds it
 
-        self._renderer = TileRenderer(tree, grid, resampling=resampling)
+        self._renderer = TileRenderer(tree, grid, resampling=resampling, error_threshold=error_threshold)
         # Custom metrics, shown in the Ray dashboard (Metrics) and exported to Prometheus, tagged by render.
         tags = {"render": label}
         self._tiles = Counter("geoship_tiles_rendered", "Output tiles rendered.", tag_keys=("render",))

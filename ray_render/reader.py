@@ -1,7 +1,15 @@
 """Read a scene's bands for one output tile, warped straight into the output grid.
 
 A `SceneReader` opens each of its files once (as a `WarpedVRT` onto the whole output grid) and then
-serves any window of that grid; GDAL warps only the pixels the window needs.
+serves any window of that grid; GDAL warps only the blocks the window needs.
+
+Why outputs do not depend on the tile size: GDAL's approximate transformer (like gdalwarp's default
+`-et 0.125`) computes exact coordinates at a few points of each warped row and interpolates between them,
+so the interpolation depends on the extent of what is warped at once. The VRT warps in fixed blocks of
+`WARP_BLOCK` pixels on the output grid, whatever window is asked for, so every tiling warps the same blocks
+the same way and yields the same pixels. GDAL would otherwise warp a request larger than a block (or the
+whole grid) in one go, so reads run with `BLOCKWISE_WARP`. A threshold of 0 selects the exact transformer (one PROJ call per
+pixel, about ten times slower to warp).
 """
 
 from __future__ import annotations
@@ -20,14 +28,23 @@ from models.tooltree import SceneSource
 from ray_render.geometry import bounds_polygon
 from ray_render.grid import OutputGrid
 
+# Side of the blocks the warped VRT computes at once, fixed to the output grid (see the module docstring).
+WARP_BLOCK = 512
+# GDAL's default error threshold of the approximate transformer, in output pixels (gdalwarp -et).
+DEFAULT_ERROR_THRESHOLD = 0.125
+# Keeps GDAL from warping a large request as one chunk (VRTWarpedDataset::IRasterIO), which would make
+# the approximation, and so the pixels, depend on the request's extent.
+BLOCKWISE_WARP = {"GDAL_VRT_WARP_USE_DATASET_RASTERIO": "NO"}
 
 class SceneReader:
     """Serves windows of one scene, warped onto an output grid. Use as a context manager."""
 
-    def __init__(self, scene: SceneSource, grid: OutputGrid, resampling: Resampling = Resampling.nearest):
+    def __init__(self, scene: SceneSource, grid: OutputGrid, resampling: Resampling = Resampling.nearest,
+                 error_threshold: float = DEFAULT_ERROR_THRESHOLD):
         self.scene = scene
         self.grid = grid
         self.resampling = resampling
+        self.error_threshold = error_threshold
         self._stack = ExitStack()
         self._vrts: dict[str, WarpedVRT] = {}
         self.bytes_read = 0  # source pixels read (as warped into the tiles), for the tile actors' metrics
@@ -62,9 +79,10 @@ class SceneReader:
                 width=self.grid.width,
                 height=self.grid.height,
                 resampling=self.resampling,
-                # The exact transformer: GDAL's default approximation (0.125 px) is interpolated per
-                # warp chunk, so nearest-neighbour picks would depend on the tile size and seams appear.
-                tolerance=1e-9,
+                # WarpedVRT cannot be opened with a tolerance of exactly 0; 1e-9 px is the exact transformer.
+                tolerance=self.error_threshold or 1e-9,
+                blockxsize=WARP_BLOCK,
+                blockysize=WARP_BLOCK,
             )
             nodata = self.scene.nodata if self.scene.nodata is not None else src.nodata
             if nodata is not None:
@@ -90,8 +108,9 @@ class SceneReader:
             positions = [p for p, _ in wanted]
             indexes = [i for _, i in wanted]
             try:
-                data[positions] = vrt.read(indexes, window=window)
-                valid[positions] = vrt.read_masks(indexes, window=window) > 0
+                with rasterio.Env(**BLOCKWISE_WARP):
+                    data[positions] = vrt.read(indexes, window=window)
+                    valid[positions] = vrt.read_masks(indexes, window=window) > 0
                 self.bytes_read += data[positions].nbytes
             except RasterioError as exc:
                 raise SceneReadError(f"scene {self.scene.name}: cannot read {uri}: {exc}") from None

@@ -26,6 +26,7 @@ from ray_render.actors import TileActor
 from ray_render.cluster import cluster_cpus
 from ray_render.geometry import bounds_polygon
 from ray_render.grid import OutputGrid, TileIndex, tile_windows
+from ray_render.reader import DEFAULT_ERROR_THRESHOLD
 from ray_render.writer import CogOptions, CogWriter, sha256_of
 
 ProgressCallback = Callable[[int, int], None]
@@ -42,6 +43,8 @@ class RenderOptions:
     in_flight_per_actor: int = 2
     resampling: str = "nearest"
     gdal_cache_mb: int = 256
+    # Largest reprojection error allowed, in output pixels (gdalwarp -et); 0 means the exact transformer.
+    warp_error_threshold: float = DEFAULT_ERROR_THRESHOLD
     cog: CogOptions = field(default_factory=CogOptions)
     # Names the render's actors (tile-<label>-<n>) and tags its metrics, e.g. "export-7".
     label: str = "render"
@@ -100,7 +103,7 @@ def render(tree: ToolTree, grid: OutputGrid, path: Path, options: RenderOptions 
     def make_actor():
         name = f"tile-{options.label}-{run}-{next(names)}"  # readable in the Ray dashboard's actor list
         return TileActor.options(name=name).remote(tree_ref, grid_dict, options.resampling, options.gdal_cache_mb,
-                                                   options.label)
+                                                   options.label, options.warp_error_threshold)
 
     pool = _Pool([make_actor() for _ in range(pool_size)], make_actor)
     output = tree.root

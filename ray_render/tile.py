@@ -16,7 +16,7 @@ from ray_render.aoi import AoiRasterizer
 from ray_render.evaluate import Stack, evaluate, to_output
 from ray_render.grid import OutputGrid
 from ray_render.mosaic import MOSAIC_METHODS
-from ray_render.reader import SceneReader
+from ray_render.reader import DEFAULT_ERROR_THRESHOLD, SceneReader
 
 
 def _physical(data: np.ndarray, bands) -> np.ndarray:
@@ -30,7 +30,8 @@ def _physical(data: np.ndarray, bands) -> np.ndarray:
 class TileRenderer:
     """Opens the tree's sources once and renders any window of the output grid."""
 
-    def __init__(self, tree: ToolTree | dict, grid: OutputGrid | dict, resampling: str = "nearest", mosaic: str = "first"):
+    def __init__(self, tree: ToolTree | dict, grid: OutputGrid | dict, resampling: str = "nearest", mosaic: str = "first",
+                 error_threshold: float = DEFAULT_ERROR_THRESHOLD):
         self.tree = tree if isinstance(tree, ToolTree) else parse_tool_tree(tree)
         self.grid = grid if isinstance(grid, OutputGrid) else OutputGrid.from_dict(grid)
         self._mosaic = MOSAIC_METHODS[mosaic]
@@ -38,7 +39,7 @@ class TileRenderer:
         method = Resampling[resampling]
         self._readers: dict[int, list[SceneReader]] = {}
         for source in self.tree.sources():
-            readers = [self._stack.enter_context(SceneReader(s, self.grid, method)) for s in source.scenes]
+            readers = [self._stack.enter_context(SceneReader(s, self.grid, method, error_threshold)) for s in source.scenes]
             self._readers[id(source)] = readers
         self._aois = {id(m): AoiRasterizer(m.geometry, self.grid) for m in self.tree.find(Mask)}
 

@@ -8,6 +8,7 @@ from shapely.geometry import box, mapping
 
 from models.tooltree import Identity, Mask, Output, ProjectSource, parse_tool_tree
 from ray_render.grid import plan_grid
+from ray_render.reader import WARP_BLOCK
 from ray_render.render import RenderOptions, plan_tiles, render
 from ray_render.writer import CogOptions
 from tests.ray_render.test_mosaic import source_of
@@ -53,19 +54,24 @@ def test_tiles_outside_the_aoi_are_never_planned(scene):
     assert len(list(plan_tiles(tree_of(scene), grid, 100))) == 9
 
 
-def test_tile_size_does_not_change_a_single_pixel(ray_cluster, scene, tmp_path):
-    grid = plan_grid("EPSG:3857", (-8348900, 4320300, -8346000, 4323500), 8.7)
+@pytest.mark.parametrize("resampling", ["nearest", "bilinear"])
+def test_tile_size_does_not_change_a_single_pixel(ray_cluster, scene, tmp_path, resampling):
+    # A grid several warp blocks wide, so tiles smaller than, larger than and as large as the whole grid
+    # all occur; the default (approximate) transformer, whose interpolation must not follow the tiles.
+    grid = plan_grid("EPSG:3857", (-8348900, 4320300, -8346000, 4323500), 2.1)
+    assert grid.width > 2 * WARP_BLOCK and grid.height > 2 * WARP_BLOCK
     from ray_render.geometry import bounds_polygon
 
     aoi = bounds_polygon(scene.bounds, scene.crs, "EPSG:3857").buffer(-300)
     outputs = []
-    for size in (64, 256):
+    for size in (256, 1024, max(grid.width, grid.height)):
         path = tmp_path / f"t{size}.tif"
-        render(tree_of(scene, aoi, "EPSG:3857"), grid, path, RenderOptions(tile_size=size))
+        render(tree_of(scene, aoi, "EPSG:3857"), grid, path, RenderOptions(tile_size=size, resampling=resampling))
         with rasterio.open(path) as out:
             outputs.append(out.read())
     assert (outputs[0] > 0).mean() > 0.3
-    assert np.array_equal(outputs[0], outputs[1])
+    for other in outputs[1:]:
+        assert np.array_equal(outputs[0], other)
 
 
 def test_a_tile_that_cannot_read_its_scene_fails_with_a_plain_message_and_no_file(ray_cluster, scene, tmp_path):
