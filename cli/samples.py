@@ -17,6 +17,7 @@ import rasterio
 from affine import Affine
 from pyproj import Transformer
 from rasterio.enums import ColorInterp, Resampling
+from rasterio.windows import Window
 
 BANDS = ("red", "green", "blue", "nir")
 
@@ -134,46 +135,89 @@ def landscape(lon: np.ndarray, lat: np.ndarray) -> np.ndarray:
     return out
 
 
-def render_scene(scene: SampleScene) -> tuple[np.ndarray, Affine]:
-    """The scene's pixels (4, n, n) uint16 with 0 as nodata outside its swath, and its transform."""
+def scene_transform(scene: SampleScene) -> Affine:
+    """The scene's pixel grid: north-up on its UTM zone, centred on its centre, edges on whole pixels."""
     to_utm = Transformer.from_crs("EPSG:4326", f"EPSG:{scene.epsg}", always_xy=True)
     cx, cy = to_utm.transform(scene.center_lon, scene.center_lat)
     half = scene.size_px * scene.resolution / 2
     left = np.floor((cx - half) / scene.resolution) * scene.resolution
     top = np.ceil((cy + half) / scene.resolution) * scene.resolution
-    transform = Affine(scene.resolution, 0, left, 0, -scene.resolution, top)
-    cols, rows = np.meshgrid(np.arange(scene.size_px) + 0.5, np.arange(scene.size_px) + 0.5)
+    return Affine(scene.resolution, 0, left, 0, -scene.resolution, top)
+
+
+def _landscape_at(scene: SampleScene, transform: Affine, cols: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """Reflectance x 10000 at the given (fractional) pixel positions of the scene, haze added."""
     xs, ys = transform @ (cols, rows)
     lon, lat = Transformer.from_crs(f"EPSG:{scene.epsg}", "EPSG:4326", always_xy=True).transform(xs, ys)
-    reflectance = landscape(lon, lat) + np.asarray(scene.haze, dtype=np.float64)[:, None, None]
+    return landscape(lon, lat) + np.asarray(scene.haze, dtype=np.float64)[:, None, None]
+
+
+def _upsampled_landscape(scene: SampleScene, transform: Affine, row_off: int, rows: int, step: int) -> np.ndarray:
+    """The landscape computed every `step` pixels and interpolated bilinearly, with per-pixel texture.
+
+    Big benchmark scenes use this: the landscape costs about 1.5 us per point, the interpolation a tenth.
+    """
+    n = scene.size_px
+    first, last = row_off // step, (row_off + rows - 1) // step + 1
+    lattice_cols = np.arange(0, n // step + 2) * step + 0.5
+    lattice_rows = np.arange(first, last + 1) * step + 0.5
+    coarse = _landscape_at(scene, transform, *np.meshgrid(lattice_cols, lattice_rows))
+    fy = (np.arange(row_off, row_off + rows) / step) - first
+    fx = np.arange(n) / step
+    iy, ix = fy.astype(int), fx.astype(int)
+    wy, wx = (fy - iy)[:, None], (fx - ix)[None, :]
+    top = coarse[:, iy][:, :, ix] * (1 - wx) + coarse[:, iy][:, :, ix + 1] * wx
+    bottom = coarse[:, iy + 1][:, :, ix] * (1 - wx) + coarse[:, iy + 1][:, :, ix + 1] * wx
+    cols, rows_ = np.meshgrid(np.arange(n), np.arange(row_off, row_off + rows))
+    texture = 0.9 + 0.2 * _hash(cols, rows_, seed=97)
+    return (top * (1 - wy) + bottom * wy) * texture[None]
+
+
+def render_rows(scene: SampleScene, row_off: int, rows: int, step: int = 1) -> np.ndarray:
+    """Rows [row_off, row_off + rows) of the scene: (4, rows, n) uint16, 0 (nodata) outside its swath.
+
+    `step` > 1 computes the landscape on a coarser lattice (see `_upsampled_landscape`).
+    """
+    n = scene.size_px
+    transform = scene_transform(scene)
+    cols, rows_ = np.meshgrid(np.arange(n) + 0.5, np.arange(row_off, row_off + rows) + 0.5)
+    if step > 1:
+        reflectance = _upsampled_landscape(scene, transform, row_off, rows, step)
+    else:
+        reflectance = _landscape_at(scene, transform, cols, rows_)
 
     # A tilted swath: valid inside a rotated rectangle a little smaller than the raster.
     theta = np.radians(scene.swath_tilt_deg)
-    du, dv = cols - scene.size_px / 2, rows - scene.size_px / 2
+    du, dv = cols - n / 2, rows_ - n / 2
     along = du * np.cos(theta) + dv * np.sin(theta)
     across = -du * np.sin(theta) + dv * np.cos(theta)
-    inside = (np.abs(along) < scene.size_px * 0.42) & (np.abs(across) < scene.size_px * 0.47)
+    inside = (np.abs(along) < n * 0.42) & (np.abs(across) < n * 0.47)
     pixels = np.clip(np.rint(reflectance), 1, 10000).astype(np.uint16)
     pixels[:, ~inside] = 0
-    return pixels, transform
+    return pixels
 
 
-def write_scene(scene: SampleScene, directory: Path) -> Path:
-    """Write the scene as a tiled, compressed 4-band GeoTIFF with overviews; returns its path."""
+def write_scene(scene: SampleScene, directory: Path, step: int = 1, strip_rows: int = 512) -> Path:
+    """Write the scene as a tiled, compressed 4-band GeoTIFF with overviews; returns its path.
+
+    The scene is computed and written `strip_rows` rows at a time, so scenes of any size fit in memory.
+    """
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / f"{scene.name}.tif"
-    pixels, transform = render_scene(scene)
-    profile = dict(driver="GTiff", width=scene.size_px, height=scene.size_px, count=4, dtype="uint16", nodata=0,
-                   crs=f"EPSG:{scene.epsg}", transform=transform, tiled=True, blockxsize=256, blockysize=256,
-                   compress="deflate", predictor=2)
+    n = scene.size_px
+    profile = dict(driver="GTiff", width=n, height=n, count=4, dtype="uint16", nodata=0,
+                   crs=f"EPSG:{scene.epsg}", transform=scene_transform(scene), tiled=True, blockxsize=256,
+                   blockysize=256, compress="deflate", predictor=2, bigtiff="IF_SAFER", num_threads="ALL_CPUS")
     partial = path.with_suffix(".partial.tif")
     with rasterio.open(partial, "w", **profile) as dst:
-        dst.write(pixels)
+        for row_off in range(0, n, strip_rows):
+            rows = min(strip_rows, n - row_off)
+            dst.write(render_rows(scene, row_off, rows, step), window=Window(0, row_off, n, rows))
         for index, name in enumerate(BANDS, start=1):
             dst.set_band_description(index, name)
         dst.colorinterp = [ColorInterp.red, ColorInterp.green, ColorInterp.blue, ColorInterp.undefined]
         dst.update_tags(TIFFTAG_DATETIME=scene.acquired.replace("-", ":").replace("T", " ").rstrip("Z"),
                         ACQUISITION_TIME=scene.acquired)
-        dst.build_overviews([2, 4, 8], Resampling.average)
+        dst.build_overviews([f for f in (2, 4, 8, 16, 32) if n // f >= 256] or [2], Resampling.average)
     partial.replace(path)
     return path
