@@ -119,6 +119,8 @@ def export(
     resolution: float = typer.Option(None, "--resolution", help="Output pixel size in output CRS units."),
     resampling: str = typer.Option(None, "--resampling", help="nearest, bilinear, cubic, average, ... (default: nearest "
                                                             "for plain RGB, bilinear for colour correction and indices)."),
+    compression: str = typer.Option("deflate", "--compression", help="deflate, zstd or lzw; jpeg or webp for 8-bit RGB "
+                                                                    "(--color-correct), with an internal mask."),
     to: list[TargetKind] = typer.Option([TargetKind.http], "--to", help="Delivery target(s): http, s3, dropbox."),
     link_ttl_hours: float = typer.Option(None, "--link-ttl-hours", help="http: hours until the link expires."),
     link_rate: int = typer.Option(None, "--link-rate", help="http: bytes per second each link may serve."),
@@ -146,6 +148,7 @@ def export(
                 project=project, tool=tool, bands=[b.strip() for b in bands.split(",")] if bands else None,
                 color_correct=_color_correction(color_correct, stretch, percentiles, gamma),
                 aoi=_read_aoi(aoi) if aoi else None, srid=srid, resolution=resolution, resampling=resampling,
+                compression=compression,
                 targets=_targets(session, to, link_ttl_hours=link_ttl_hours, link_rate=link_rate, link_quota=link_quota,
                                  s3_bucket=s3_bucket, s3_prefix=s3_prefix, s3_credential=s3_credential,
                                  owner_full_control=owner_full_control, dropbox_credential=dropbox_credential,

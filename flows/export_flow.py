@@ -22,7 +22,7 @@ from flows.status import advance_export, claim_export, set_export_fields, set_ta
 from flows.submission import create_export
 from models.db import get_engine
 from models.errors import Conflict, DeliveryError, InvalidRequest, NotFound
-from models.schemas import ExportRequest
+from models.schemas import LOSSY_COMPRESSIONS, ExportRequest
 from models.settings import get_settings
 from models.status import ExportStatus, TargetStatus
 from models.tables import Export, ExportTarget, Scene, User
@@ -65,7 +65,8 @@ def render_export(export_id: int) -> dict[str, Any]:
     options = RenderOptions(
         tile_size=settings.tile_size, pool_size=settings.pool_size,
         in_flight_per_actor=settings.tiles_in_flight_per_actor, resampling=export.resampling,
-        gdal_cache_mb=settings.gdal_cache_mb, warp_error_threshold=settings.warp_error_threshold, cog=CogOptions(compress=export.compression.upper()),
+        gdal_cache_mb=settings.gdal_cache_mb, warp_error_threshold=settings.warp_error_threshold,
+        cog=CogOptions(compress=export.compression.upper(), quality=settings.lossy_quality),
         label=f"export-{export_id}",
     )
     logger = get_run_logger()
@@ -74,7 +75,8 @@ def render_export(export_id: int) -> dict[str, Any]:
     store = artifact_store()
     result = render(tree, grid, store.staging_path(export_id), options, on_progress=ProgressReporter(export_id))
     uri = store.publish(export_id, Path(result.path), result.sha256)
-    stac_uri = store.put_sidecar(export_id, f"export-{export_id}.stac.json", _stac_item(export_id, tree, grid, result))
+    item = _stac_item(export_id, tree, grid, result, export.compression)
+    stac_uri = store.put_sidecar(export_id, f"export-{export_id}.stac.json", item)
     logger.info("export %s: wrote %s (%s bytes, %s tiles) in %.1f s", export_id, uri, result.bytes,
                 result.tiles, result.seconds)
     summary = {**asdict(result), "uri": uri, "stac": stac_uri}
@@ -82,14 +84,16 @@ def render_export(export_id: int) -> dict[str, Any]:
     return summary
 
 
-def _stac_item(export_id: int, tree, grid: OutputGrid, result) -> bytes:
+def _stac_item(export_id: int, tree, grid: OutputGrid, result, compression: str) -> bytes:
     """The STAC item of a render, with the acquisition times of the scenes it read."""
+    # A lossy COG marks missing pixels in its internal mask, not with a nodata value.
+    nodata = None if compression in LOSSY_COMPRESSIONS else tree.root.nodata
     scene_ids = [s.id for source in tree.sources() for s in source.scenes if s.id is not None]
     with Session(get_engine()) as session:
         acquired = [t for t in session.exec(select(Scene.acquired_at).where(Scene.id.in_(scene_ids))) if t is not None]
     item = stac_item(item_id=f"export-{export_id}", grid=grid, footprint=coverage(tree, grid),
                      asset_href=f"./export-{export_id}.tif", size=result.bytes, sha256=result.sha256, bands=result.bands,
-                     dtype=result.dtype, nodata=tree.root.nodata, acquired=acquired, created=utcnow())
+                     dtype=result.dtype, nodata=nodata, acquired=acquired, created=utcnow())
     return json.dumps(item, indent=2).encode()
 
 

@@ -16,7 +16,7 @@ from sqlmodel import Session
 from delivery.registry import DELIVERIES
 from models.catalogue import find_project, project_scenes, scene_source, unreadable_scenes
 from models.errors import Forbidden, InvalidAOI, InvalidRequest, InvalidToolTree
-from models.schemas import Estimate, ExportRequest
+from models.schemas import LOSSY_COMPRESSIONS, Estimate, ExportRequest
 from models.settings import get_settings
 from models.tables import Export, ExportTarget, Project, Scene, User
 from models.tooltree import (
@@ -184,6 +184,17 @@ def custom_tool_tree(data: dict[str, Any], scenes: list[Scene], aoi, dst_crs: st
     return parse_tool_tree({**output, "input": data})
 
 
+def _check_compression(compression: str, tree: ToolTree) -> None:
+    """JPEG and WEBP take 8-bit RGB (three uint8 bands) only; say what the tool gives and what to use instead."""
+    if compression not in LOSSY_COMPRESSIONS:
+        return
+    bands, dtype = tree.root.output_bands(), tree.root.dtype
+    if dtype != "uint8" or len(bands) != 3:
+        raise InvalidRequest("compression", f"{compression} compresses 8-bit RGB only (3 uint8 bands), but this export "
+                                            f"gives {len(bands)} {dtype} band(s); colour-correct an RGB export to 8 bits "
+                                            f"or use deflate, zstd or lzw")
+
+
 def estimate_bytes(grid: OutputGrid, tree: ToolTree) -> int:
     """Uncompressed size of the output."""
     return grid.pixels * len(tree.root.output_bands()) * np.dtype(tree.root.dtype).itemsize
@@ -233,6 +244,7 @@ def plan_export(session: Session, *, owner: User, request: ExportRequest, check_
         tree = custom_tool_tree(request.tool_tree, scenes, aoi, dst_crs, project.id)
     else:
         tree = build_tool_tree(request, scenes, aoi, dst_crs, project.id)
+    _check_compression(request.compression, tree)
     size = estimate_bytes(grid, tree)
     limit = get_settings().max_export_bytes
     estimate = Estimate(width=grid.width, height=grid.height, pixels=grid.pixels, bands=tree.root.output_bands(),

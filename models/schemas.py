@@ -11,7 +11,9 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, m
 from models.status import CredentialKind, ExportStatus, TargetKind, TargetStatus
 
 TOOL_NAMES = ("rgb", "ndvi", "ndwi", "evi")
-COMPRESSIONS = ("deflate", "zstd", "lzw")
+COMPRESSIONS = ("deflate", "zstd", "lzw", "jpeg", "webp")
+# Lossy codecs, for 8-bit RGB only (validity then goes into an internal mask).
+LOSSY_COMPRESSIONS = ("jpeg", "webp")
 RESAMPLING_METHODS = (
     "nearest", "bilinear", "cubic", "cubic_spline", "lanczos", "average", "mode", "min", "max", "med", "q1", "q3",
 )

@@ -40,6 +40,8 @@ class Settings(BaseSettings):
     # Tiles in flight per actor: enough to hide the driver's write latency, few enough to bound memory.
     tiles_in_flight_per_actor: int = Field(default=2, ge=1)
     gdal_cache_mb: int = Field(default=256, ge=16)
+    # Quality (1-100) of JPEG and WEBP exports.
+    lossy_quality: int = Field(default=90, ge=1, le=100)
     # Largest reprojection error, in output pixels, of GDAL's approximate transformer (gdalwarp -et);
     # 0 selects the exact transformer, about ten times slower to warp. Outputs never depend on the tile size.
     warp_error_threshold: float = Field(default=0.125, ge=0, le=1)

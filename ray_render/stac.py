@@ -49,6 +49,7 @@ def stac_item(*, item_id: str, grid: OutputGrid, footprint, asset_href: str, siz
         "assets": {"data": {
             "href": asset_href, "type": COG_MEDIA_TYPE, "roles": ["data"], "title": f"{item_id} ({', '.join(bands)})",
             "file:size": size, "file:checksum": "1220" + sha256,
-            "raster:bands": [{"name": band, "data_type": dtype, "nodata": nodata} for band in bands],
+            "raster:bands": [{"name": band, "data_type": dtype, **({} if nodata is None else {"nodata": nodata})}
+                             for band in bands],
         }},
     }

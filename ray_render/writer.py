@@ -4,6 +4,10 @@ Tiles go into a tiled, lightly compressed working file (blocks are written once,
 is bounded by a tile whatever the output size. Closing builds the COG with GDAL's COG driver (which adds
 overviews and reorders the file), writes to a temporary name and renames: no half-written file is
 ever visible under the final name.
+
+Lossy codecs (JPEG, WEBP) would smear a nodata value into its neighbours, so such outputs carry an internal
+mask instead: the working file gets a per-dataset mask (valid where any band holds data) and the COG
+driver copies it into the COG.
 """
 
 from __future__ import annotations
@@ -26,9 +30,14 @@ class CogOptions:
     """How the final COG is encoded."""
 
     compress: str = "DEFLATE"
+    # JPEG and WEBP quality (1-100); ignored by the lossless codecs.
+    quality: int = 90
     blocksize: int = 512
     overview_resampling: str = "AVERAGE"
     num_threads: str = "ALL_CPUS"
+
+
+LOSSY = ("JPEG", "WEBP")
 
 
 def sha256_of(path: Path, chunk: int = 4 * 1024 * 1024) -> str:
@@ -63,17 +72,26 @@ class CogWriter:
             sparse_ok=True,
         )
         self._band_names = band_names
+        self._lossy = options.compress in LOSSY
+        self._nodata = nodata
+        if self._lossy:
+            self._profile["nodata"] = None  # validity goes into the internal mask instead
         self._dataset = None
 
     def __enter__(self) -> CogWriter:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._dataset = rasterio.open(self._work, "w", **self._profile)
+        env = rasterio.Env(GDAL_TIFF_INTERNAL_MASK=True) if self._lossy else rasterio.Env()
+        with env:
+            self._dataset = rasterio.open(self._work, "w", **self._profile)
         for i, name in enumerate(self._band_names, start=1):
             self._dataset.set_band_description(i, name)
         return self
 
     def write(self, window: Window, array: np.ndarray) -> None:
         self._dataset.write(array, window=window)
+        if self._lossy:
+            nodata = self._nodata if self._nodata is not None else 0
+            self._dataset.write_mask((array != nodata).any(axis=0).astype(np.uint8) * 255, window=window)
 
     def __exit__(self, exc_type, exc, tb) -> None:
         self._dataset.close()
@@ -86,10 +104,13 @@ class CogWriter:
     def _finish(self) -> None:
         partial = self._partial
         integer = np.issubdtype(np.dtype(self._profile["dtype"]), np.integer)
+        if self._lossy:
+            codec = dict(quality=self.options.quality)
+        else:
+            codec = dict(predictor="YES" if integer else "FLOATING_POINT")
         try:
             rasterio.shutil.copy(
-                self._work, partial, driver="COG", compress=self.options.compress,
-                predictor="YES" if integer else "FLOATING_POINT" if self.options.compress in ("DEFLATE", "ZSTD", "LZW") else "NO",
+                self._work, partial, driver="COG", compress=self.options.compress, **codec,
                 blocksize=self.options.blocksize, overviews="AUTO", overview_resampling=self.options.overview_resampling,
                 num_threads=self.options.num_threads, bigtiff="IF_SAFER",
             )

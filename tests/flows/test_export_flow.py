@@ -91,6 +91,25 @@ def test_an_ndvi_export_writes_float_indices_with_nodata(session, owner, project
     assert np.isfinite(ndvi.compressed()).all()
 
 
+@pytest.mark.parametrize("codec", ["jpeg", "webp"])
+def test_a_colour_corrected_rgb_export_can_be_lossy_with_an_internal_mask(session, owner, project, codec):
+    triangle = {"type": "Polygon", "coordinates": [[[11.93, 45.97], [12.08, 45.97], [12.0, 46.08], [11.93, 45.97]]]}
+    export_id = submit(session, owner, aoi=triangle, color_correct={"percentiles": (2, 98)}, compression=codec)
+    export_flow(export_id)
+    session.expire_all()
+    export = session.get(Export, export_id)
+    assert export.status == ExportStatus.success, export.error
+    assert cog_validate(export.artifact)[0]
+    with rasterio.open(export.artifact) as out:
+        assert out.profile["compress"] == codec and out.dtypes == ("uint8",) * 3 and out.nodata is None
+        mask, pixels = out.dataset_mask(), out.read()
+    # Outside the AOI the mask says "no data"; inside it the picture is there, not smeared black.
+    assert 0.3 < (mask > 0).mean() < 0.7
+    assert not mask[0, 0] and not mask[0, -1] and pixels[:, mask > 0].mean() > 40
+    item = json.loads((Path(export.artifact).parent / f"export-{export_id}.stac.json").read_text())
+    assert all("nodata" not in band for band in item["assets"]["data"]["raster:bands"])
+
+
 def test_a_failing_render_ends_in_error_with_the_reason(session, owner, project, sample_scene_paths, tmp_path):
     export_id = submit(session, owner, aoi=SMALL_AOI)
     # Break the export: point its first scene at a file that does not exist.

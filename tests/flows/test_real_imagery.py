@@ -45,9 +45,9 @@ def test_landsat_quadrants_mosaic_equals_the_whole_scene_warped_by_rasterio(sess
     export = session.get(Export, export.id)
     assert export.status == ExportStatus.success, export.error
     grid = OutputGrid.from_dict(export.grid)
-    with rasterio.Env(**BLOCKWISE_WARP), rasterio.open(whole) as src, WarpedVRT(src, crs=grid.crs, transform=grid.transform, width=grid.width,
-                                                height=grid.height, src_nodata=0, nodata=0, tolerance=threshold or 1e-9,
-                                                blockxsize=WARP_BLOCK, blockysize=WARP_BLOCK) as vrt:
+    warp = dict(crs=grid.crs, transform=grid.transform, width=grid.width, height=grid.height, src_nodata=0, nodata=0,
+                tolerance=threshold or 1e-9, blockxsize=WARP_BLOCK, blockysize=WARP_BLOCK)
+    with rasterio.Env(**BLOCKWISE_WARP), rasterio.open(whole) as src, WarpedVRT(src, **warp) as vrt:
         expected = vrt.read()
     with rasterio.open(export.artifact) as out:
         assert (out.width, out.height) == (grid.width, grid.height)

@@ -5,7 +5,7 @@ from dataclasses import asdict
 import pytest
 from sqlmodel import func, select
 
-from flows.submission import create_export
+from flows.submission import create_export, plan_export
 from models.errors import InvalidAOI, InvalidRequest, NotFound
 from models.schemas import ColorCorrection, ExportRequest, TargetRequest
 from models.status import ExportStatus
@@ -134,3 +134,11 @@ def test_scenes_lacking_a_band_are_recorded_as_skipped_for_it(session, owner, sa
     plain = create_export(session, owner=owner, request=ExportRequest(project="mixed", resolution=480))
     assert export_view(session, plain).skipped_scenes == {}
     assert np.dtype(export.tool["dtype"]) == np.float32
+
+
+@pytest.mark.parametrize("fields", [{"tool": "ndvi"}, {}])
+def test_lossy_compression_is_refused_for_anything_but_8_bit_rgb(session, owner, project, fields):
+    with pytest.raises(InvalidRequest) as raised:
+        plan_export(session, owner=owner, request=ExportRequest(project=project.id, compression="jpeg", **fields))
+    assert raised.value.field == "compression"
+    assert "8-bit RGB only" in str(raised.value) and "deflate, zstd or lzw" in str(raised.value)
