@@ -14,12 +14,13 @@ pixel, about ten times slower to warp).
 
 from __future__ import annotations
 
+import warnings
 from contextlib import ExitStack
 
 import numpy as np
 import rasterio
-from rasterio.enums import Resampling
-from rasterio.errors import RasterioError
+from rasterio.enums import ColorInterp, Resampling
+from rasterio.errors import NodataShadowWarning, RasterioError
 from rasterio.vrt import WarpedVRT
 from rasterio.windows import Window
 
@@ -87,8 +88,9 @@ class SceneReader:
             nodata = self.scene.nodata if self.scene.nodata is not None else src.nodata
             if nodata is not None:
                 options.update(src_nodata=nodata, nodata=nodata)
-            else:
-                # No nodata value: an alpha band tells where the source has pixels at all.
+            elif ColorInterp.alpha not in src.colorinterp:
+                # No nodata value: an added alpha band tells where the source has pixels at all (GDAL fills
+                # it from the source's internal mask, if any). A source alpha band is used as it is.
                 options.update(add_alpha=True)
             self._vrts[uri] = self._stack.enter_context(WarpedVRT(src, **options))
         return self._vrts[uri]
@@ -108,7 +110,10 @@ class SceneReader:
             positions = [p for p, _ in wanted]
             indexes = [i for _, i in wanted]
             try:
-                with rasterio.Env(**BLOCKWISE_WARP):
+                with rasterio.Env(**BLOCKWISE_WARP), warnings.catch_warnings():
+                    # A nodata value wins over an alpha band (often a NIR band mislabelled as alpha, as in 4-band
+                    # files written as RGBA): that is the intent, so rasterio's warning about it is noise.
+                    warnings.simplefilter("ignore", NodataShadowWarning)
                     data[positions] = vrt.read(indexes, window=window)
                     valid[positions] = vrt.read_masks(indexes, window=window) > 0
                 self.bytes_read += data[positions].nbytes
