@@ -18,7 +18,7 @@ from sqlmodel import Session
 from starlette.concurrency import iterate_in_threadpool, run_in_threadpool
 
 from api.ratelimit import KeyedBuckets, RequestLimiter
-from delivery.artifacts import artifact_store
+from delivery.artifacts import artifact_store, media_type_of, name_of
 from delivery.http_link import count_download, resolve_link
 from models.db import get_engine
 from models.errors import NotFound
@@ -93,7 +93,7 @@ def _prepare(request: Request, token: str, limiter: RequestLimiter) -> Prepared:
             session.add(record)
             session.commit()
             download_id = record.id
-        return Prepared(uri=export.artifact, size=size, etag=etag, filename=f"export-{export.id}.tif", link_id=link.id,
+        return Prepared(uri=export.artifact, size=size, etag=etag, filename=name_of(export.artifact), link_id=link.id,
                         byte_rate=link.byte_rate_limit, range=byte_range, download_id=download_id)
 
 
@@ -149,9 +149,9 @@ async def download(token: str, request: Request) -> Response:
         status = 206
         headers["Content-Range"] = f"bytes {start}-{end}/{prepared.size}"
     if request.method == "HEAD":
-        return Response(status_code=status, headers=headers, media_type="image/tiff")
+        return Response(status_code=status, headers=headers, media_type=media_type_of(prepared.filename))
     return StreamingResponse(_metered(prepared, start, end, state.download_byte_buckets), status_code=status,
-                             headers=headers, media_type="image/tiff")
+                             headers=headers, media_type=media_type_of(prepared.filename))
 
 
 def _size_for(token: str) -> int:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import threading
 from contextlib import contextmanager
@@ -16,6 +17,7 @@ from flows.status import claim_export, fail_export
 from models.db import get_engine
 from models.errors import Conflict
 from models.tables import Export
+from ray_render.shards import SHARDS_DIR
 from ray_render.writer import working_files
 
 
@@ -79,8 +81,10 @@ def _interrupts_end(export_id: int):
     """
     def settle_and_exit(signum, _frame):
         fail_export(export_id, f"{INTERRUPTED} ({signal.Signals(signum).name})")
-        for leftover in working_files(artifact_store().staging_path(export_id)):
+        staged = artifact_store().staging_path(export_id)
+        for leftover in working_files(staged):
             leftover.unlink(missing_ok=True)
+        shutil.rmtree(staged.parent / SHARDS_DIR, ignore_errors=True)
         import ray
 
         if ray.is_initialized():

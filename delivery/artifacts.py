@@ -22,9 +22,22 @@ from models.settings import get_settings
 READ_CHUNK = 1024 * 1024
 
 
-def artifact_name(export_id: int) -> str:
-    """The file name of an export's GeoTIFF, wherever it is stored or delivered."""
-    return f"export-{export_id}.tif"
+MEDIA_TYPES = {".tif": "image/tiff", ".zip": "application/zip", ".json": "application/geo+json"}
+
+
+def artifact_name(export_id: int, suffix: str = ".tif") -> str:
+    """The file name of an export's deliverable, wherever it is stored or delivered: a GeoTIFF, or a ZIP of shards."""
+    return f"export-{export_id}{suffix}"
+
+
+def name_of(uri: str) -> str:
+    """The file name of a stored artifact, from its path or s3:// URI."""
+    return Path(urlparse(uri).path).name
+
+
+def media_type_of(name: str) -> str:
+    """The media type of a deliverable by its name."""
+    return MEDIA_TYPES.get(Path(name).suffix, "application/octet-stream")
 
 
 class ArtifactStore(Protocol):
@@ -96,8 +109,8 @@ class S3ArtifactStore:
         self.staging_root = staging_root
         self.client = s3_client(endpoint_url=endpoint_url, attempts=get_settings().delivery_attempts)
 
-    def _key(self, export_id: int) -> str:
-        name = f"export-{export_id}/{artifact_name(export_id)}"
+    def _key(self, export_id: int, filename: str | None = None) -> str:
+        name = f"export-{export_id}/{filename or artifact_name(export_id)}"
         return f"{self.prefix}/{name}" if self.prefix else name
 
     def _split(self, uri: str) -> tuple[str, str]:
@@ -109,7 +122,7 @@ class S3ArtifactStore:
 
     def publish(self, export_id: int, staged: Path, sha256: str) -> str:
         settings = get_settings()
-        key = self._key(export_id)
+        key = self._key(export_id, staged.name)
         upload_file(self.client, staged, self.bucket, key, sha256=sha256, threshold=settings.s3_multipart_threshold,
                     part_size=settings.s3_part_size)
         shutil.rmtree(staged.parent, ignore_errors=True)

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Protocol, TypeVar
+from urllib.parse import urlparse
 
 from pydantic import BaseModel, ValidationError
 from sqlmodel import Session
@@ -26,7 +28,8 @@ class Artifact:
 
     @property
     def filename(self) -> str:
-        return f"export-{self.export_id}.tif"
+        """export-<id>.tif, or export-<id>.zip for a sharded export."""
+        return Path(urlparse(self.uri).path).name
 
 
 class Delivery(Protocol):

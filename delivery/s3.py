@@ -122,7 +122,8 @@ def upload_file(client, path: Path, bucket: str, key: str, *, sha256: str, thres
     file's SHA-256 is stored as the object's `sha256` metadata for whoever reads it later.
     """
     size = path.stat().st_size
-    extra = {"Metadata": {"sha256": sha256}, "ContentType": "image/tiff", **({"ACL": acl} if acl else {})}
+    content_type = "application/zip" if path.suffix == ".zip" else "image/tiff"
+    extra = {"Metadata": {"sha256": sha256}, "ContentType": content_type, **({"ACL": acl} if acl else {})}
     where = f"s3://{bucket}/{key}"
     if size <= min(threshold, MAX_SINGLE_PUT):
         data = path.read_bytes()

@@ -8,7 +8,7 @@ from urllib.parse import urlsplit
 
 from sqlmodel import Session
 
-from delivery.artifacts import artifact_store
+from delivery.artifacts import artifact_store, name_of
 from delivery.base import Artifact, parse_config
 from delivery.credentials import get_credential, hint_of, open_secret, store_credential
 from delivery.s3 import abort_upload, delivery_error, s3_client, upload_file
@@ -16,7 +16,7 @@ from models.errors import InvalidRequest
 from models.schemas import S3CredentialConfig, S3Secret, S3TargetConfig, TargetRequest
 from models.settings import get_settings
 from models.status import CredentialKind
-from models.tables import Credential, ExportTarget, User
+from models.tables import Credential, Export, ExportTarget, User
 
 OWNER_FULL_CONTROL = "bucket-owner-full-control"
 
@@ -138,7 +138,10 @@ class S3Delivery:
     def cleanup(self, session: Session, target: ExportTarget) -> None:
         """Abort multipart uploads left under the target's key, and delete an object already delivered."""
         config = S3TargetConfig.model_validate(target.config)
-        key = config.key_for(f"export-{target.export_id}.tif")
+        export = session.get(Export, target.export_id)
+        if export is None or not export.artifact:
+            return  # nothing was rendered, so nothing was uploaded
+        key = config.key_for(name_of(export.artifact))
         client = self._client(session, target)
         try:
             uploads = client.list_multipart_uploads(Bucket=config.bucket, Prefix=key).get("Uploads", [])

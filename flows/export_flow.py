@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -17,11 +18,12 @@ from delivery.base import Artifact
 from delivery.registry import DELIVERIES
 from flows.heartbeat import heartbeat
 from flows.hooks import mark_export_crashed, mark_export_failed, mark_export_finished
+from flows.packaging import package_shards
 from flows.progress import ProgressReporter
 from flows.status import advance_export, claim_export, set_export_fields, set_target_status
 from flows.submission import create_export
 from models.db import get_engine
-from models.errors import Conflict, DeliveryError, InvalidRequest, NotFound
+from models.errors import Conflict, DeliveryError, InvalidRequest, NotFound, RenderError
 from models.schemas import LOSSY_COMPRESSIONS, ExportRequest
 from models.settings import get_settings
 from models.status import ExportStatus, TargetStatus
@@ -29,8 +31,10 @@ from models.tables import Export, ExportTarget, Scene, User
 from models.timestamps import utcnow
 from models.tooltree import parse_tool_tree
 from ray_render.cluster import ensure_ray
+from ray_render.geometry import coverage
 from ray_render.grid import OutputGrid
-from ray_render.render import RenderOptions, coverage, render
+from ray_render.render import RenderOptions, Shard, render, render_shards
+from ray_render.shards import SHARDS_DIR, plan_shards
 from ray_render.stac import stac_item
 from ray_render.writer import CogOptions
 
@@ -73,24 +77,61 @@ def render_export(export_id: int) -> dict[str, Any]:
     logger.info("export %s: rendering %s x %s px in %s with %s px tiles", export_id, grid.width, grid.height,
                 grid.crs, options.tile_size)
     store = artifact_store()
-    result = render(tree, grid, store.staging_path(export_id), options, on_progress=ProgressReporter(export_id))
-    uri = store.publish(export_id, Path(result.path), result.sha256)
-    item = _stac_item(export_id, tree, grid, result, export.compression)
+    staged = store.staging_path(export_id)
+    windows = plan_shards(grid, tree.root, options.tile_size, settings.shard_max_bytes)
+    if not windows:
+        result = render(tree, grid, staged, options, on_progress=ProgressReporter(export_id))
+        uri = store.publish(export_id, Path(result.path), result.sha256)
+        item = _stac_item(export_id, tree, grid, result, export.compression)
+        summary = {**asdict(result)}
+    else:
+        shards = [Shard(name, window, staged.parent / SHARDS_DIR / f"export-{export_id}-{name}.tif")
+                  for name, window in windows]
+        summary = _render_sharded(export_id, tree, grid, shards, options, export.compression)
+        uri = store.publish(export_id, Path(summary["path"]), summary["sha256"])
+        item = json.dumps(summary.pop("collection"), indent=2).encode()
     stac_uri = store.put_sidecar(export_id, f"export-{export_id}.stac.json", item)
-    logger.info("export %s: wrote %s (%s bytes, %s tiles) in %.1f s", export_id, uri, result.bytes,
-                result.tiles, result.seconds)
-    summary = {**asdict(result), "uri": uri, "stac": stac_uri}
+    logger.info("export %s: wrote %s (%s bytes, %s tiles, %s shard(s)) in %.1f s", export_id, uri, summary["bytes"],
+                summary["tiles"], len(summary.get("shards", [])) or 1, summary["seconds"])
+    summary = {**summary, "uri": uri, "stac": stac_uri}
     set_export_fields(export_id, artifact=uri, result={**(export.result or {}), "render": summary})
     return summary
+
+
+def _render_sharded(export_id: int, tree, grid: OutputGrid, shards: list[Shard], options: RenderOptions,
+                    compression: str) -> dict[str, Any]:
+    """Render the shards with one actor pool and package them as export-<id>.zip; returns the render summary."""
+    started = time.perf_counter()
+    shards[0].path.parent.mkdir(parents=True, exist_ok=True)
+    results = render_shards(tree, grid, shards, options, on_progress=ProgressReporter(export_id))
+    if not results:
+        raise RenderError("nothing to render: no shard of the output has a tile with data")
+    lossy = compression in LOSSY_COMPRESSIONS
+    package = package_shards(export_id=export_id, directory=shards[0].path.parent, grid=grid, results=results,
+                             footprint=coverage(tree, grid), nodata=None if lossy else tree.root.nodata, masked=lossy,
+                             acquired=_acquired(tree), created=utcnow())
+    first = results[0]
+    return {
+        "path": str(package.path), "bytes": package.bytes, "sha256": package.sha256, "width": grid.width,
+        "height": grid.height, "bands": first.bands, "dtype": first.dtype, "tiles": sum(r.tiles for r in results),
+        "seconds": round(time.perf_counter() - started, 3), "collection": package.collection,
+        "shards": [{"name": r.name, "col_off": r.col_off, "row_off": r.row_off, "width": r.width, "height": r.height,
+                    "bytes": r.bytes, "sha256": r.sha256, "tiles": r.tiles} for r in results],
+    }
+
+
+def _acquired(tree) -> list:
+    """The acquisition times of the scenes the tree reads (those known)."""
+    scene_ids = [s.id for source in tree.sources() for s in source.scenes if s.id is not None]
+    with Session(get_engine()) as session:
+        return [t for t in session.exec(select(Scene.acquired_at).where(Scene.id.in_(scene_ids))) if t is not None]
 
 
 def _stac_item(export_id: int, tree, grid: OutputGrid, result, compression: str) -> bytes:
     """The STAC item of a render, with the acquisition times of the scenes it read."""
     # A lossy COG marks missing pixels in its internal mask, not with a nodata value.
     nodata = None if compression in LOSSY_COMPRESSIONS else tree.root.nodata
-    scene_ids = [s.id for source in tree.sources() for s in source.scenes if s.id is not None]
-    with Session(get_engine()) as session:
-        acquired = [t for t in session.exec(select(Scene.acquired_at).where(Scene.id.in_(scene_ids))) if t is not None]
+    acquired = _acquired(tree)
     item = stac_item(item_id=f"export-{export_id}", grid=grid, footprint=coverage(tree, grid),
                      asset_href=f"./export-{export_id}.tif", size=result.bytes, sha256=result.sha256, bands=result.bands,
                      dtype=result.dtype, nodata=nodata, acquired=acquired, created=utcnow())

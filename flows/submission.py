@@ -35,6 +35,7 @@ from models.tooltree import (
 )
 from ray_render.geometry import (
     bounds_polygon,
+    coverage,
     geojson_to_polygonal,
     parse_crs,
     polygonal_part,
@@ -42,6 +43,7 @@ from ray_render.geometry import (
     to_geojson,
 )
 from ray_render.grid import OutputGrid, native_resolution_in, plan_grid
+from ray_render.shards import count_shards
 from ray_render.stats import percentile_stretch
 
 DEFAULT_RGB_BANDS = ["red", "green", "blue"]
@@ -184,6 +186,12 @@ def custom_tool_tree(data: dict[str, Any], scenes: list[Scene], aoi, dst_crs: st
     return parse_tool_tree({**output, "input": data})
 
 
+def _shards(tree: ToolTree, grid: OutputGrid) -> int:
+    """The files the export will be written as (1, or its shards with data), from the render settings."""
+    settings = get_settings()
+    return count_shards(grid, tree.root, coverage(tree, grid), settings.tile_size, settings.shard_max_bytes)
+
+
 def _check_compression(compression: str, tree: ToolTree) -> None:
     """JPEG and WEBP take 8-bit RGB (three uint8 bands) only; say what the tool gives and what to use instead."""
     if compression not in LOSSY_COMPRESSIONS:
@@ -248,7 +256,8 @@ def plan_export(session: Session, *, owner: User, request: ExportRequest, check_
     size = estimate_bytes(grid, tree)
     limit = get_settings().max_export_bytes
     estimate = Estimate(width=grid.width, height=grid.height, pixels=grid.pixels, bands=tree.root.output_bands(),
-                        dtype=tree.root.dtype, bytes=size, limit_bytes=limit, within_limit=size <= limit,
+                        dtype=tree.root.dtype, bytes=size, shards=_shards(tree, grid), limit_bytes=limit,
+                        within_limit=size <= limit,
                         output_srid=request.srid, resolution=resolution)
     if check_limit and size > limit:
         raise InvalidRequest("aoi", f"the export would be {size:,} bytes ({grid.width} x {grid.height} px), "

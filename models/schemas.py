@@ -233,6 +233,8 @@ class Estimate(BaseModel):
     bands: list[str]
     dtype: str
     bytes: int  # uncompressed
+    # Files the output is split into (1: one COG; more: shards of one grid, delivered as one ZIP).
+    shards: int = 1
     limit_bytes: int
     within_limit: bool
     output_srid: int

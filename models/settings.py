@@ -61,6 +61,9 @@ class Settings(BaseSettings):
     retry_delivery_deployment: str = "retry-delivery/retry-delivery"
     # Largest output an export may have, in uncompressed bytes.
     max_export_bytes: int = 64 * 1024**3
+    # Outputs larger than this (uncompressed bytes) are split into shards of at most this size on one grid,
+    # delivered as one ZIP with a VRT and a STAC collection.
+    shard_max_bytes: int = Field(default=8 * 1024**3, gt=0)
 
     # S3 uploads: one PUT up to the threshold, multipart above it (parts of at least 5 MiB, at most 10,000).
     s3_multipart_threshold: int = Field(default=64 * 1024**2, ge=5 * 1024**2)

@@ -13,6 +13,7 @@ from pyproj.exceptions import CRSError
 from shapely.geometry import MultiPolygon, Polygon, box, mapping, shape
 
 from models.errors import InvalidAOI, InvalidRequest
+from models.tooltree import Mask, ToolTree
 
 # A polygon edge is split into pieces this many times shorter than the geometry's extent before
 # reprojection, so that straight lines in one CRS follow the curve they become in another.
@@ -111,3 +112,12 @@ def polygonal_part(geom):
         return geom
     polys = [g for g in getattr(geom, "geoms", []) if isinstance(g, (Polygon, MultiPolygon))]
     return shapely.union_all(polys) if polys else Polygon()
+
+
+def coverage(tree: ToolTree, grid) -> Any:
+    """Where a tool tree's output on `grid` can have data: its AOI masks, else the union of its sources' footprints."""
+    masks = tree.find(Mask)
+    if masks:
+        return shapely.intersection_all([shape(m.geometry) for m in masks])
+    footprints = [bounds_polygon(s.bounds, s.crs, grid.crs) for src in tree.sources() for s in src.scenes]
+    return shapely.union_all(footprints)

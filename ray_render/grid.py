@@ -87,6 +87,12 @@ def tile_windows(grid: OutputGrid, tile_size: int) -> Iterator[tuple[TileIndex, 
             yield TileIndex(row, col), window
 
 
+def starts_inside(window: Window, outer: Window) -> bool:
+    """Whether `window`'s top-left pixel lies in `outer` (tiles are assigned to shards this way)."""
+    return (outer.col_off <= window.col_off < outer.col_off + outer.width
+            and outer.row_off <= window.row_off < outer.row_off + outer.height)
+
+
 def native_resolution_in(dst_crs: str, src_crs: str, width: int, height: int, bounds) -> float:
     """A scene's pixel size expressed in `dst_crs` units, as gdalwarp would choose it."""
     src, dst = CRS.from_user_input(src_crs), CRS.from_user_input(dst_crs)

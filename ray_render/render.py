@@ -1,7 +1,11 @@
-"""Drive one render: plan tiles, fan them out to a pool of tile actors, stream results to the writer.
+"""Drive one render: plan tiles, fan them out to a pool of tile actors, stream results to the writers.
 
 In-flight work is bounded (`ray.wait`), the tree is put in the object store once, actors return only
 their tile's pixels, and the driver never holds more than the tiles in flight.
+
+A render writes one COG, or several shards: windows of one output grid, each its own COG, rendered by one
+actor pool in turn. A shard's COG is finished (overviews, compression) on a background thread while the
+actors render the next shard.
 """
 
 from __future__ import annotations
@@ -10,22 +14,22 @@ import itertools
 import time
 import uuid
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import ray
-import shapely
 from rasterio.windows import Window
 from ray.exceptions import RayActorError, RayError, RayTaskError
-from shapely.geometry import box, shape
+from shapely.geometry import box
 from shapely.prepared import prep
 
 from models.errors import GeoshipError, PermanentError, RenderError
-from models.tooltree import Mask, ToolTree
+from models.tooltree import ToolTree
 from ray_render.actors import TileActor
 from ray_render.cluster import cluster_cpus
-from ray_render.geometry import bounds_polygon
-from ray_render.grid import OutputGrid, TileIndex, tile_windows
+from ray_render.geometry import coverage
+from ray_render.grid import OutputGrid, TileIndex, starts_inside, tile_windows
 from ray_render.reader import DEFAULT_ERROR_THRESHOLD
 from ray_render.writer import CogOptions, CogWriter, sha256_of
 
@@ -51,8 +55,17 @@ class RenderOptions:
 
 
 @dataclass(frozen=True)
+class Shard:
+    """One file of a render: a window of the output grid and where its COG goes."""
+
+    name: str
+    window: Window
+    path: Path
+
+
+@dataclass(frozen=True)
 class RenderResult:
-    """What was written: where, how big, its checksum, and the tiling that produced it."""
+    """What was written: where, how big, its checksum, its place in the output grid, the tiles it took."""
 
     path: str
     bytes: int
@@ -63,15 +76,9 @@ class RenderResult:
     dtype: str
     tiles: int
     seconds: float
-
-
-def coverage(tree: ToolTree, grid: OutputGrid):
-    """Where the output can have data: the AOI masks, else the union of the sources' footprints."""
-    masks = tree.find(Mask)
-    if masks:
-        return shapely.intersection_all([shape(m.geometry) for m in masks])
-    footprints = [bounds_polygon(s.bounds, s.crs, grid.crs) for src in tree.sources() for s in src.scenes]
-    return shapely.union_all(footprints)
+    name: str = "all"
+    col_off: int = 0
+    row_off: int = 0
 
 
 def plan_tiles(tree: ToolTree, grid: OutputGrid, tile_size: int) -> list[tuple[TileIndex, Window]]:
@@ -88,11 +95,34 @@ def plan_tiles(tree: ToolTree, grid: OutputGrid, tile_size: int) -> list[tuple[T
 def render(tree: ToolTree, grid: OutputGrid, path: Path, options: RenderOptions = RenderOptions(),
            on_progress: ProgressCallback | None = None) -> RenderResult:
     """Render `tree` onto `grid` into a COG at `path`, calling `on_progress(done, total)` per tile."""
+    whole = Shard("all", Window(0, 0, grid.width, grid.height), Path(path))
+    results = render_shards(tree, grid, [whole], options, on_progress)
+    if results:
+        return results[0]
+    # No tile has data: the output is all nodata, and still a valid COG.
     started = time.perf_counter()
-    tiles = plan_tiles(tree, grid, options.tile_size)
+    output = tree.root
+    writer = CogWriter(Path(path), grid, len(output.output_bands()), output.dtype, output.nodata, output.output_bands(),
+                       options.cog).__enter__()
+    return _finish(writer, whole, output, 0, started)
+
+
+def render_shards(tree: ToolTree, grid: OutputGrid, shards: list[Shard], options: RenderOptions = RenderOptions(),
+                  on_progress: ProgressCallback | None = None) -> list[RenderResult]:
+    """Render `tree` onto `grid`, each shard (a window of it, a multiple of the tile size) into its own COG.
+
+    Shards without a tile worth rendering write no file and have no result. Either every shard's COG
+    appears or, on error, none of this render's working files remain.
+    """
+    started = time.perf_counter()
+    planned = plan_tiles(tree, grid, options.tile_size)
+    by_shard = _tiles_by_shard(planned, shards)
+    tiles = [tile for shard in shards for tile in by_shard.get(shard.name, [])]
     total = len(tiles)
     if on_progress:
         on_progress(0, total)
+    if not tiles:
+        return []
     pool_size = options.pool_size or cluster_cpus()
     pool_size = max(1, min(pool_size, total))
     tree_ref = ray.put(tree.to_json())  # shared by every actor, stored once
@@ -107,21 +137,85 @@ def render(tree: ToolTree, grid: OutputGrid, path: Path, options: RenderOptions 
 
     pool = _Pool([make_actor() for _ in range(pool_size)], make_actor)
     output = tree.root
+    shard_of = {(index.row, index.col): shard for shard in shards for index, _ in by_shard.get(shard.name, [])}
+    remaining = {name: len(found) for name, found in by_shard.items()}
+    writers: dict[str, CogWriter] = {}
+    finishing: dict[str, Future] = {}
+    shard_started: dict[str, float] = {}
+
+    def write(key: tuple[int, int], window: Window) -> Callable:
+        shard = shard_of[key]
+        if shard.name not in writers:
+            shard_grid = OutputGrid(grid.crs, grid.window_transform(shard.window), int(shard.window.width),
+                                    int(shard.window.height))
+            writers[shard.name] = CogWriter(shard.path, shard_grid, len(output.output_bands()), output.dtype,
+                                            output.nodata, output.output_bands(), options.cog).__enter__()
+            shard_started[shard.name] = time.perf_counter()
+
+        def put(pixels) -> None:
+            local = Window(window.col_off - shard.window.col_off, window.row_off - shard.window.row_off,
+                           window.width, window.height)
+            writers[shard.name].write(local, pixels)
+            remaining[shard.name] -= 1
+            if remaining[shard.name] == 0:  # the shard is complete: build its COG while the next one renders
+                finishing[shard.name] = finisher.submit(_finish, writers[shard.name], shard, output,
+                                                        len(by_shard[shard.name]), shard_started[shard.name])
+        return put
+
+    finisher = ThreadPoolExecutor(max_workers=1, thread_name_prefix="cog")
     try:
-        with CogWriter(Path(path), grid, len(output.output_bands()), output.dtype, output.nodata,
-                       output.output_bands(), options.cog) as writer:
-            _fan_out(pool, tiles, writer, options.in_flight_per_actor, on_progress)
+        _fan_out(pool, tiles, write, options.in_flight_per_actor, on_progress)
+        results = [finishing[shard.name].result() for shard in shards if shard.name in finishing]
     except RayError as exc:
+        _abandon(writers, finishing)
         raise _translate(exc) from None
+    except BaseException:
+        _abandon(writers, finishing)
+        raise
     finally:
+        finisher.shutdown(wait=True)
         for actor in pool.actors:
             ray.kill(actor)
-    size = Path(path).stat().st_size
+    seconds = round(time.perf_counter() - started, 3)
+    return [RenderResult(**{**result.__dict__, "seconds": seconds}) for result in results]
+
+
+def _tiles_by_shard(tiles: list[tuple[TileIndex, Window]], shards: list[Shard]) -> dict[str, list]:
+    """The planned tiles of each shard; a tile must lie wholly inside one shard."""
+    found: dict[str, list] = {}
+    for index, window in tiles:
+        for shard in shards:
+            s = shard.window
+            if starts_inside(window, s):
+                if window.col_off + window.width > s.col_off + s.width or window.row_off + window.height > s.row_off + s.height:
+                    raise ValueError(f"tile {index} straddles shard {shard.name}: shards must be multiples of the tile size")
+                found.setdefault(shard.name, []).append((index, window))
+                break
+    return found
+
+
+def _finish(writer: CogWriter, shard: Shard, output, tiles: int, started: float) -> RenderResult:
+    """Close a complete shard's writer (the COG appears at its path) and describe the file."""
+    writer.__exit__(None, None, None)
+    path = Path(shard.path)
     return RenderResult(
-        path=str(path), bytes=size, sha256=sha256_of(Path(path)), width=grid.width, height=grid.height,
-        bands=output.output_bands(), dtype=output.dtype, tiles=total,
-        seconds=round(time.perf_counter() - started, 3),
+        path=str(path), bytes=path.stat().st_size, sha256=sha256_of(path), width=int(shard.window.width),
+        height=int(shard.window.height), bands=output.output_bands(), dtype=output.dtype, tiles=tiles,
+        seconds=round(time.perf_counter() - started, 3), name=shard.name, col_off=int(shard.window.col_off),
+        row_off=int(shard.window.row_off),
     )
+
+
+def _abandon(writers: dict[str, CogWriter], finishing: dict[str, Future]) -> None:
+    """After a failure: close unfinished writers without a COG, and remove shards already finished."""
+    for name, writer in writers.items():
+        if name not in finishing:
+            writer.__exit__(RenderError, RenderError("abandoned"), None)
+    for future in finishing.values():
+        try:
+            Path(future.result().path).unlink(missing_ok=True)
+        except Exception:  # noqa: BLE001 - a shard that failed to finish left nothing under its name
+            pass
 
 
 def _translate(exc: RayError) -> Exception:
@@ -156,14 +250,17 @@ class _Pool:
         return (index + 1) % len(self.actors)
 
 
-def _fan_out(pool: _Pool, tiles, writer: CogWriter, per_actor: int, on_progress: ProgressCallback | None,
-             attempts: int = TILE_ATTEMPTS) -> None:
+def _fan_out(pool: _Pool, tiles, write: Callable[[tuple[int, int], Window], Callable], per_actor: int,
+             on_progress: ProgressCallback | None, attempts: int = TILE_ATTEMPTS) -> None:
     """Keep every actor busy with at most `per_actor` tiles, writing each result as it lands.
+
+    `write(key, window)` is called when a tile is first sent and returns the function that takes its pixels.
 
     A tile that fails for a transient reason (its actor died, a read failed) is tried again on another actor,
     up to `attempts` times in all; a permanent error (bad input) ends the render at once.
     """
     windows = {(i.row, i.col): w for i, w in tiles}
+    sinks: dict[tuple[int, int], Callable] = {}
     queue = iter(tiles)
     pending: dict = {}  # object ref -> (actor index, tile key)
     tries: dict[tuple[int, int], int] = {}
@@ -172,6 +269,8 @@ def _fan_out(pool: _Pool, tiles, writer: CogWriter, per_actor: int, on_progress:
         w = windows[key]
         ref = pool.actors[actor_index].render.remote(key, (w.col_off, w.row_off, w.width, w.height))
         pending[ref] = (actor_index, key)
+        if key not in sinks:
+            sinks[key] = write(key, w)
         tries[key] = tries.get(key, 0) + 1
 
     def submit(actor_index: int) -> None:
@@ -195,7 +294,7 @@ def _fan_out(pool: _Pool, tiles, writer: CogWriter, per_actor: int, on_progress:
                 pool.replace(actor_index)
             send(pool.other_than(actor_index), key)
             continue
-        writer.write(windows[key], pixels)
+        sinks.pop(key)(pixels)
         done += 1
         if on_progress:
             on_progress(done, len(tiles))

@@ -1,4 +1,5 @@
-"""A STAC Item (1.0.0, with the projection and file extensions) describing a rendered COG."""
+"""STAC 1.0.0 metadata of a render: an Item per COG (projection, file and raster extensions) and, for a
+sharded export, a Collection tying the shards' Items and their VRT together."""
 
 from __future__ import annotations
 
@@ -53,3 +54,28 @@ def stac_item(*, item_id: str, grid: OutputGrid, footprint, asset_href: str, siz
                              for band in bands],
         }},
     }
+
+
+def stac_collection(*, collection_id: str, description: str, items: list[dict[str, Any]], item_hrefs: list[str],
+                    vrt_href: str) -> dict[str, Any]:
+    """The Collection of a sharded export: the union of its items' extents, links to them, the VRT as an asset."""
+    west, south, east, north = (min(i["bbox"][0] for i in items), min(i["bbox"][1] for i in items),
+                                max(i["bbox"][2] for i in items), max(i["bbox"][3] for i in items))
+    times = sorted(t for i in items for t in (i["properties"].get("datetime"), i["properties"].get("start_datetime"),
+                                               i["properties"].get("end_datetime")) if t)
+    return {
+        "type": "Collection", "stac_version": "1.0.0", "stac_extensions": [], "id": collection_id,
+        "description": description, "license": "proprietary",
+        "extent": {"spatial": {"bbox": [[west, south, east, north]]},
+                   "temporal": {"interval": [[times[0] if times else None, times[-1] if times else None]]}},
+        "links": [{"rel": "item", "href": href, "type": "application/geo+json"} for href in item_hrefs],
+        "assets": {"mosaic": {"href": vrt_href, "type": "application/xml", "roles": ["data"],
+                              "title": "every shard as one raster (GDAL VRT)"}},
+    }
+
+
+def in_collection(item: dict[str, Any], collection_id: str, collection_href: str) -> dict[str, Any]:
+    """The item, linked to its collection."""
+    links = [{"rel": "collection", "href": collection_href, "type": "application/json"},
+             {"rel": "parent", "href": collection_href, "type": "application/json"}]
+    return {**item, "collection": collection_id, "links": item["links"] + links}

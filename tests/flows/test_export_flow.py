@@ -3,6 +3,7 @@
 import copy
 import hashlib
 import json
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -15,10 +16,11 @@ from sqlmodel import select
 from api.app import create_app
 from flows.export_flow import export_flow
 from flows.status import claim_export
-from flows.submission import create_export
+from flows.submission import create_export, plan_export
 from flows.views import export_view
 from models.errors import SceneReadError
 from models.schemas import ExportRequest, TargetRequest
+from models.settings import get_settings
 from models.status import ExportStatus, TargetStatus
 from models.tables import Download, Export
 from tests.conftest import SMALL_AOI
@@ -75,6 +77,51 @@ def test_an_export_renders_delivers_and_downloads(session, owner, project, monke
     assert response.content == path.read_bytes()
     (download,) = session.exec(select(Download)).all()
     assert download.completed and download.bytes_sent == path.stat().st_size
+
+
+def test_an_export_over_the_shard_size_arrives_as_one_zip_of_shards_a_vrt_and_a_stac_collection(
+        session, owner, project, monkeypatch):
+    whole_id = submit(session, owner, aoi=SMALL_AOI)
+    export_flow(whole_id)
+    monkeypatch.setenv("GEOSHIP_TILE_SIZE", "64")
+    monkeypatch.setenv("GEOSHIP_SHARD_MAX_BYTES", str(64 * 64 * 3 * 2))  # 64 px shards of 3 uint16 bands
+    get_settings.cache_clear()
+    estimate = plan_export(session, owner=owner, request=ExportRequest(project="alps", aoi=SMALL_AOI)).estimate
+    assert estimate.shards == 4  # about 100 x 100 px: a 2 x 2 lattice of 64 px shards, every one with data
+    export_id = submit(session, owner, aoi=SMALL_AOI, targets=[TargetRequest(config={"ttl_hours": 1})])
+    export_flow(export_id)
+
+    session.expire_all()
+    whole, export = session.get(Export, whole_id), session.get(Export, export_id)
+    assert export.status == ExportStatus.success, export.error
+    archive = Path(export.artifact)
+    assert archive.name == f"export-{export_id}.zip"
+    base = f"export-{export_id}"
+    with zipfile.ZipFile(archive) as zipped:
+        names = sorted(zipped.namelist())
+        assert all(info.compress_type == zipfile.ZIP_STORED for info in zipped.infolist())
+        collection = json.loads(zipped.read(f"{base}/collection.json"))
+        items = [json.loads(zipped.read(f"{base}/{link['href'][2:]}")) for link in collection["links"]]
+        for item in items:
+            member = f"{base}/{item['assets']['data']['href'][2:]}"
+            assert item["assets"]["data"]["file:checksum"] == "1220" + hashlib.sha256(zipped.read(member)).hexdigest()
+            assert item["collection"] == base
+    shard_files = [n for n in names if n.endswith(".tif")]
+    assert len(shard_files) == len(items) == estimate.shards == len(export.result["render"]["shards"])
+    assert f"{base}/{base}.vrt" in names
+    for name in shard_files:  # every shard is a valid COG, read straight from the archive
+        assert cog_validate(f"/vsizip/{archive}/{name}")[0]
+    with rasterio.open(f"/vsizip/{archive}/{base}/{base}.vrt") as mosaic, rasterio.open(whole.artifact) as single:
+        assert (mosaic.width, mosaic.height, mosaic.transform) == (single.width, single.height, single.transform)
+        assert np.array_equal(mosaic.read(), single.read())  # the shards are the unsharded export, seamlessly
+    sidecar = json.loads(archive.with_name(f"{base}.stac.json").read_text())
+    assert sidecar["type"] == "Collection" and len(sidecar["links"]) == len(items)
+
+    (target,) = export_view(session, export).targets
+    response = TestClient(create_app()).get(f"/downloads/{target.result['url'].rsplit('/', 1)[1]}")
+    assert response.status_code == 200 and response.headers["content-type"] == "application/zip"
+    assert f'filename="{base}.zip"' in response.headers["content-disposition"]
+    assert response.content == archive.read_bytes()
 
 
 def test_an_ndvi_export_writes_float_indices_with_nodata(session, owner, project):

@@ -14,7 +14,7 @@ import rasterio
 
 from ray_render.grid import plan_grid
 from ray_render.render import RenderOptions, render
-from tests.ray_render.test_render import scene, tree_of  # noqa: F401 (fixture)
+from tests.ray_render.test_render import tree_of
 
 SCRIPT = textwrap.dedent("""
     import json, sys
@@ -44,7 +44,7 @@ SCRIPT = textwrap.dedent("""
 """)
 
 
-def test_two_nodes_render_the_same_pixels_as_one(ray_cluster, scene, tmp_path):  # noqa: F811
+def test_two_nodes_render_the_same_pixels_as_one(ray_cluster, scene, tmp_path):
     grid = plan_grid("EPSG:32618", (500000, 4000000, 503000, 4003000), 10)
     tree = tree_of(scene)
     render(tree, grid, tmp_path / "one-node.tif", RenderOptions(tile_size=100))

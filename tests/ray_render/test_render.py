@@ -11,15 +11,6 @@ from ray_render.grid import plan_grid
 from ray_render.reader import WARP_BLOCK
 from ray_render.render import RenderOptions, plan_tiles, render
 from ray_render.writer import CogOptions
-from tests.ray_render.test_mosaic import source_of
-
-
-@pytest.fixture
-def scene(make_raster):
-    rng = np.random.default_rng(7)
-    smooth = np.cumsum(np.cumsum(rng.integers(0, 3, (3, 300, 300)), axis=1), axis=2)
-    data = (smooth % 60000 + 1).astype(np.uint16)
-    return source_of(make_raster("big.tif", data, origin=(500000, 4003000), nodata=0), "big", bands=("red", "green", "blue"))
 
 
 def tree_of(scene, aoi=None, crs="EPSG:32618"):

@@ -1,0 +1,133 @@
+"""Peak memory of a render against its output size: bounded by tile and pool size, never by the output.
+
+Renders the same four generated scenes (bench/compare_gdalwarp.py's, 13,000 px at 1.5 m by default) onto
+ever finer grids of the same area, up to at least 40,000 x 40,000 px, 3 bands uint16, with the settings a
+service uses (sharding included: outputs over GEOSHIP_SHARD_MAX_BYTES become shards). While each render
+runs, a sampler sums the memory of the whole process tree every 0.5 s: this process (the driver) and every
+Ray process (raylet, GCS, tile-actor workers). PSS counts shared pages (Ray's object store, libraries) once
+across processes; RSS counts them in each. Run:  .venv/bin/python bench/memory.py
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+import threading
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+
+import psutil  # noqa: E402
+from compare_gdalwarp import AOI, OUT, scenes  # noqa: E402
+from rasterio.windows import Window  # noqa: E402
+from shapely.geometry import shape  # noqa: E402
+
+from models.catalogue import scene_source  # noqa: E402
+from models.settings import get_settings  # noqa: E402
+from models.tables import Scene  # noqa: E402
+from models.tooltree import Identity, Mask, Output, ProjectSource, parse_tool_tree  # noqa: E402
+from ray_render.cluster import ensure_ray  # noqa: E402
+from ray_render.geometry import reproject_geometry, to_geojson  # noqa: E402
+from ray_render.grid import plan_grid  # noqa: E402
+from ray_render.inspect import inspect_scene  # noqa: E402
+from ray_render.render import RenderOptions, Shard, render_shards  # noqa: E402
+from ray_render.shards import plan_shards  # noqa: E402
+
+
+class TreeSampler(threading.Thread):
+    """Samples the summed PSS and RSS of this process and every Ray process until stopped; keeps the peaks."""
+
+    def __init__(self, interval: float = 0.5):
+        super().__init__(daemon=True)
+        self.interval, self.peak_pss, self.peak_rss, self.peak_processes = interval, 0, 0, 0
+        self._stop = threading.Event()
+
+    def _tree(self) -> list[psutil.Process]:
+        me = psutil.Process()
+        found = {me.pid: me, **{p.pid: p for p in me.children(recursive=True)}}
+        for process in psutil.process_iter(["cmdline"]):
+            line = " ".join(process.info["cmdline"] or [])
+            if "ray::" in line or "/ray/" in line or "raylet" in line or "gcs_server" in line:
+                found.setdefault(process.pid, process)
+        return list(found.values())
+
+    def run(self) -> None:
+        while not self._stop.is_set():
+            pss = rss = 0
+            processes = self._tree()
+            for process in processes:
+                try:
+                    info = process.memory_full_info()
+                    pss, rss = pss + info.pss, rss + info.rss
+                except (psutil.NoSuchProcess, psutil.AccessDenied):
+                    pass
+            self.peak_pss, self.peak_rss = max(self.peak_pss, pss), max(self.peak_rss, rss)
+            self.peak_processes = max(self.peak_processes, len(processes))
+            self._stop.wait(self.interval)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self.join()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--size", type=int, default=13000, help="pixels per side of each generated scene")
+    parser.add_argument("--resolution", type=float, default=1.5, help="scene pixel size (m)")
+    parser.add_argument("--sides", default="10000,20000,40000", help="output widths to render, in pixels")
+    parser.add_argument("--tile-size", type=int, default=512)
+    args = parser.parse_args()
+
+    paths = scenes(args.size, args.resolution)
+    sources = [scene_source(Scene(name=p.stem, owner_id=0, **asdict(inspect_scene(path=str(p))))) for p in paths]
+    aoi = reproject_geometry(shape(AOI), "EPSG:4326", "EPSG:3857")
+    node = Mask(input=Identity(input=ProjectSource(scenes=sources, bands=["red", "green", "blue"])),
+                geometry=to_geojson(aoi), crs="EPSG:3857")
+    tree = parse_tool_tree(Output(input=node, dtype="uint16", nodata=0).model_dump(mode="json"))
+    ensure_ray(num_cpus=os.cpu_count())
+    settings = get_settings()
+    options = RenderOptions(tile_size=args.tile_size, gdal_cache_mb=settings.gdal_cache_mb)
+    runs = []
+    for side in [int(s) for s in args.sides.split(",")]:
+        left, bottom, right, top = aoi.bounds
+        grid = plan_grid("EPSG:3857", aoi.bounds, (right - left) / side)
+        directory = OUT / f"memory-{side}"
+        shutil.rmtree(directory, ignore_errors=True)
+        directory.mkdir(parents=True)
+        windows = plan_shards(grid, tree.root, args.tile_size, settings.shard_max_bytes) or [
+            ("all", Window(0, 0, grid.width, grid.height))]
+        shards = [Shard(name, window, directory / f"{name}.tif") for name, window in windows]
+        sampler = TreeSampler()
+        sampler.start()
+        started = time.perf_counter()
+        results = render_shards(tree, grid, shards, options)
+        seconds = time.perf_counter() - started
+        sampler.stop()
+        run = {
+            "width": grid.width, "height": grid.height, "megapixels": round(grid.pixels / 1e6, 1), "bands": 3,
+            "uncompressed_gb": round(grid.pixels * 3 * 2 / 1e9, 2), "shards": len(results),
+            "cog_gb": round(sum(r.bytes for r in results) / 1e9, 2), "seconds": round(seconds, 1),
+            "peak_pss_mb": round(sampler.peak_pss / 2**20), "peak_rss_mb": round(sampler.peak_rss / 2**20),
+            "processes": sampler.peak_processes,
+        }
+        runs.append(run)
+        print(json.dumps(run), flush=True)
+        shutil.rmtree(directory, ignore_errors=True)
+    result = {"tile_size": args.tile_size, "pool_size": os.cpu_count(), "gdal_cache_mb": settings.gdal_cache_mb,
+              "shard_max_bytes": settings.shard_max_bytes, "tiles_in_flight_per_actor": options.in_flight_per_actor,
+              "runs": runs, "pss_growth_smallest_to_largest": round(runs[-1]["peak_pss_mb"] / runs[0]["peak_pss_mb"], 2)}
+    (OUT / "memory.json").write_text(json.dumps(result, indent=2))
+    print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()

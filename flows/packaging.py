@@ -1,0 +1,77 @@
+"""Package a sharded render as one deliverable: a ZIP of the shards' COGs, their STAC items, a VRT and a
+STAC collection tying them together.
+
+The ZIP stores (does not deflate) its members: COGs are compressed already, and stored members keep their
+byte ranges, so GDAL reads a shard or the whole mosaic straight from the archive
+(`/vsizip/export-7.zip/export-7/export-7.vrt`). ZIP64 lifts the 4 GiB limit.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import zipfile
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+import shapely
+from rasterio.windows import Window
+from shapely.geometry import box
+
+from ray_render.grid import OutputGrid
+from ray_render.render import RenderResult
+from ray_render.shards import mosaic_vrt
+from ray_render.stac import in_collection, stac_collection, stac_item
+from ray_render.writer import sha256_of
+
+
+@dataclass(frozen=True)
+class Package:
+    """The packaged deliverable and the STAC collection describing it."""
+
+    path: Path
+    bytes: int
+    sha256: str
+    collection: dict
+
+
+def package_shards(*, export_id: int, directory: Path, grid: OutputGrid, results: list[RenderResult], footprint,
+                   nodata: float | None, masked: bool, acquired: list[datetime], created: datetime) -> Package:
+    """Write each shard's item, the VRT and the collection beside the shards in `directory`, then ZIP them all
+    into `directory`'s parent as export-<id>.zip (via a temporary name). `directory` is removed afterwards."""
+    base = f"export-{export_id}"
+    hrefs, items = [], []
+    for result in results:
+        window = Window(result.col_off, result.row_off, result.width, result.height)
+        shard_grid = OutputGrid(grid.crs, grid.window_transform(window), result.width, result.height)
+        area = shapely.intersection(footprint, box(*shard_grid.bounds))
+        item = stac_item(item_id=f"{base}-{result.name}", grid=shard_grid, footprint=area,
+                         asset_href=f"./{Path(result.path).name}", size=result.bytes, sha256=result.sha256,
+                         bands=result.bands, dtype=result.dtype, nodata=nodata, acquired=acquired, created=created)
+        item = in_collection(item, base, "./collection.json")
+        name = f"{base}-{result.name}.stac.json"
+        (directory / name).write_text(json.dumps(item, indent=2))
+        hrefs.append(f"./{name}")
+        items.append(item)
+    first = results[0]
+    vrt = mosaic_vrt(grid, [(Path(r.path), Window(r.col_off, r.row_off, r.width, r.height)) for r in results],
+                     first.bands, first.dtype, nodata, masked)
+    (directory / f"{base}.vrt").write_text(vrt)
+    collection = stac_collection(collection_id=base, item_hrefs=hrefs, vrt_href=f"./{base}.vrt", items=items,
+                                 description=f"geoship export {export_id}: {len(results)} shards of one "
+                                             f"{grid.width} x {grid.height} px grid in {grid.crs}")
+    (directory / "collection.json").write_text(json.dumps(collection, indent=2))
+
+    archive = directory.parent / f"{base}.zip"
+    partial = archive.with_name(archive.name + ".partial")
+    try:
+        with zipfile.ZipFile(partial, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as zipped:
+            for member in sorted(directory.iterdir()):
+                zipped.write(member, arcname=f"{base}/{member.name}")
+        os.replace(partial, archive)
+    finally:
+        partial.unlink(missing_ok=True)
+    shutil.rmtree(directory, ignore_errors=True)
+    return Package(path=archive, bytes=archive.stat().st_size, sha256=sha256_of(archive), collection=collection)
