@@ -49,7 +49,8 @@ class TreeSampler(threading.Thread):
     def __init__(self, interval: float = 0.5):
         super().__init__(daemon=True)
         self.interval, self.peak_pss, self.peak_rss, self.peak_processes = interval, 0, 0, 0
-        self._stop = threading.Event()
+        self.peak_by_role: dict[str, int] = {}  # PSS of the largest process of each role
+        self._stopping = threading.Event()
 
     def _tree(self) -> list[psutil.Process]:
         me = psutil.Process()
@@ -60,22 +61,34 @@ class TreeSampler(threading.Thread):
                 found.setdefault(process.pid, process)
         return list(found.values())
 
+    @staticmethod
+    def _role(process: psutil.Process) -> str:
+        if process.pid == os.getpid():
+            return "driver"
+        line = " ".join(process.cmdline())
+        for role in ("TileActor", "raylet", "gcs_server", "dashboard", "log_monitor", "monitor.py"):
+            if role in line:
+                return role
+        return "ray::IDLE worker" if "ray::" in line else "other"
+
     def run(self) -> None:
-        while not self._stop.is_set():
+        while not self._stopping.is_set():
             pss = rss = 0
             processes = self._tree()
             for process in processes:
                 try:
                     info = process.memory_full_info()
                     pss, rss = pss + info.pss, rss + info.rss
+                    role = self._role(process)
+                    self.peak_by_role[role] = max(self.peak_by_role.get(role, 0), info.pss)
                 except (psutil.NoSuchProcess, psutil.AccessDenied):
                     pass
             self.peak_pss, self.peak_rss = max(self.peak_pss, pss), max(self.peak_rss, rss)
             self.peak_processes = max(self.peak_processes, len(processes))
-            self._stop.wait(self.interval)
+            self._stopping.wait(self.interval)
 
     def stop(self) -> None:
-        self._stop.set()
+        self._stopping.set()
         self.join()
 
 
@@ -118,6 +131,7 @@ def main() -> None:
             "cog_gb": round(sum(r.bytes for r in results) / 1e9, 2), "seconds": round(seconds, 1),
             "peak_pss_mb": round(sampler.peak_pss / 2**20), "peak_rss_mb": round(sampler.peak_rss / 2**20),
             "processes": sampler.peak_processes,
+            "peak_pss_mb_by_role": {k: round(v / 2**20) for k, v in sorted(sampler.peak_by_role.items())},
         }
         runs.append(run)
         print(json.dumps(run), flush=True)

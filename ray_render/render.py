@@ -18,6 +18,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import rasterio
 import ray
 from rasterio.windows import Window
 from ray.exceptions import RayActorError, RayError, RayTaskError
@@ -163,9 +164,13 @@ def render_shards(tree: ToolTree, grid: OutputGrid, shards: list[Shard], options
         return put
 
     finisher = ThreadPoolExecutor(max_workers=1, thread_name_prefix="cog")
+    # The driver's GDAL block cache (writing tiles, building each COG) gets the same bound as each actor's;
+    # left alone it would be 5 % of the machine's memory, filled in proportion to the output's size.
+    driver_cache = rasterio.Env(GDAL_CACHEMAX=options.gdal_cache_mb)
     try:
-        _fan_out(pool, tiles, write, options.in_flight_per_actor, on_progress)
-        results = [finishing[shard.name].result() for shard in shards if shard.name in finishing]
+        with driver_cache:
+            _fan_out(pool, tiles, write, options.in_flight_per_actor, on_progress)
+            results = [finishing[shard.name].result() for shard in shards if shard.name in finishing]
     except RayError as exc:
         _abandon(writers, finishing)
         raise _translate(exc) from None
