@@ -115,6 +115,8 @@ def export(
     percentiles: str = typer.Option("2,98", "--percentiles", help="LOW,HIGH percentiles for the automatic stretch."),
     gamma: float = typer.Option(1.0, "--gamma"),
     aoi: Path = typer.Option(None, "--aoi", help="GeoJSON geometry, Feature or FeatureCollection (EPSG:4326)."),
+    keep_extent: bool = typer.Option(False, "--keep-extent", help="Keep the project's whole extent (nodata outside "
+                                                                   "the AOI) instead of cropping to the AOI."),
     srid: int = typer.Option(3857, "--srid", help="Output EPSG code."),
     resolution: float = typer.Option(None, "--resolution", help="Output pixel size in output CRS units."),
     resampling: str = typer.Option(None, "--resampling", help="nearest, bilinear, cubic, average, ... (default: nearest "
@@ -147,7 +149,8 @@ def export(
             request = ExportRequest(
                 project=project, tool=tool, bands=[b.strip() for b in bands.split(",")] if bands else None,
                 color_correct=_color_correction(color_correct, stretch, percentiles, gamma),
-                aoi=_read_aoi(aoi) if aoi else None, srid=srid, resolution=resolution, resampling=resampling,
+                aoi=_read_aoi(aoi) if aoi else None, extent="project" if keep_extent else "aoi",
+                srid=srid, resolution=resolution, resampling=resampling,
                 compression=compression,
                 targets=_targets(session, to, link_ttl_hours=link_ttl_hours, link_rate=link_rate, link_quota=link_quota,
                                  s3_bucket=s3_bucket, s3_prefix=s3_prefix, s3_credential=s3_credential,

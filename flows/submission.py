@@ -63,7 +63,8 @@ def _footprint(scenes: list[Scene], dst_crs: str):
 
 
 def _area(request: ExportRequest, scenes: list[Scene], dst_crs: str):
-    """The AOI in the output CRS, clipped to the imagery, or the imagery's footprint when no AOI is given."""
+    """(AOI, extent) in the output CRS: the AOI and its part over the imagery, or (None, the imagery's footprint)
+    when no AOI is given. With `extent="project"` the extent is the imagery's footprint whatever the AOI."""
     footprint = _footprint(scenes, dst_crs)
     if request.aoi is None:
         return None, footprint
@@ -74,7 +75,7 @@ def _area(request: ExportRequest, scenes: list[Scene], dst_crs: str):
     overlap = polygonal_part(aoi.intersection(footprint))
     if overlap.is_empty or overlap.area == 0:
         raise InvalidAOI("aoi", "the area of interest does not overlap the project's scenes")
-    return aoi, overlap
+    return aoi, footprint if request.extent == "project" else overlap
 
 
 def _refuse_wraparound(lonlat) -> None:

@@ -216,6 +216,9 @@ class ExportRequest(BaseModel):
     color_correct: ColorCorrection | None = None
     aoi: dict[str, Any] | None = None
     aoi_crs: str = "EPSG:4326"
+    # "aoi": the output is cropped to the AOI's bounds; "project": it keeps the project's whole extent, with
+    # every pixel outside the AOI nodata (so exports of different AOIs line up on one raster).
+    extent: Literal["aoi", "project"] = "aoi"
     srid: int = 3857
     resolution: float | None = Field(default=None, gt=0)
     # None: nearest for plain RGB, bilinear for colour-corrected pictures and indices (flows.submission).

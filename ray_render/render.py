@@ -104,7 +104,7 @@ def render(tree: ToolTree, grid: OutputGrid, path: Path, options: RenderOptions 
     started = time.perf_counter()
     output = tree.root
     writer = CogWriter(Path(path), grid, len(output.output_bands()), output.dtype, output.nodata, output.output_bands(),
-                       options.cog).__enter__()
+                       options.cog).open()
     return _finish(writer, whole, output, 0, started)
 
 
@@ -150,7 +150,7 @@ def render_shards(tree: ToolTree, grid: OutputGrid, shards: list[Shard], options
             shard_grid = OutputGrid(grid.crs, grid.window_transform(shard.window), int(shard.window.width),
                                     int(shard.window.height))
             writers[shard.name] = CogWriter(shard.path, shard_grid, len(output.output_bands()), output.dtype,
-                                            output.nodata, output.output_bands(), options.cog).__enter__()
+                                            output.nodata, output.output_bands(), options.cog).open()
             shard_started[shard.name] = time.perf_counter()
 
         def put(pixels) -> None:
@@ -166,7 +166,8 @@ def render_shards(tree: ToolTree, grid: OutputGrid, shards: list[Shard], options
     finisher = ThreadPoolExecutor(max_workers=1, thread_name_prefix="cog")
     # The driver's GDAL block cache (writing tiles, building each COG) gets the same bound as each actor's;
     # left alone it would be 5 % of the machine's memory, filled in proportion to the output's size.
-    driver_cache = rasterio.Env(GDAL_CACHEMAX=options.gdal_cache_mb)
+    # (rasterio.Env takes GDAL_CACHEMAX in bytes, unlike GDAL's own environment variable, in MB.)
+    driver_cache = rasterio.Env(GDAL_CACHEMAX=options.gdal_cache_mb * 1024 * 1024)
     try:
         with driver_cache:
             _fan_out(pool, tiles, write, options.in_flight_per_actor, on_progress)
@@ -201,7 +202,7 @@ def _tiles_by_shard(tiles: list[tuple[TileIndex, Window]], shards: list[Shard]) 
 
 def _finish(writer: CogWriter, shard: Shard, output, tiles: int, started: float) -> RenderResult:
     """Close a complete shard's writer (the COG appears at its path) and describe the file."""
-    writer.__exit__(None, None, None)
+    writer.close()
     path = Path(shard.path)
     return RenderResult(
         path=str(path), bytes=path.stat().st_size, sha256=sha256_of(path), width=int(shard.window.width),
@@ -215,7 +216,7 @@ def _abandon(writers: dict[str, CogWriter], finishing: dict[str, Future]) -> Non
     """After a failure: close unfinished writers without a COG, and remove shards already finished."""
     for name, writer in writers.items():
         if name not in finishing:
-            writer.__exit__(RenderError, RenderError("abandoned"), None)
+            writer.close(complete=False)
     for future in finishing.values():
         try:
             Path(future.result().path).unlink(missing_ok=True)

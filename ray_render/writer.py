@@ -78,7 +78,8 @@ class CogWriter:
             self._profile["nodata"] = None  # validity goes into the internal mask instead
         self._dataset = None
 
-    def __enter__(self) -> CogWriter:
+    def open(self) -> CogWriter:
+        """Create the working file; returns self."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
         env = rasterio.Env(GDAL_TIFF_INTERNAL_MASK=True) if self._lossy else rasterio.Env()
         with env:
@@ -93,13 +94,20 @@ class CogWriter:
             nodata = self._nodata if self._nodata is not None else 0
             self._dataset.write_mask((array != nodata).any(axis=0).astype(np.uint8) * 255, window=window)
 
-    def __exit__(self, exc_type, exc, tb) -> None:
+    def close(self, complete: bool = True) -> None:
+        """Build the COG at `path` when `complete`, else abandon; the working file goes either way."""
         self._dataset.close()
         try:
-            if exc_type is None:
+            if complete:
                 self._finish()
         finally:
             self._work.unlink(missing_ok=True)
+
+    def __enter__(self) -> CogWriter:
+        return self.open()
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        self.close(complete=exc_type is None)
 
     def _finish(self) -> None:
         partial = self._partial

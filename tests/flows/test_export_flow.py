@@ -23,6 +23,7 @@ from models.schemas import ExportRequest, TargetRequest
 from models.settings import get_settings
 from models.status import ExportStatus, TargetStatus
 from models.tables import Download, Export
+from ray_render.grid import OutputGrid
 from tests.conftest import SMALL_AOI
 
 pytestmark = pytest.mark.usefixtures("ray_cluster", "prefect_server")
@@ -122,6 +123,26 @@ def test_an_export_over_the_shard_size_arrives_as_one_zip_of_shards_a_vrt_and_a_
     assert response.status_code == 200 and response.headers["content-type"] == "application/zip"
     assert f'filename="{base}.zip"' in response.headers["content-disposition"]
     assert response.content == archive.read_bytes()
+
+
+def test_an_export_can_keep_the_project_extent_with_nodata_outside_the_aoi(session, owner, project):
+    whole = plan_export(session, owner=owner, request=ExportRequest(project="alps")).grid
+    cropped = plan_export(session, owner=owner, request=ExportRequest(project="alps", aoi=SMALL_AOI)).grid
+    export_id = submit(session, owner, aoi=SMALL_AOI, extent="project")
+    export_flow(export_id)
+    session.expire_all()
+    export = session.get(Export, export_id)
+    assert export.status == ExportStatus.success, export.error
+    assert OutputGrid.from_dict(export.grid) == whole and cropped.pixels < whole.pixels / 2
+    with rasterio.open(export.artifact) as out:
+        valid = (out.read() > 0).all(axis=0)
+        rows, cols = np.nonzero(valid)
+        left, top = out.transform @ (cols.min(), rows.min())
+        right, bottom = out.transform @ (cols.max() + 1, rows.max() + 1)
+    # Data only inside the AOI, whose bounds are the cropped grid's: the rest of the extent is nodata.
+    assert 0 < valid.mean() < 0.5
+    assert abs(left - cropped.bounds[0]) <= cropped.resolution and abs(top - cropped.bounds[3]) <= cropped.resolution
+    assert abs(right - cropped.bounds[2]) <= cropped.resolution and abs(bottom - cropped.bounds[1]) <= cropped.resolution
 
 
 def test_an_ndvi_export_writes_float_indices_with_nodata(session, owner, project):
