@@ -16,7 +16,6 @@ from delivery.artifacts import artifact_store
 from flows.status import claim_export, fail_export
 from models.db import get_engine
 from models.errors import Conflict
-from models.settings import get_settings
 from models.tables import Export
 from ray_render.shards import SHARDS_DIR
 from ray_render.writer import working_files
@@ -37,33 +36,10 @@ def run_export_now(export_id: int) -> None:
     if not claim_export(export_id):
         raise Conflict(f"export {export_id} is not pending; another runner has it")
     from flows.export_flow import export_flow  # Prefect is imported only when a flow runs
+    from flows.warmup import start_services
 
     start_services()
     _run_with_progress(export_id, export_flow, export_id)
-
-
-def start_services() -> None:
-    """Start Ray here while Prefect's temporary server (when no PREFECT_API_URL is set) starts on a thread.
-
-    Both would otherwise start one after the other on the way to the first tile: the server when the flow
-    run begins, Ray when its render task does. Both are idempotent, so the flow then finds them running.
-    """
-    from prefect.client.orchestration import get_client
-    from prefect.settings import PREFECT_API_URL
-
-    from ray_render.cluster import ensure_ray
-
-    def start_prefect() -> None:
-        with get_client(sync_client=True) as client:  # starts the temporary server on first use
-            client.api_healthcheck()
-
-    starter = threading.Thread(target=start_prefect, name="prefect-server-start", daemon=True)
-    if not PREFECT_API_URL.value():
-        starter.start()
-    settings = get_settings()
-    ensure_ray(settings.ray_address, settings.ray_num_cpus)
-    if starter.is_alive():
-        starter.join()
 
 
 def retry_delivery_now(export_id: int, target_ids: list[int]) -> None:
