@@ -18,8 +18,9 @@ from sqlmodel import Session
 from starlette.concurrency import iterate_in_threadpool, run_in_threadpool
 
 from api.ratelimit import KeyedBuckets, RequestLimiter
-from delivery.artifacts import artifact_store, media_type_of, name_of
+from delivery.artifacts import artifact_store
 from delivery.http_link import count_download, resolve_link
+from delivery.names import media_type_of, name_of
 from models.db import get_engine
 from models.errors import NotFound
 from models.settings import get_settings

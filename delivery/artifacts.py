@@ -15,29 +15,12 @@ from pathlib import Path
 from typing import Protocol
 from urllib.parse import urlparse
 
+from delivery.names import artifact_name
 from delivery.s3 import delivery_error, s3_client, upload_file
 from models.errors import InvalidRequest
 from models.settings import get_settings
 
 READ_CHUNK = 1024 * 1024
-
-
-MEDIA_TYPES = {".tif": "image/tiff", ".zip": "application/zip", ".json": "application/geo+json"}
-
-
-def artifact_name(export_id: int, suffix: str = ".tif") -> str:
-    """The file name of an export's deliverable, wherever it is stored or delivered: a GeoTIFF, or a ZIP of shards."""
-    return f"export-{export_id}{suffix}"
-
-
-def name_of(uri: str) -> str:
-    """The file name of a stored artifact, from its path or s3:// URI."""
-    return Path(urlparse(uri).path).name
-
-
-def media_type_of(name: str) -> str:
-    """The media type of a deliverable by its name."""
-    return MEDIA_TYPES.get(Path(name).suffix, "application/octet-stream")
 
 
 class ArtifactStore(Protocol):

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Protocol, TypeVar
-from urllib.parse import urlparse
 
 from pydantic import BaseModel, ValidationError
 from sqlmodel import Session
 
+from delivery.names import name_of
 from models.errors import InvalidRequest
 from models.schemas import TargetRequest
 from models.tables import ExportTarget
@@ -29,7 +28,7 @@ class Artifact:
     @property
     def filename(self) -> str:
         """export-<id>.tif, or export-<id>.zip for a sharded export."""
-        return Path(urlparse(self.uri).path).name
+        return name_of(self.uri)
 
 
 class Delivery(Protocol):

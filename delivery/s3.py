@@ -20,6 +20,7 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionError
 
+from delivery.names import media_type_of
 from models.errors import CredentialRefused, PermanentDeliveryError, RetryableDeliveryError
 
 MIN_PART = 5 * 1024**2
@@ -122,8 +123,7 @@ def upload_file(client, path: Path, bucket: str, key: str, *, sha256: str, thres
     file's SHA-256 is stored as the object's `sha256` metadata for whoever reads it later.
     """
     size = path.stat().st_size
-    content_type = "application/zip" if path.suffix == ".zip" else "image/tiff"
-    extra = {"Metadata": {"sha256": sha256}, "ContentType": content_type, **({"ACL": acl} if acl else {})}
+    extra = {"Metadata": {"sha256": sha256}, "ContentType": media_type_of(path.name), **({"ACL": acl} if acl else {})}
     where = f"s3://{bucket}/{key}"
     if size <= min(threshold, MAX_SINGLE_PUT):
         data = path.read_bytes()

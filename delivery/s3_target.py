@@ -8,9 +8,10 @@ from urllib.parse import urlsplit
 
 from sqlmodel import Session
 
-from delivery.artifacts import artifact_store, name_of
+from delivery.artifacts import artifact_store
 from delivery.base import Artifact, parse_config
 from delivery.credentials import get_credential, hint_of, open_secret, store_credential
+from delivery.names import name_of
 from delivery.s3 import abort_upload, delivery_error, s3_client, upload_file
 from models.errors import InvalidRequest
 from models.schemas import S3CredentialConfig, S3Secret, S3TargetConfig, TargetRequest

@@ -114,6 +114,11 @@ def polygonal_part(geom):
     return shapely.union_all(polys) if polys else Polygon()
 
 
+def shares_area(area, other) -> bool:
+    """Whether the (prepared) `area` and `other` overlap in more than an edge or a corner."""
+    return area.intersects(other) and not area.touches(other)
+
+
 def coverage(tree: ToolTree, grid) -> Any:
     """Where a tool tree's output on `grid` can have data: its AOI masks, else the union of its sources' footprints."""
     masks = tree.find(Mask)

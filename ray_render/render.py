@@ -15,7 +15,7 @@ import time
 import uuid
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import rasterio
@@ -29,7 +29,7 @@ from models.errors import GeoshipError, PermanentError, RenderError
 from models.tooltree import ToolTree
 from ray_render.actors import TileActor
 from ray_render.cluster import cluster_cpus
-from ray_render.geometry import coverage
+from ray_render.geometry import coverage, shares_area
 from ray_render.grid import OutputGrid, TileIndex, starts_inside, tile_windows
 from ray_render.reader import DEFAULT_ERROR_THRESHOLD
 from ray_render.writer import CogOptions, CogWriter, sha256_of
@@ -88,7 +88,7 @@ def plan_tiles(tree: ToolTree, grid: OutputGrid, tile_size: int) -> list[tuple[T
     tiles = []
     for index, window in tile_windows(grid, tile_size):
         tile = box(*grid.window_bounds(window))
-        if area.intersects(tile) and not area.touches(tile):
+        if shares_area(area, tile):
             tiles.append((index, window))
     return tiles
 
@@ -183,7 +183,7 @@ def render_shards(tree: ToolTree, grid: OutputGrid, shards: list[Shard], options
         for actor in pool.actors:
             ray.kill(actor)
     seconds = round(time.perf_counter() - started, 3)
-    return [RenderResult(**{**result.__dict__, "seconds": seconds}) for result in results]
+    return [replace(result, seconds=seconds) for result in results]
 
 
 def _tiles_by_shard(tiles: list[tuple[TileIndex, Window]], shards: list[Shard]) -> dict[str, list]:

@@ -16,6 +16,7 @@ from rasterio.windows import Window
 from shapely.geometry import box
 from shapely.prepared import prep
 
+from ray_render.geometry import shares_area
 from ray_render.grid import OutputGrid
 
 # The folder, beside an export's staging path, its shards are written to before packaging.
@@ -32,12 +33,18 @@ def shard_side(bands: int, itemsize: int, tile_size: int, max_bytes: int) -> int
     return max(tile_size, side // tile_size * tile_size)
 
 
-def plan_shards(grid: OutputGrid, output, tile_size: int, max_bytes: int) -> list[tuple[str, Window]]:
-    """The shard windows of an output (an `Output` node) over `max_bytes` uncompressed; [] when one file will do."""
+def _side_when_sharded(grid: OutputGrid, output, tile_size: int, max_bytes: int) -> int | None:
+    """The shard side for an output (an `Output` node) over `max_bytes` uncompressed; None when one file will do."""
     bands, itemsize = len(output.output_bands()), np.dtype(output.dtype).itemsize
     if grid.pixels * bands * itemsize <= max_bytes:
-        return []
-    return shard_windows(grid, shard_side(bands, itemsize, tile_size, max_bytes))
+        return None
+    return shard_side(bands, itemsize, tile_size, max_bytes)
+
+
+def plan_shards(grid: OutputGrid, output, tile_size: int, max_bytes: int) -> list[tuple[str, Window]]:
+    """The shard windows of an output (an `Output` node) over `max_bytes` uncompressed; [] when one file will do."""
+    side = _side_when_sharded(grid, output, tile_size, max_bytes)
+    return [] if side is None else shard_windows(grid, side)
 
 
 def count_shards(grid: OutputGrid, output, coverage, tile_size: int, max_bytes: int, most: int = 4096) -> int:
@@ -46,16 +53,14 @@ def count_shards(grid: OutputGrid, output, coverage, tile_size: int, max_bytes: 
     Cheap for any grid: no tile is planned. Above `most` shard windows the window count is returned, an
     upper bound (such an output is far beyond any size limit anyway).
     """
-    bands, itemsize = len(output.output_bands()), np.dtype(output.dtype).itemsize
-    if grid.pixels * bands * itemsize <= max_bytes:
+    side = _side_when_sharded(grid, output, tile_size, max_bytes)
+    if side is None:
         return 1
-    side = shard_side(bands, itemsize, tile_size, max_bytes)
     windows = math.ceil(grid.height / side) * math.ceil(grid.width / side)
     if windows > most:
         return windows
     area = prep(coverage)
-    boxes = (box(*grid.window_bounds(window)) for _, window in shard_windows(grid, side))
-    return sum(1 for shard in boxes if area.intersects(shard) and not area.touches(shard))
+    return sum(1 for _, window in shard_windows(grid, side) if shares_area(area, box(*grid.window_bounds(window))))
 
 
 def shard_windows(grid: OutputGrid, side: int) -> list[tuple[str, Window]]:

@@ -36,6 +36,15 @@ def submit(session, owner, **fields) -> int:
     return export.id
 
 
+def run_to_success(session, export_id: int) -> Export:
+    """Run the export's flow here; returns its row, fresh, after checking it succeeded."""
+    export_flow(export_id)
+    session.expire_all()
+    export = session.get(Export, export_id)
+    assert export.status == ExportStatus.success, export.error
+    return export
+
+
 def test_an_export_renders_delivers_and_downloads(session, owner, project, monkeypatch):
     monkeypatch.setenv("GEOSHIP_TILE_SIZE", "64")  # several tiles even on a small output
     from models.settings import get_settings
@@ -129,10 +138,7 @@ def test_an_export_can_keep_the_project_extent_with_nodata_outside_the_aoi(sessi
     whole = plan_export(session, owner=owner, request=ExportRequest(project="alps")).grid
     cropped = plan_export(session, owner=owner, request=ExportRequest(project="alps", aoi=SMALL_AOI)).grid
     export_id = submit(session, owner, aoi=SMALL_AOI, extent="project")
-    export_flow(export_id)
-    session.expire_all()
-    export = session.get(Export, export_id)
-    assert export.status == ExportStatus.success, export.error
+    export = run_to_success(session, export_id)
     assert OutputGrid.from_dict(export.grid) == whole and cropped.pixels < whole.pixels / 2
     with rasterio.open(export.artifact) as out:
         valid = (out.read() > 0).all(axis=0)
@@ -147,10 +153,7 @@ def test_an_export_can_keep_the_project_extent_with_nodata_outside_the_aoi(sessi
 
 def test_an_ndvi_export_writes_float_indices_with_nodata(session, owner, project):
     export_id = submit(session, owner, tool="ndvi", aoi=SMALL_AOI)
-    export_flow(export_id)
-    session.expire_all()
-    export = session.get(Export, export_id)
-    assert export.status == ExportStatus.success, export.error
+    export = run_to_success(session, export_id)
     with rasterio.open(export.artifact) as out:
         ndvi = out.read(1, masked=True)
         assert out.dtypes[0] == "float32" and out.nodata == -9999
@@ -163,10 +166,7 @@ def test_an_ndvi_export_writes_float_indices_with_nodata(session, owner, project
 def test_a_colour_corrected_rgb_export_can_be_lossy_with_an_internal_mask(session, owner, project, codec):
     triangle = {"type": "Polygon", "coordinates": [[[11.93, 45.97], [12.08, 45.97], [12.0, 46.08], [11.93, 45.97]]]}
     export_id = submit(session, owner, aoi=triangle, color_correct={"percentiles": (2, 98)}, compression=codec)
-    export_flow(export_id)
-    session.expire_all()
-    export = session.get(Export, export_id)
-    assert export.status == ExportStatus.success, export.error
+    export = run_to_success(session, export_id)
     assert cog_validate(export.artifact)[0]
     with rasterio.open(export.artifact) as out:
         assert out.profile["compress"] == codec and out.dtypes == ("uint8",) * 3 and out.nodata is None
@@ -210,10 +210,7 @@ def test_an_evi_export_computes_on_reflectance_from_each_scenes_scale(session, o
     export = session.get(Export, export_id)
     source = export.tool["input"]["input"]["input"]
     assert export.tool["input"]["input"]["type"] == "band_math" and source["reflectance"] is True
-    export_flow(export_id)
-    session.expire_all()
-    export = session.get(Export, export_id)
-    assert export.status == ExportStatus.success, export.error
+    export = run_to_success(session, export_id)
     with rasterio.open(export.artifact) as out:
         evi = out.read(1, masked=True)
         assert out.dtypes[0] == "float32" and out.descriptions == ("evi",)
