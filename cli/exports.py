@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from enum import Enum
 from pathlib import Path
 
 import typer
@@ -11,9 +12,25 @@ from cli.common import EXIT_FAILED, acting_user, console, print_json, reports_er
 from flows.submission import create_export
 from flows.views import export_view, get_export
 from models.db import session_scope
-from models.errors import InvalidAOI, InvalidRequest
-from models.schemas import ColorCorrection, ExportRequest, StretchRequest, TargetRequest
+from models.errors import InvalidAOI, InvalidRequest, InvalidToolTree
+from models.schemas import (
+    COMPRESSIONS,
+    RESAMPLING_METHODS,
+    TOOL_NAMES,
+    ColorCorrection,
+    ExportRequest,
+    StretchRequest,
+    TargetRequest,
+)
 from models.status import ExportStatus, TargetKind
+from models.tooltree import INDICES
+
+# Choices read from the registries the request schema uses, so the CLI offers exactly what the API accepts.
+ToolName = Enum("ToolName", {name: name for name in TOOL_NAMES}, type=str)
+Compression = Enum("Compression", {name: name for name in COMPRESSIONS}, type=str)
+ResamplingMethod = Enum("ResamplingMethod", {name: name for name in RESAMPLING_METHODS}, type=str)
+TOOL_HELP = ("rgb, or a named index computed on each band's scale and offset: "
+             + ", ".join(f"{name} ({index.formula})" for name, index in INDICES.items()) + ".")
 
 
 def _read_aoi(path: Path) -> dict:
@@ -23,6 +40,15 @@ def _read_aoi(path: Path) -> dict:
         raise InvalidAOI("aoi", f"no such file: {path}") from None
     except json.JSONDecodeError as exc:
         raise InvalidAOI("aoi", f"{path} is not valid JSON ({exc.msg} at line {exc.lineno})") from None
+
+
+def _read_tool_tree(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        raise InvalidToolTree("tool-tree", f"no such file: {path}") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise InvalidToolTree("tool-tree", f"{path} is not valid JSON ({exc})") from None
 
 
 def _color_correction(enabled: bool, stretch: list[str] | None, percentiles: str, gamma: float) -> ColorCorrection | None:
@@ -107,8 +133,11 @@ def _targets(session, kinds: list[TargetKind], *, link_ttl_hours, link_rate, lin
 @reports_errors
 def export(
     ctx: typer.Context,
-    project: str = typer.Option(None, "--project", help="Project name or id."),
-    tool: str = typer.Option("rgb", "--tool", help="rgb, ndvi, ndwi or evi (indices use each band's scale and offset)."),
+    project: str = typer.Option(None, "--project", help="Project name or id (with --tool-tree: for leaves that name "
+                                                        "no project)."),
+    tool: ToolName = typer.Option("rgb", "--tool", help=TOOL_HELP),
+    tool_tree: Path = typer.Option(None, "--tool-tree", help="A tool tree of your own (JSON file) instead of --tool; "
+                                                             "its leaves name the projects or scenes they read."),
     bands: str = typer.Option(None, "--bands", help="Bands to use, e.g. red,green,blue or nir,red,green."),
     color_correct: bool = typer.Option(False, "--color-correct", help="Stretch to 8-bit (percentiles unless --stretch)."),
     stretch: list[str] = typer.Option(None, "--stretch", help="BAND:MIN:MAX, once per band."),
@@ -119,10 +148,11 @@ def export(
                                                                    "the AOI) instead of cropping to the AOI."),
     srid: int = typer.Option(3857, "--srid", help="Output EPSG code."),
     resolution: float = typer.Option(None, "--resolution", help="Output pixel size in output CRS units."),
-    resampling: str = typer.Option(None, "--resampling", help="nearest, bilinear, cubic, average, ... (default: nearest "
-                                                            "for plain RGB, bilinear for colour correction and indices)."),
-    compression: str = typer.Option("deflate", "--compression", help="deflate, zstd or lzw; jpeg or webp for 8-bit RGB "
-                                                                    "(--color-correct), with an internal mask."),
+    resampling: ResamplingMethod = typer.Option(None, "--resampling", help="Default: nearest for plain RGB, bilinear "
+                                                "for colour correction, indices and tool trees (whose leaves may set "
+                                                "their own)."),
+    compression: Compression = typer.Option("deflate", "--compression", help="deflate, zstd or lzw; jpeg or webp for "
+                                             "8-bit RGB (--color-correct), with an internal mask."),
     to: list[TargetKind] = typer.Option([TargetKind.http], "--to", help="Delivery target(s): http, s3, dropbox."),
     link_ttl_hours: float = typer.Option(None, "--link-ttl-hours", help="http: hours until the link expires."),
     link_rate: int = typer.Option(None, "--link-rate", help="http: bytes per second each link may serve."),
@@ -140,18 +170,20 @@ def export(
     """Order an export of a project. Without --wait it stays pending for the poller."""
     if ctx.invoked_subcommand is not None:
         return
-    if not project:
-        raise InvalidRequest("project", "--project is required to order an export")
+    if not project and tool_tree is None:
+        raise InvalidRequest("project", "--project is required to order an export (or --tool-tree, whose leaves "
+                                        "name their projects)")
     from pydantic import ValidationError
 
     with session_scope() as session:
         try:
             request = ExportRequest(
-                project=project, tool=tool, bands=[b.strip() for b in bands.split(",")] if bands else None,
+                project=project or None, tool=tool.value, tool_tree=_read_tool_tree(tool_tree) if tool_tree else None,
+                bands=[b.strip() for b in bands.split(",")] if bands else None,
                 color_correct=_color_correction(color_correct, stretch, percentiles, gamma),
                 aoi=_read_aoi(aoi) if aoi else None, extent="project" if keep_extent else "aoi",
-                srid=srid, resolution=resolution, resampling=resampling,
-                compression=compression,
+                srid=srid, resolution=resolution, resampling=resampling.value if resampling else None,
+                compression=compression.value,
                 targets=_targets(session, to, link_ttl_hours=link_ttl_hours, link_rate=link_rate, link_quota=link_quota,
                                  s3_bucket=s3_bucket, s3_prefix=s3_prefix, s3_credential=s3_credential,
                                  owner_full_control=owner_full_control, dropbox_credential=dropbox_credential,
@@ -159,7 +191,8 @@ def export(
             )
         except ValidationError as exc:
             first = exc.errors()[0]
-            raise InvalidRequest(".".join(map(str, first["loc"])) or "request", first["msg"]) from None
+            reason = first["msg"].removeprefix("Value error, ")
+            raise InvalidRequest(".".join(map(str, first["loc"])) or "request", reason) from None
         export_id = create_export(session, owner=acting_user(session), request=request).id
     if wait:
         from cli.running import run_export_now

@@ -14,14 +14,14 @@ import shapely
 from sqlmodel import Session
 
 from delivery.registry import DELIVERIES
+from flows.binding import bind_tool_tree, leaf_default_resampling
 from models.catalogue import find_project, project_scenes, scene_source, unreadable_scenes
 from models.errors import Forbidden, InvalidAOI, InvalidRequest, InvalidToolTree
-from models.schemas import LOSSY_COMPRESSIONS, Estimate, ExportRequest
+from models.schemas import LOSSY_COMPRESSIONS, Estimate, ExportRequest, SourceView
 from models.settings import get_settings
 from models.tables import Export, ExportTarget, Project, Scene, User
 from models.tooltree import (
-    INDEX_BANDS,
-    MAX_DEPTH,
+    INDICES,
     ColorCorrect,
     Identity,
     Mask,
@@ -29,9 +29,8 @@ from models.tooltree import (
     ProjectSource,
     Stretch,
     ToolTree,
-    evi,
-    index_node,
     parse_tool_tree,
+    walk_json,
 )
 from ray_render.geometry import (
     bounds_polygon,
@@ -47,8 +46,12 @@ from ray_render.shards import count_shards
 from ray_render.stats import percentile_stretch
 
 DEFAULT_RGB_BANDS = ["red", "green", "blue"]
-EVI_BANDS = ("nir", "red", "blue")
 INDEX_NODATA = -9999.0
+# The output of a tool tree that gives no `output` root: float32 with a nodata value, or RGBA for a colour map.
+DEFAULT_OUTPUT = {"type": "output", "dtype": "float32", "nodata": INDEX_NODATA}
+RGBA_OUTPUT = {"type": "output", "dtype": "uint8", "nodata": None}
+# Nodes that pass their input's bands through, looked through to find what makes a tree's output.
+PASS_THROUGH = ("identity", "mask", "mask_by")
 
 
 def _output_crs(srid: int) -> str:
@@ -101,7 +104,7 @@ def _bands(request: ExportRequest, scenes: list[Scene]) -> list[str]:
     if request.tool == "rgb":
         bands = request.bands or DEFAULT_RGB_BANDS
     else:
-        wanted = EVI_BANDS if request.tool == "evi" else INDEX_BANDS[request.tool]
+        wanted = INDICES[request.tool].bands
         bands = request.bands or list(wanted)
         if len(bands) != len(wanted):
             raise InvalidRequest("bands", f"{request.tool} takes {len(wanted)} bands ({', '.join(wanted)}), got {len(bands)}")
@@ -151,7 +154,7 @@ def build_tool_tree(request: ExportRequest, scenes: list[Scene], aoi, dst_crs: s
     else:
         # Indices are computed on physical values: each band's scale and offset applied first.
         source = source.model_copy(update={"reflectance": True})
-        node = evi(source, *bands) if request.tool == "evi" else index_node(request.tool, source, bands)
+        node = INDICES[request.tool].node(source, bands)
         output = dict(dtype="float32", nodata=INDEX_NODATA)
     if aoi is not None:
         node = Mask(input=node, geometry=to_geojson(aoi), crs=dst_crs)
@@ -160,31 +163,57 @@ def build_tool_tree(request: ExportRequest, scenes: list[Scene], aoi, dst_crs: s
     return parse_tool_tree(root.model_dump(mode="json"))
 
 
-def custom_tool_tree(data: dict[str, Any], scenes: list[Scene], aoi, dst_crs: str, project_id: int) -> ToolTree:
-    """A user's own tool tree, completed: the project's scenes put into its `project` leaves, the AOI mask
-    under the root, and an `output` root (float32, nodata -9999) when it has none.
+def _makes_colours(data: Any) -> bool:
+    """Whether a user's tree (JSON) ends in a colour map, looking through identity and mask nodes."""
+    while isinstance(data, dict) and data.get("type") in PASS_THROUGH:
+        data = data.get("input")
+    return isinstance(data, dict) and data.get("type") == "colormap"
 
-    A tree may not name scenes or files itself: everything it reads comes from a project the user may read.
-    """
+
+def _reproject_masks(data: dict[str, Any], dst_crs: str) -> None:
+    """A tree's own `mask` nodes, checked and reprojected into the output CRS in place (as the AOI is)."""
+    for path, node in walk_json(data):
+        if node.get("type") != "mask":
+            continue
+        crs = node.get("crs", "EPSG:4326")
+        try:
+            polygon = geojson_to_polygonal(node.get("geometry"))
+            source_crs = parse_crs(crs, f"{path}.crs").to_string()
+            node.update(geometry=to_geojson(reproject_geometry(polygon, source_crs, dst_crs)), crs=dst_crs)
+        except InvalidAOI as exc:
+            raise InvalidToolTree(f"{path}.geometry", exc.reason) from None
+
+
+def custom_tool_tree(data: dict[str, Any], aoi, dst_crs: str, resampling: str) -> ToolTree:
+    """A user's own tool tree with its leaves already bound (`flows.binding`), completed: its masks in the
+    output CRS, each leaf's resampling, the AOI mask under the root, and an `output` root when it has none
+    (float32 with nodata -9999; RGBA uint8 for a colour map)."""
     data = copy.deepcopy(data)
-    output = {"type": "output", "dtype": "float32", "nodata": INDEX_NODATA}
+    output = dict(RGBA_OUTPUT if _makes_colours(data) else DEFAULT_OUTPUT)
     if data.get("type") == "output":
         output.update({k: v for k, v in data.items() if k != "input"})
         data = data.get("input")
-    sources = [scene_source(s).model_dump(mode="json") for s in scenes]
-    node, path = data, "tool"
-    for _ in range(MAX_DEPTH + 1):  # a deeper tree is refused by the parser below
-        if not isinstance(node, dict):
-            break
-        if node.get("type") == "project":
-            if "scenes" in node:
-                raise InvalidToolTree(f"{path}.scenes", "a tool tree reads only from the export's project; name the "
-                                                        "bands it needs, not scenes")
-            node.update(project_id=project_id, scenes=sources)
-        node, path = node.get("input"), f"{path}.input"
+        if not isinstance(data, dict):
+            raise InvalidToolTree("tool.input", "the output node needs an input node")
+    _reproject_masks(data, dst_crs)
+    leaf_default_resampling(data, resampling)
     if aoi is not None:
         data = {"type": "mask", "geometry": to_geojson(aoi), "crs": dst_crs, "input": data}
     return parse_tool_tree({**output, "input": data})
+
+
+def source_views(tree: ToolTree, projects: dict[int, Project], resampling: str) -> list[SourceView]:
+    """What each leaf of `tree` reads, with its path in the tree."""
+    paths = [path for path, node in walk_json(tree.to_json()) if node.get("type") in ("project", "scene")]
+    views = []
+    for path, leaf in zip(paths, tree.sources(), strict=True):
+        project = projects.get(getattr(leaf, "project_id", None) or -1)
+        views.append(SourceView(
+            node=path, kind=leaf.type, project_id=project.id if project else None,
+            project=project.name if project else None, scene_id=getattr(leaf, "scene", None),
+            scenes=[s.name for s in leaf.scenes], bands=list(leaf.bands), resampling=leaf.resampling or resampling,
+        ))
+    return views
 
 
 def _shards(tree: ToolTree, grid: OutputGrid) -> int:
@@ -224,20 +253,18 @@ def _check_targets(session: Session, owner: User, request: ExportRequest, estima
 class ExportPlan:
     """A validated export request: everything needed to insert it, nothing written yet."""
 
-    project: Project
+    project: Project | None
     tree: ToolTree
     grid: OutputGrid
     aoi: Any
     resolution: float
+    resampling: str
     estimate: Estimate
 
 
-def plan_export(session: Session, *, owner: User, request: ExportRequest, check_limit: bool = True) -> ExportPlan:
-    """Authorise and preflight `request`: the project and every scene readable, AOI, grid, tool tree, size, targets.
-
-    Raises the error naming the problem (`NotFound`, `Forbidden`, `InvalidRequest`...); writes nothing.
-    """
-    project = find_project(session, user=owner, ref=request.project)
+def _readable_project(session: Session, owner: User, ref: str | int) -> tuple[Project, list[Scene]]:
+    """The named tool's project and its scenes, every one readable by `owner`."""
+    project = find_project(session, user=owner, ref=ref)
     scenes = project_scenes(session, project=project)
     if not scenes:
         raise InvalidRequest("project", f"project {project.name!r} has no scenes")
@@ -245,12 +272,31 @@ def plan_export(session: Session, *, owner: User, request: ExportRequest, check_
     if hidden:
         names = ", ".join(f"{s.name} (id {s.id})" for s in hidden)
         raise Forbidden(f"you may not read scene(s) {names} of project {project.name!r}; ask their owner to share them")
+    return project, scenes
+
+
+def plan_export(session: Session, *, owner: User, request: ExportRequest, check_limit: bool = True) -> ExportPlan:
+    """Authorise and preflight `request`: every project and scene it reads, AOI, grid, tool tree, size, targets.
+
+    Raises the error naming the problem (`NotFound`, `Forbidden`, `InvalidRequest`...); writes nothing.
+    """
+    resampling = request.resampling or default_resampling(request)
+    if request.tool_tree is not None:
+        bound = bind_tool_tree(session, owner=owner, data=request.tool_tree, default_project=request.project)
+        project = (find_project(session, user=owner, ref=request.project) if request.project is not None
+                   else bound.first_project())
+        scenes, projects = list(bound.scenes.values()), bound.projects
+        if not scenes:
+            raise InvalidToolTree("tool", "the tree reads nothing: give it a project or scene leaf")
+    else:
+        project, scenes = _readable_project(session, owner, request.project)
+        projects = {project.id: project}
     dst_crs = _output_crs(request.srid)
     aoi, area = _area(request, scenes, dst_crs)
     resolution = _resolution(request, scenes, dst_crs)
     grid = plan_grid(dst_crs, area.bounds, resolution)
     if request.tool_tree is not None:
-        tree = custom_tool_tree(request.tool_tree, scenes, aoi, dst_crs, project.id)
+        tree = custom_tool_tree(bound.data, aoi, dst_crs, resampling)
     else:
         tree = build_tool_tree(request, scenes, aoi, dst_crs, project.id)
     _check_compression(request.compression, tree)
@@ -258,13 +304,14 @@ def plan_export(session: Session, *, owner: User, request: ExportRequest, check_
     limit = get_settings().max_export_bytes
     estimate = Estimate(width=grid.width, height=grid.height, pixels=grid.pixels, bands=tree.root.output_bands(),
                         dtype=tree.root.dtype, bytes=size, shards=_shards(tree, grid), limit_bytes=limit,
-                        within_limit=size <= limit,
-                        output_srid=request.srid, resolution=resolution)
+                        within_limit=size <= limit, output_srid=request.srid, resolution=resolution,
+                        sources=source_views(tree, projects, resampling))
     if check_limit and size > limit:
         raise InvalidRequest("aoi", f"the export would be {size:,} bytes ({grid.width} x {grid.height} px), "
                                     f"over the limit of {limit:,} bytes; use a smaller area or a coarser resolution")
     _check_targets(session, owner, request, size)
-    return ExportPlan(project=project, tree=tree, grid=grid, aoi=aoi, resolution=resolution, estimate=estimate)
+    return ExportPlan(project=project, tree=tree, grid=grid, aoi=aoi, resolution=resolution, resampling=resampling,
+                      estimate=estimate)
 
 
 def create_export(session: Session, *, owner: User, request: ExportRequest) -> Export:
@@ -272,10 +319,11 @@ def create_export(session: Session, *, owner: User, request: ExportRequest) -> E
     plan = plan_export(session, owner=owner, request=request)
     dst_crs = plan.grid.crs
     export = Export(
-        owner_id=owner.id, project_id=plan.project.id, tool=plan.tree.to_json(), output_srid=request.srid,
+        owner_id=owner.id, project_id=plan.project.id if plan.project else None, tool=plan.tree.to_json(),
+        output_srid=request.srid,
         resolution=plan.resolution, mask=to_geojson(plan.aoi) if plan.aoi is not None else None,
         mask_crs=dst_crs if plan.aoi is not None else None, grid=plan.grid.to_dict(),
-        resampling=request.resampling or default_resampling(request), compression=request.compression,
+        resampling=plan.resampling, compression=request.compression,
         result={"skipped_scenes": skipped} if (skipped := skipped_scenes(plan.tree)) else None,
     )
     session.add(export)

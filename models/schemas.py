@@ -9,14 +9,13 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
 from models.status import CredentialKind, ExportStatus, TargetKind, TargetStatus
+from models.tooltree import INDICES, RESAMPLING_METHODS
 
-TOOL_NAMES = ("rgb", "ndvi", "ndwi", "evi")
+# The named tools: plain or colour-corrected RGB, and every named index of the registry.
+TOOL_NAMES = ("rgb", *INDICES)
 COMPRESSIONS = ("deflate", "zstd", "lzw", "jpeg", "webp")
 # Lossy codecs, for 8-bit RGB only (validity then goes into an internal mask).
 LOSSY_COMPRESSIONS = ("jpeg", "webp")
-RESAMPLING_METHODS = (
-    "nearest", "bilinear", "cubic", "cubic_spline", "lanczos", "average", "mode", "min", "max", "med", "q1", "q3",
-)
 
 
 class HttpLinkConfig(BaseModel):
@@ -206,11 +205,13 @@ class ExportRequest(BaseModel):
     on an output grid, delivered to one or more targets."""
 
     model_config = ConfigDict(extra="forbid")
-    project: str | int
+    # The project of a named tool; with a `tool_tree`, the project of the leaves that name none (optional).
+    project: str | int | None = None
     tool: Literal[TOOL_NAMES] = "rgb"  # type: ignore[valid-type]
-    # A custom tool tree instead of a named tool: nodes as in models.tooltree, whose `project` leaves name
-    # only the bands they read (the scenes come from `project`). Without an `output` root, the result is
-    # float32 with nodata -9999.
+    # A tool tree of your own instead of a named tool: nodes as in models.tooltree. Its leaves name the project
+    # (`{"type": "project", "project": "naip-2014", "bands": [...]}`) or scene (`{"type": "scene", "scene": 12,
+    # ...}`) they read. Without an `output` root, the result is float32 with nodata -9999 (a colour map: RGBA
+    # uint8).
     tool_tree: dict[str, Any] | None = None
     bands: list[str] | None = None
     color_correct: ColorCorrection | None = None
@@ -225,6 +226,32 @@ class ExportRequest(BaseModel):
     resampling: Literal[RESAMPLING_METHODS] | None = None  # type: ignore[valid-type]
     compression: Literal[COMPRESSIONS] = "deflate"  # type: ignore[valid-type]
     targets: list[TargetRequest] = Field(default_factory=lambda: [TargetRequest()], min_length=1, max_length=10)
+
+    @model_validator(mode="after")
+    def _one_kind_of_tool(self) -> ExportRequest:
+        if self.tool_tree is None and self.project is None:
+            raise ValueError("give a `project` for a named tool, or a `tool_tree` whose leaves name their projects")
+        if self.tool_tree is not None:
+            named = [f for f in ("bands", "color_correct") if getattr(self, f) is not None]
+            if self.tool != "rgb":
+                named.insert(0, "tool")
+            if named:
+                raise ValueError(f"a tool_tree says what to compute itself; drop {', '.join(named)} (they set up a "
+                                 f"named tool)")
+        return self
+
+
+class SourceView(BaseModel):
+    """One leaf of an export's tool tree: what it reads."""
+
+    node: str  # its path in the tree, as error messages name it
+    kind: Literal["project", "scene"]
+    project_id: int | None = None
+    project: str | None = None
+    scene_id: int | None = None
+    scenes: list[str]  # the scenes read, in mosaic order (first valid pixel wins)
+    bands: list[str]
+    resampling: str
 
 
 class Estimate(BaseModel):
@@ -242,6 +269,8 @@ class Estimate(BaseModel):
     within_limit: bool
     output_srid: int
     resolution: float
+    # The leaves of the tree and what each reads.
+    sources: list[SourceView] = Field(default_factory=list)
 
 
 class TargetView(BaseModel):

@@ -13,7 +13,7 @@ from pyproj.exceptions import CRSError
 from shapely.geometry import MultiPolygon, Polygon, box, mapping, shape
 
 from models.errors import InvalidAOI, InvalidRequest
-from models.tooltree import Mask, ToolTree
+from models.tooltree import BandMath, Leaf, Mask, MaskBy, ToolTree, uses_operator
 
 # A polygon edge is split into pieces this many times shorter than the geometry's extent before
 # reprojection, so that straight lines in one CRS follow the curve they become in another.
@@ -120,9 +120,30 @@ def shares_area(area, other) -> bool:
 
 
 def coverage(tree: ToolTree, grid) -> Any:
-    """Where a tool tree's output on `grid` can have data: its AOI masks, else the union of its sources' footprints."""
-    masks = tree.find(Mask)
-    if masks:
-        return shapely.intersection_all([shape(m.geometry) for m in masks])
-    footprints = [bounds_polygon(s.bounds, s.crs, grid.crs) for src in tree.sources() for s in src.scenes]
-    return shapely.union_all(footprints)
+    """Where a tool tree's output on `grid` can have data (tiles elsewhere are never read).
+
+    Leaves cover their scenes' footprints; AOI masks cut their input's coverage to their polygon (or out of
+    it); mask_by keeps what both its input and its `by` cover; any other node covers the union of its
+    children's, except band math that tests `is_nodata`, which can make values where its inputs have none.
+    """
+    whole = box(*grid.bounds)
+    found: dict[int, Any] = {}
+
+    def cover(node):
+        if id(node) in found:
+            return found[id(node)]
+        if isinstance(node, Leaf):
+            area = shapely.union_all([bounds_polygon(s.bounds, s.crs, grid.crs) for s in node.scenes])
+        elif isinstance(node, Mask):
+            polygon = shape(node.geometry)
+            area = cover(node.input).intersection(polygon) if node.keep == "inside" else cover(node.input).difference(polygon)
+        elif isinstance(node, MaskBy):
+            area = cover(node.input).intersection(cover(node.by))
+        elif isinstance(node, BandMath) and any(uses_operator(e, "is_nodata") for e in node.expressions().values()):
+            area = whole
+        else:
+            area = shapely.union_all([cover(child) for child in node.children()])
+        found[id(node)] = area
+        return area
+
+    return polygonal_part(cover(tree.root).intersection(whole))

@@ -93,6 +93,12 @@ def plan_tiles(tree: ToolTree, grid: OutputGrid, tile_size: int) -> list[tuple[T
     return tiles
 
 
+def cog_options(tree: ToolTree, cog: CogOptions) -> CogOptions:
+    """The COG settings for this tree: overviews of classes (and of their colours) pick pixels, never average them
+    (an average of class 1 and class 3 is not class 2)."""
+    return replace(cog, overview_resampling="NEAREST") if tree.is_categorical() else cog
+
+
 def render(tree: ToolTree, grid: OutputGrid, path: Path, options: RenderOptions = RenderOptions(),
            on_progress: ProgressCallback | None = None) -> RenderResult:
     """Render `tree` onto `grid` into a COG at `path`, calling `on_progress(done, total)` per tile."""
@@ -104,7 +110,7 @@ def render(tree: ToolTree, grid: OutputGrid, path: Path, options: RenderOptions 
     started = time.perf_counter()
     output = tree.root
     writer = CogWriter(Path(path), grid, len(output.output_bands()), output.dtype, output.nodata, output.output_bands(),
-                       options.cog).open()
+                       cog_options(tree, options.cog), alpha=tree.is_rgba()).open()
     return _finish(writer, whole, output, 0, started)
 
 
@@ -138,6 +144,7 @@ def render_shards(tree: ToolTree, grid: OutputGrid, shards: list[Shard], options
 
     pool = _Pool([make_actor() for _ in range(pool_size)], make_actor)
     output = tree.root
+    cog = cog_options(tree, options.cog)
     shard_of = {(index.row, index.col): shard for shard in shards for index, _ in by_shard.get(shard.name, [])}
     remaining = {name: len(found) for name, found in by_shard.items()}
     writers: dict[str, CogWriter] = {}
@@ -150,7 +157,7 @@ def render_shards(tree: ToolTree, grid: OutputGrid, shards: list[Shard], options
             shard_grid = OutputGrid(grid.crs, grid.window_transform(shard.window), int(shard.window.width),
                                     int(shard.window.height))
             writers[shard.name] = CogWriter(shard.path, shard_grid, len(output.output_bands()), output.dtype,
-                                            output.nodata, output.output_bands(), options.cog).open()
+                                            output.nodata, output.output_bands(), cog, alpha=tree.is_rgba()).open()
             shard_started[shard.name] = time.perf_counter()
 
         def put(pixels) -> None:

@@ -1,17 +1,18 @@
-"""Render one output tile: read every overlapping scene, mosaic, evaluate the tree, cast to output.
+"""Render one output tile: read every overlapping scene of each leaf, mosaic, evaluate the tree, cast to output.
 
 `TileRenderer` is plain Python (tested without Ray); `ray_render.actors` wraps it in a Ray actor.
 """
 
 from __future__ import annotations
 
+import json
 from contextlib import ExitStack
 
 import numpy as np
 from rasterio.enums import Resampling
 from rasterio.windows import Window
 
-from models.tooltree import Mask, ProjectSource, ToolTree, parse_tool_tree
+from models.tooltree import Leaf, Mask, ToolTree, parse_tool_tree
 from ray_render.aoi import AoiRasterizer
 from ray_render.evaluate import Stack, evaluate, to_output
 from ray_render.grid import OutputGrid
@@ -27,8 +28,17 @@ def _physical(data: np.ndarray, bands) -> np.ndarray:
     return data
 
 
+def node_keys(tree: ToolTree) -> dict[int, str]:
+    """Each node's canonical JSON, by the node's id: equal subtrees (two leaves over one project, say) share
+    their readers and are evaluated once per tile."""
+    return {id(node): json.dumps(node.model_dump(mode="json"), sort_keys=True) for node in tree.root.walk()}
+
+
 class TileRenderer:
-    """Opens the tree's sources once and renders any window of the output grid."""
+    """Opens the tree's sources once and renders any window of the output grid.
+
+    Each leaf reads with its own resampling, or `resampling` when it sets none.
+    """
 
     def __init__(self, tree: ToolTree | dict, grid: OutputGrid | dict, resampling: str = "nearest", mosaic: str = "first",
                  error_threshold: float = DEFAULT_ERROR_THRESHOLD):
@@ -36,11 +46,14 @@ class TileRenderer:
         self.grid = grid if isinstance(grid, OutputGrid) else OutputGrid.from_dict(grid)
         self._mosaic = MOSAIC_METHODS[mosaic]
         self._stack = ExitStack()
-        method = Resampling[resampling]
-        self._readers: dict[int, list[SceneReader]] = {}
+        self._keys = node_keys(self.tree)
+        self._readers: dict[str, list[SceneReader]] = {}
         for source in self.tree.sources():
-            readers = [self._stack.enter_context(SceneReader(s, self.grid, method, error_threshold)) for s in source.scenes]
-            self._readers[id(source)] = readers
+            key = self._keys[id(source)]
+            if key not in self._readers:
+                method = Resampling[source.resampling or resampling]
+                self._readers[key] = [self._stack.enter_context(SceneReader(s, self.grid, method, error_threshold))
+                                      for s in source.scenes]
         self._aois = {id(m): AoiRasterizer(m.geometry, self.grid) for m in self.tree.find(Mask)}
 
     def close(self) -> None:
@@ -57,8 +70,8 @@ class TileRenderer:
     def __exit__(self, *exc) -> None:
         self.close()
 
-    def _read_source(self, source: ProjectSource, window: Window) -> Stack:
-        readers = self._readers[id(source)]
+    def _read_source(self, source: Leaf, window: Window) -> Stack:
+        readers = self._readers[self._keys[id(source)]]
         dtype = np.float32 if source.reflectance else np.result_type(*[np.dtype(s.dtype) for s in source.scenes])
         mosaic = self._mosaic((len(source.bands), int(window.height), int(window.width)), dtype)
         for reader in readers:
@@ -77,5 +90,6 @@ class TileRenderer:
             self.tree.root,
             read_source=lambda source: self._read_source(source, window),
             aoi_mask=lambda mask: self._aois[id(mask)].inside(window),
+            keys=self._keys,
         )
         return to_output(self.tree.root, stack)

@@ -8,6 +8,9 @@ ever visible under the final name.
 Lossy codecs (JPEG, WEBP) would smear a nodata value into its neighbours, so such outputs carry an internal
 mask instead: the working file gets a per-dataset mask (valid where any band holds data) and the COG
 driver copies it into the COG.
+
+Colour maps are red, green, blue and alpha bands: the file says so (PHOTOMETRIC=RGB with an unassociated
+alpha sample), so GDAL, QGIS and browsers show transparency where the map has no value.
 """
 
 from __future__ import annotations
@@ -59,7 +62,7 @@ class CogWriter:
     """Context manager: `write(window, array)` tiles, then on clean exit the COG appears at `path`."""
 
     def __init__(self, path: Path, grid: OutputGrid, count: int, dtype: str, nodata: float | None,
-                 band_names: list[str], options: CogOptions = CogOptions()):
+                 band_names: list[str], options: CogOptions = CogOptions(), alpha: bool = False):
         self.path = Path(path)
         self.grid = grid
         self.options = options
@@ -71,6 +74,8 @@ class CogWriter:
             # Blocks never written (tiles outside the AOI) read back as nodata instead of taking space.
             sparse_ok=True,
         )
+        if alpha:
+            self._profile.update(photometric="RGB", alpha="UNASSOCIATED")
         self._band_names = band_names
         self._lossy = options.compress in LOSSY
         self._nodata = nodata
