@@ -8,6 +8,7 @@ from typing import Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from models.errors import GeoshipError, PermanentError
 
@@ -27,7 +28,8 @@ def reports_errors(command):
         try:
             return command(*args, **kwargs)
         except GeoshipError as exc:
-            err_console.print(f"[red]error:[/red] {exc}", highlight=False, markup=True)
+            # The message is text, not markup: tool-tree messages quote JSON such as [[value, "#rrggbb"], ...].
+            err_console.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False, markup=True, soft_wrap=True)
             raise typer.Exit(EXIT_REFUSED if isinstance(exc, PermanentError) else EXIT_FAILED) from None
         except KeyboardInterrupt:
             err_console.print("[red]interrupted[/red]")

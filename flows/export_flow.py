@@ -109,7 +109,7 @@ def _render_sharded(export_id: int, tree, grid: OutputGrid, shards: list[Shard],
     lossy = compression in LOSSY_COMPRESSIONS
     package = package_shards(export_id=export_id, directory=shards[0].path.parent, grid=grid, results=results,
                              footprint=coverage(tree, grid), nodata=None if lossy else tree.root.nodata, masked=lossy,
-                             acquired=_acquired(tree), created=utcnow())
+                             acquired=_acquired(tree), created=utcnow(), alpha=tree.is_rgba())
     first = results[0]
     return {
         "path": str(package.path), "bytes": package.bytes, "sha256": package.sha256, "width": grid.width,

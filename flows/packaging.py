@@ -38,7 +38,8 @@ class Package:
 
 
 def package_shards(*, export_id: int, directory: Path, grid: OutputGrid, results: list[RenderResult], footprint,
-                   nodata: float | None, masked: bool, acquired: list[datetime], created: datetime) -> Package:
+                   nodata: float | None, masked: bool, acquired: list[datetime], created: datetime,
+                   alpha: bool = False) -> Package:
     """Write each shard's item, the VRT and the collection beside the shards in `directory`, then ZIP them all
     into `directory`'s parent as export-<id>.zip (via a temporary name). `directory` is removed afterwards."""
     base = f"export-{export_id}"
@@ -57,7 +58,7 @@ def package_shards(*, export_id: int, directory: Path, grid: OutputGrid, results
         items.append(item)
     first = results[0]
     vrt = mosaic_vrt(grid, [(Path(r.path), Window(r.col_off, r.row_off, r.width, r.height)) for r in results],
-                     first.bands, first.dtype, nodata, masked)
+                     first.bands, first.dtype, nodata, masked, alpha)
     (directory / f"{base}.vrt").write_text(vrt)
     collection = stac_collection(collection_id=base, item_hrefs=hrefs, vrt_href=f"./{base}.vrt", items=items,
                                  description=f"geoship export {export_id}: {len(results)} shards of one "

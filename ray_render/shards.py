@@ -75,10 +75,11 @@ def shard_windows(grid: OutputGrid, side: int) -> list[tuple[str, Window]]:
 
 
 def mosaic_vrt(grid: OutputGrid, shards: list[tuple[Path, Window]], band_names: list[str], dtype: str,
-               nodata: float | None, masked: bool = False) -> str:
+               nodata: float | None, masked: bool = False, alpha: bool = False) -> str:
     """A GDAL VRT presenting the shards (paths relative to the VRT) as the one output grid.
 
     `masked`: the shards carry an internal mask (lossy outputs) rather than a nodata value.
+    `alpha`: the bands are red, green, blue and alpha (a colour map), and the VRT says so.
     """
     wkt = escape(CRS.from_user_input(grid.crs).to_wkt())
     transform = ", ".join(repr(v) for v in (grid.transform.c, grid.transform.a, grid.transform.b,
@@ -97,8 +98,9 @@ def mosaic_vrt(grid: OutputGrid, shards: list[tuple[Path, Window]], band_names: 
     bands = []
     for index, name in enumerate(band_names, start=1):
         no_data = f"<NoDataValue>{nodata!r}</NoDataValue>" if nodata is not None and not masked else ""
+        interp = f"<ColorInterp>{('Red', 'Green', 'Blue', 'Alpha')[index - 1]}</ColorInterp>" if alpha else ""
         bands.append(f'<VRTRasterBand dataType="{GDAL_TYPES[dtype]}" band="{index}">'
-                     f"<Description>{escape(name)}</Description>{no_data}{sources(str(index))}</VRTRasterBand>")
+                     f"<Description>{escape(name)}</Description>{interp}{no_data}{sources(str(index))}</VRTRasterBand>")
     mask = (f'<MaskBand><VRTRasterBand dataType="Byte">{sources("mask,1")}</VRTRasterBand></MaskBand>'
             if masked else "")
     return (f'<VRTDataset rasterXSize="{grid.width}" rasterYSize="{grid.height}">'

@@ -75,7 +75,7 @@ class CogWriter:
             sparse_ok=True,
         )
         if alpha:
-            self._profile.update(photometric="RGB", alpha="UNASSOCIATED")
+            self._profile.update(photometric="RGB", alpha="YES")
         self._band_names = band_names
         self._lossy = options.compress in LOSSY
         self._nodata = nodata

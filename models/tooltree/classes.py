@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, field_validator, model_validator
 
 from models.tooltree.base import BAND_NAME, BaseNode, require_one_band
 from models.tooltree.colors import RAMP_NAMES, Color
@@ -16,6 +16,18 @@ if TYPE_CHECKING:  # the union of every node type, resolved when models.tooltree
 MAX_RULES = 256
 MAX_CLASSES = 256
 COLORMAP_BANDS = ["red", "green", "blue", "alpha"]
+
+
+def _ramp_kind(value: Any) -> str | None:
+    return "name" if isinstance(value, str) else "stops" if isinstance(value, list | tuple) else None
+
+
+# A ramp is its stops ([[value, colour], ...]) or the name of one of `NAMED_RAMPS`.
+Ramp = Annotated[
+    Annotated[list[tuple[float, Color]], Tag("stops")] | Annotated[Literal[RAMP_NAMES], Tag("name")],  # type: ignore[valid-type]
+    Discriminator(_ramp_kind, custom_error_type="ramp",
+                  custom_error_message=f"a ramp is [[value, \"#rrggbb\"], ...] or one of {', '.join(RAMP_NAMES)}"),
+]
 
 
 class Rule(BaseModel):
@@ -84,7 +96,7 @@ class Colormap(BaseNode):
 
     type: Literal["colormap"] = "colormap"
     input: Node
-    ramp: list[tuple[float, Color]] | Literal[RAMP_NAMES] | None = None  # type: ignore[valid-type]
+    ramp: Ramp | None = None
     range: tuple[float, float] | None = None
     classes: dict[str, Color] | None = Field(default=None, min_length=1, max_length=MAX_CLASSES)
     default: Color | None = None

@@ -84,7 +84,7 @@ def test_cancelling_ends_an_unfinished_export_once(people):
                                                   "scenes": [{"name": "x", "crs": "EPSG:4326", "dtype": "uint8",
                                                               "resolution": [1, 1], "bounds": [0, 0, 1, 1],
                                                               "bands": [{"name": "red", "uri": "/etc/passwd"}]}]}}},
-     "tool.input.scenes", "reads only from the export's project"),
+     "tool.input.scenes", "never their files"),
     ({"targets": [{"kind": "s3", "config": {"bucket": "a-bucket"}, "credential_id": 12345}]}, "targets.0.credential_id",
      "you have no credential 12345"),
     ({"targets": []}, "targets", "at least 1 item"),
