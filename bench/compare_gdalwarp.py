@@ -17,7 +17,7 @@ import statistics
 import subprocess
 import sys
 import time
-from dataclasses import asdict, replace
+from dataclasses import asdict
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -44,17 +44,20 @@ AOI = {"type": "Polygon", "coordinates": [[[11.90, 45.91], [12.20, 45.90], [12.2
                                             [11.93, 46.17], [11.86, 46.04], [11.90, 45.91]]]}
 
 
-def scenes(size_px: int, resolution: float) -> list[Path]:
-    """Four overlapping scenes, two per UTM zone; big ones compute the landscape every 8 px (cli.samples)."""
+LAYOUT = [("nw", 32632, 11.97, 46.10), ("ne", 32633, 12.15, 46.10), ("sw", 32632, 11.97, 45.96), ("se", 32633, 12.15, 45.96)]
+
+
+def scenes(size_px: int, resolution: float, label: str = "scenes", **scene_fields) -> list[Path]:
+    """Four overlapping scenes, two per UTM zone (`scene_fields`: other SampleScene fields, e.g. another date's
+    haze); big ones compute the landscape every 8 px (cli.samples)."""
     step = 1 if size_px <= 4000 else 8
-    layout = [("nw", 32632, 11.97, 46.10), ("ne", 32633, 12.15, 46.10), ("sw", 32632, 11.97, 45.96), ("se", 32633, 12.15, 45.96)]
     paths = []
-    for name, epsg, lon, lat in layout:
-        path = OUT / f"scenes-{size_px}-{resolution:g}" / f"{name}.tif"
+    for name, epsg, lon, lat in LAYOUT:
+        path = OUT / f"{label}-{size_px}-{resolution:g}" / f"{name}.tif"
         if not path.exists():
-            print(f"generating {path.name} ({size_px} px, EPSG:{epsg})", flush=True)
-            write_scene(replace(SampleScene(name, epsg, lon, lat), size_px=size_px, resolution=resolution), path.parent,
-                        step=step)
+            print(f"generating {path.parent.name}/{path.name} ({size_px} px, EPSG:{epsg})", flush=True)
+            scene = SampleScene(name, epsg, lon, lat, size_px=size_px, resolution=resolution, **scene_fields)
+            write_scene(scene, path.parent, step=step)
         paths.append(path)
     return paths
 

@@ -38,14 +38,17 @@ class BoundTree:
         return next(iter(self.projects.values()), None)
 
 
-def _project_scenes(session: Session, owner: User, project: Project, path: str) -> list[Scene]:
+def readable_project_scenes(session: Session, owner: User, project: Project, where: str = "") -> list[Scene]:
+    """The project's scenes in mosaic order, every one readable by `owner`; the errors name `where` (a leaf's
+    path) when given."""
     scenes = project_scenes(session, project=project)
     if not scenes:
-        raise InvalidRequest(f"{path}.project", f"project {project.name!r} has no scenes")
+        raise InvalidRequest(f"{where}.project" if where else "project", f"project {project.name!r} has no scenes")
     hidden = unreadable_scenes(session, user=owner, scenes=scenes)
     if hidden:
         names = ", ".join(f"{s.name} (id {s.id})" for s in hidden)
-        raise Forbidden(f"{path}: you may not read scene(s) {names} of project {project.name!r}; ask their owner "
+        prefix = f"{where}: " if where else ""
+        raise Forbidden(f"{prefix}you may not read scene(s) {names} of project {project.name!r}; ask their owner "
                         f"to share them")
     return scenes
 
@@ -87,7 +90,7 @@ def bind_tool_tree(session: Session, *, owner: User, data: Any, default_project:
                 project = find_project(session, user=owner, ref=ref)
                 if project.id not in bound.projects:
                     bound.projects[project.id] = project
-                    bound.project_scenes[project.id] = _project_scenes(session, owner, project, path)
+                    bound.project_scenes[project.id] = readable_project_scenes(session, owner, project, path)
                 scenes = bound.project_scenes[project.id]
                 node.update(project=ref, project_id=project.id)
             else:

@@ -14,9 +14,9 @@ import shapely
 from sqlmodel import Session
 
 from delivery.registry import DELIVERIES
-from flows.binding import bind_tool_tree, leaf_default_resampling
-from models.catalogue import find_project, project_scenes, scene_source, unreadable_scenes
-from models.errors import Forbidden, InvalidAOI, InvalidRequest, InvalidToolTree
+from flows.binding import bind_tool_tree, leaf_default_resampling, readable_project_scenes
+from models.catalogue import find_project, scene_source
+from models.errors import InvalidAOI, InvalidRequest, InvalidToolTree
 from models.schemas import LOSSY_COMPRESSIONS, Estimate, ExportRequest, SourceView
 from models.settings import get_settings
 from models.tables import Export, ExportTarget, Project, Scene, User
@@ -176,6 +176,8 @@ def _reproject_masks(data: dict[str, Any], dst_crs: str) -> None:
         if node.get("type") != "mask":
             continue
         crs = node.get("crs", "EPSG:4326")
+        if not isinstance(crs, str | int) or isinstance(crs, bool):
+            raise InvalidToolTree(f"{path}.crs", f"must be a CRS such as \"EPSG:4326\", not {crs!r}")
         try:
             polygon = geojson_to_polygonal(node.get("geometry"))
             source_crs = parse_crs(crs, f"{path}.crs").to_string()
@@ -262,19 +264,6 @@ class ExportPlan:
     estimate: Estimate
 
 
-def _readable_project(session: Session, owner: User, ref: str | int) -> tuple[Project, list[Scene]]:
-    """The named tool's project and its scenes, every one readable by `owner`."""
-    project = find_project(session, user=owner, ref=ref)
-    scenes = project_scenes(session, project=project)
-    if not scenes:
-        raise InvalidRequest("project", f"project {project.name!r} has no scenes")
-    hidden = unreadable_scenes(session, user=owner, scenes=scenes)
-    if hidden:
-        names = ", ".join(f"{s.name} (id {s.id})" for s in hidden)
-        raise Forbidden(f"you may not read scene(s) {names} of project {project.name!r}; ask their owner to share them")
-    return project, scenes
-
-
 def plan_export(session: Session, *, owner: User, request: ExportRequest, check_limit: bool = True) -> ExportPlan:
     """Authorise and preflight `request`: every project and scene it reads, AOI, grid, tool tree, size, targets.
 
@@ -289,7 +278,8 @@ def plan_export(session: Session, *, owner: User, request: ExportRequest, check_
         if not scenes:
             raise InvalidToolTree("tool", "the tree reads nothing: give it a project or scene leaf")
     else:
-        project, scenes = _readable_project(session, owner, request.project)
+        project = find_project(session, user=owner, ref=request.project)
+        scenes = readable_project_scenes(session, owner, project)
         projects = {project.id: project}
     dst_crs = _output_crs(request.srid)
     aoi, area = _area(request, scenes, dst_crs)

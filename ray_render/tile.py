@@ -47,13 +47,20 @@ class TileRenderer:
         self._mosaic = MOSAIC_METHODS[mosaic]
         self._stack = ExitStack()
         self._keys = node_keys(self.tree)
+        # One reader per (scene, resampling), shared by every leaf that reads that scene that way: a false-colour
+        # stack and an index of one project warp each scene once, whatever bands each leaf takes.
+        shared: dict[tuple[str, str], SceneReader] = {}
         self._readers: dict[str, list[SceneReader]] = {}
         for source in self.tree.sources():
-            key = self._keys[id(source)]
-            if key not in self._readers:
-                method = Resampling[source.resampling or resampling]
-                self._readers[key] = [self._stack.enter_context(SceneReader(s, self.grid, method, error_threshold))
-                                      for s in source.scenes]
+            method = Resampling[source.resampling or resampling]
+            readers = []
+            for scene in source.scenes:
+                key = (scene.model_dump_json(), method.name)
+                if key not in shared:
+                    shared[key] = self._stack.enter_context(SceneReader(scene, self.grid, method, error_threshold))
+                readers.append(shared[key])
+            self._readers[self._keys[id(source)]] = readers
+        self._distinct_readers = list(shared.values())
         self._aois = {id(m): AoiRasterizer(m.geometry, self.grid) for m in self.tree.find(Mask)}
 
     def close(self) -> None:
@@ -62,7 +69,7 @@ class TileRenderer:
     @property
     def bytes_read(self) -> int:
         """Source pixels read so far by every scene reader, in bytes."""
-        return sum(reader.bytes_read for readers in self._readers.values() for reader in readers)
+        return sum(reader.bytes_read for reader in self._distinct_readers)
 
     def __enter__(self) -> TileRenderer:
         return self

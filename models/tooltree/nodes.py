@@ -122,22 +122,17 @@ class BandMath(BaseNode):
     name: str = Field(default="math", pattern=BAND_NAME)
     outputs: dict[str, Expression] | None = None
 
-    @field_validator("inputs")
+    @field_validator("inputs", "outputs")
     @classmethod
-    def _input_names(cls, value: dict[str, Node] | None) -> dict[str, Node] | None:
+    def _names(cls, value: dict[str, Any] | None, info) -> dict[str, Any] | None:
         if value is not None:
-            if not 1 <= len(value) <= MAX_INPUTS:
-                raise ValueError(f"band_math takes 1 to {MAX_INPUTS} named inputs, got {len(value)}")
-            _check_names("input", value)
-        return value
-
-    @field_validator("outputs")
-    @classmethod
-    def _output_names(cls, value: dict[str, Expression] | None) -> dict[str, Expression] | None:
-        if value is not None:
-            if not 1 <= len(value) <= MAX_OUTPUTS:
-                raise ValueError(f"band_math makes 1 to {MAX_OUTPUTS} outputs, got {len(value)}")
-            _check_names("output", value)
+            kind, most = ("input", MAX_INPUTS) if info.field_name == "inputs" else ("output", MAX_OUTPUTS)
+            if not 1 <= len(value) <= most:
+                raise ValueError(f"band_math takes 1 to {most} {kind}s, got {len(value)}")
+            for name in value:
+                if not re.match(BAND_NAME, name):
+                    raise ValueError(f"{name!r} is not a valid {kind} name (a letter, then letters, digits or _; "
+                                     f"at most 32)")
         return value
 
     @model_validator(mode="after")
@@ -190,12 +185,6 @@ class BandMath(BaseNode):
 
     def output_bands(self) -> list[str]:
         return list(self.expressions())
-
-
-def _check_names(kind: str, names: dict[str, Any]) -> None:
-    for name in names:
-        if not re.match(BAND_NAME, name):
-            raise ValueError(f"{name!r} is not a valid {kind} name (a letter, then letters, digits or _; at most 32)")
 
 
 class Mask(BaseNode):
