@@ -1,8 +1,11 @@
-"""GET and HEAD /downloads/{token}: serve an export's file by link, with Range, rate limits and metering.
+"""GET and HEAD /downloads/{token}/{file name} (or /downloads/{token}): serve an export's file by link, with
+Range, rate limits and metering.
 
 Every GET is a row in `download` that ends with the bytes actually handed to the server and whether the
-range was completed or aborted. A GET starting at byte 0 uses one download of the link's quota; a Range
-request that resumes later in the file continues that download.
+range was completed or aborted. The link's quota counts whole-file equivalents (bytes served over the file's
+size), so GDAL or QGIS reading the COG in place with many small ranged reads uses only what it fetches.
+Whole-file requests are limited per link owner; partial reads, per link and client, far more generously (a
+GIS session makes hundreds a minute); the link's byte rate holds for all of them.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from starlette.concurrency import iterate_in_threadpool, run_in_threadpool
 
 from api.ratelimit import KeyedBuckets, RequestLimiter
 from delivery.artifacts import artifact_store
-from delivery.http_link import count_download, resolve_link
+from delivery.http_link import check_quota, record_served, resolve_link
 from delivery.names import media_type_of, name_of
 from models.db import get_engine
 from models.errors import NotFound
@@ -71,26 +74,31 @@ class Prepared:
     download_id: int | None
 
 
-def _prepare(request: Request, token: str, limiter: RequestLimiter) -> Prepared:
+def _prepare(request: Request, token: str, filename: str | None, limits: DownloadLimits) -> Prepared:
     with Session(get_engine()) as session:
         link, export = resolve_link(session, token)
-        limiter.check(f"user:{export.owner_id}", "this download link's owner")
-        rendered = (export.result or {}).get("render", {})
         store = artifact_store()
         size = store.size(export.artifact) if export.artifact else None
         if size is None:
             raise NotFound("the file of this download link is no longer available")
+        if filename is not None and filename != name_of(export.artifact):
+            raise NotFound(f"this download link serves {name_of(export.artifact)}, not {filename}")
+        rendered = (export.result or {}).get("render", {})
         etag = f'"{rendered.get("sha256", "")}"'
         if_range = request.headers.get("if-range")
         header = request.headers.get("range") if if_range in (None, etag) else None
         byte_range = parse_range(header, size)
+        whole = byte_range is None or byte_range == (0, size - 1)
+        client = request.client.host if request.client else None
+        if whole and request.method == "GET":
+            limits.whole.check(f"user:{export.owner_id}", "this download link's owner")
+        else:
+            limits.partial.check(f"link:{link.id}:{client}", "reads of this download link from your address")
         download_id = None
         if request.method == "GET":
-            if byte_range is None or byte_range[0] == 0:
-                count_download(session, link)
+            check_quota(session, link, size)
             start, end = byte_range or (0, size - 1)
-            record = Download(link_id=link.id, client=request.client.host if request.client else None,
-                              range_header=header, range_start=start, range_end=end)
+            record = Download(link_id=link.id, client=client, range_header=header, range_start=start, range_end=end)
             session.add(record)
             session.commit()
             download_id = record.id
@@ -98,11 +106,13 @@ def _prepare(request: Request, token: str, limiter: RequestLimiter) -> Prepared:
                         byte_rate=link.byte_rate_limit, range=byte_range, download_id=download_id)
 
 
-def _finish(download_id: int, sent: int, completed: bool) -> None:
+def _finish(download_id: int, sent: int, completed: bool, size: int) -> None:
     with Session(get_engine()) as session:
         download = session.get(Download, download_id)
         download.bytes_sent, download.completed, download.finished_at = sent, completed, utcnow()
         session.add(download)
+        session.flush()
+        record_served(session, download.link_id, size)
         session.commit()
 
 
@@ -125,16 +135,29 @@ async def _metered(prepared: Prepared, start: int, end: int, byte_buckets: Keyed
                 sent += len(piece)
     finally:
         with anyio.CancelScope(shield=True):
-            await run_in_threadpool(_finish, prepared.download_id, sent, sent == wanted)
+            await run_in_threadpool(_finish, prepared.download_id, sent, sent == wanted, prepared.size)
+
+
+@router.head("/downloads/{token}/{filename}", operation_id="download_file_head",
+             summary="Size and checksum of a download, by its file name")
+@router.get("/downloads/{token}/{filename}", operation_id="download_file", name="download_file",
+            summary="Download an export's file, by its file name")
+async def download_file(token: str, filename: str, request: Request) -> Response:
+    """The export's file at a URL that ends in its name (`export-7.tif`), as GIS clients want it."""
+    return await _serve(request, token, filename)
 
 
 @router.head("/downloads/{token}", operation_id="download_head", summary="Size and checksum of a download")
 @router.get("/downloads/{token}", operation_id="download", name="download", summary="Download an export's file")
 async def download(token: str, request: Request) -> Response:
     """The export's GeoTIFF: 200 or 206 (Range), 404 unknown, 410 expired/revoked/used up, 416, 429."""
+    return await _serve(request, token, None)
+
+
+async def _serve(request: Request, token: str, filename: str | None) -> Response:
     state = request.app.state
     try:
-        prepared = await run_in_threadpool(_prepare, request, token, state.download_limiter)
+        prepared = await run_in_threadpool(_prepare, request, token, filename, state.download_limits)
     except RangeNotSatisfiable:
         size = (await run_in_threadpool(_size_for, token))
         return Response(status_code=416, headers={"Content-Range": f"bytes */{size}"})
@@ -161,8 +184,27 @@ def _size_for(token: str) -> int:
         return artifact_store().size(export.artifact) or 0
 
 
+@dataclass(frozen=True)
+class DownloadLimits:
+    """Request limiters of the download endpoint: whole-file GETs per link owner, partial reads per link and client."""
+
+    whole: RequestLimiter
+    partial: RequestLimiter
+
+
 def install_download_limits(app) -> None:
-    """The request limiter and byte-rate buckets the download endpoint shares across requests."""
+    """The request limiters and byte-rate buckets the download endpoint shares across requests, and CORS for
+    browsers reading links when `GEOSHIP_DOWNLOAD_CORS_ORIGINS` names origins."""
     settings = get_settings()
-    app.state.download_limiter = RequestLimiter(settings.download_requests_per_minute, settings.download_request_burst)
+    app.state.download_limits = DownloadLimits(
+        whole=RequestLimiter(settings.download_requests_per_minute, settings.download_request_burst),
+        partial=RequestLimiter(settings.download_range_requests_per_minute, settings.download_range_request_burst),
+    )
     app.state.download_byte_buckets = KeyedBuckets()
+    origins = [o.strip() for o in settings.download_cors_origins.split(",") if o.strip()]
+    if origins:
+        from starlette.middleware.cors import CORSMiddleware
+
+        app.add_middleware(CORSMiddleware, allow_origins=origins, allow_methods=["GET", "HEAD"],
+                           allow_headers=["Range", "If-Range"],
+                           expose_headers=["Content-Range", "Content-Length", "Accept-Ranges", "ETag"])

@@ -12,11 +12,12 @@ import secrets
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import func, update
+from sqlalchemy import case, func, update
 from sqlmodel import Session, select
 
 from delivery.artifacts import artifact_store
 from delivery.base import Artifact, parse_config
+from delivery.names import name_of
 from delivery.sealing import seal, unseal
 from models.errors import LinkExpired, NotFound
 from models.schemas import HttpLinkConfig, TargetRequest
@@ -30,10 +31,12 @@ def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def link_url(link: DownloadLink, base_url: str | None = None) -> str:
-    """The public URL of a link."""
+def link_url(link: DownloadLink, filename: str | None = None, base_url: str | None = None) -> str:
+    """The public URL of a link: `/downloads/<token>/<file name>`, so that clients that go by a URL's extension
+    (GDAL's CPL_VSIL_CURL_ALLOWED_EXTENSIONS=.tif, browsers) know what it is; `/downloads/<token>` works too."""
     base = (base_url or get_settings().public_url).rstrip("/")
-    return f"{base}/downloads/{unseal(link.token_sealed)}"
+    url = f"{base}/downloads/{unseal(link.token_sealed)}"
+    return f"{url}/{filename}" if filename else url
 
 
 def issue_link(session: Session, *, export_id: int, target_id: int | None, ttl_hours: float,
@@ -53,7 +56,7 @@ def issue_link(session: Session, *, export_id: int, target_id: int | None, ttl_h
 def resolve_link(session: Session, token: str) -> tuple[DownloadLink, Export]:
     """The live link for `token` and its export; `NotFound` if unknown, `LinkExpired` if expired or revoked.
 
-    The quota is enforced by `count_download`, so that a used-up link can still finish (resume) its downloads.
+    The quota is enforced by `check_quota`.
     """
     link = session.exec(select(DownloadLink).where(DownloadLink.token_hash == hash_token(token))).first()
     if link is None:
@@ -65,22 +68,34 @@ def resolve_link(session: Session, token: str) -> tuple[DownloadLink, Export]:
     return link, session.get(Export, link.export_id)
 
 
-def count_download(session: Session, link: DownloadLink) -> None:
-    """Use up one download of the link's quota, atomically; `LinkExpired` when none is left.
+def reserved_bytes(session: Session, link: DownloadLink):
+    """Bytes the link has served, counting each request still running as its whole range."""
+    running = func.coalesce(Download.range_end - Download.range_start + 1, 0)
+    served = case((Download.finished_at.is_(None), running), else_=Download.bytes_sent)
+    return session.exec(select(func.coalesce(func.sum(served), 0)).where(Download.link_id == link.id)).one()
 
-    Only requests that start at byte 0 count: resuming with a Range request continues the same download.
+
+def check_quota(session: Session, link: DownloadLink, size: int) -> None:
+    """`LinkExpired` when the link has served its quota of whole-file equivalents (bytes served / `size`).
+
+    Reading in place is not downloading: a GIS client's ranged reads use only the bytes they fetch, and a
+    download resumed with Range continues the same one.
     """
-    statement = update(DownloadLink).where(DownloadLink.id == link.id).values(downloads_used=DownloadLink.downloads_used + 1)
-    if link.download_quota is not None:
-        statement = statement.where(DownloadLink.downloads_used < link.download_quota)
-    if session.execute(statement).rowcount != 1:
-        raise LinkExpired(f"this download link has been used for all of its {link.download_quota} download(s)")
+    if link.download_quota is not None and reserved_bytes(session, link) >= link.download_quota * max(size, 1):
+        raise LinkExpired(f"this download link has served all of its {link.download_quota} download(s) "
+                          f"(counted as bytes served over the file's size)")
+
+
+def record_served(session: Session, link_id: int, size: int) -> None:
+    """Update the link's count of whole-file equivalents served, from its finished requests."""
+    sent = session.exec(select(func.coalesce(func.sum(Download.bytes_sent), 0)).where(Download.link_id == link_id)).one()
+    session.execute(update(DownloadLink).where(DownloadLink.id == link_id).values(downloads_used=int(sent) // max(size, 1)))
 
 
 def list_links(session: Session, *, owner: User, export_id: int | None = None) -> list[dict[str, Any]]:
     """The owner's download links with their URL, limits and metering totals, newest first."""
     statement = (
-        select(DownloadLink, func.count(Download.id), func.coalesce(func.sum(Download.bytes_sent), 0))
+        select(DownloadLink, Export.artifact, func.count(Download.id), func.coalesce(func.sum(Download.bytes_sent), 0))
         .join(Export, Export.id == DownloadLink.export_id)
         .outerjoin(Download, Download.link_id == DownloadLink.id)
         .where(Export.owner_id == owner.id)
@@ -89,13 +104,18 @@ def list_links(session: Session, *, owner: User, export_id: int | None = None) -
     if export_id is not None:
         statement = statement.where(DownloadLink.export_id == export_id)
     now = utcnow()
-    return [
-        {"id": link.id, "export_id": link.export_id, "url": link_url(link), "expires_at": link.expires_at,
-         "state": "revoked" if link.revoked else "expired" if link.expires_at <= now else "live",
-         "byte_rate_limit": link.byte_rate_limit, "download_quota": link.download_quota,
-         "downloads_used": link.downloads_used, "requests": requests, "bytes_sent": int(sent)}
-        for link, requests, sent in session.exec(statement).all()
-    ]
+    rows = []
+    for link, artifact, requests, sent in session.exec(statement).all():
+        size = artifact_store().size(artifact) if artifact else None
+        rows.append({
+            "id": link.id, "export_id": link.export_id, "url": link_url(link, name_of(artifact) if artifact else None),
+            "expires_at": link.expires_at,
+            "state": "revoked" if link.revoked else "expired" if link.expires_at <= now else "live",
+            "byte_rate_limit": link.byte_rate_limit, "download_quota": link.download_quota,
+            # Whole-file equivalents: bytes served over the file's size.
+            "downloads_used": round(int(sent) / size, 3) if size else float(link.downloads_used),
+            "requests": requests, "bytes_sent": int(sent)})
+    return rows
 
 
 def revoke_link(session: Session, *, owner: User, link_id: int) -> DownloadLink:

@@ -93,6 +93,16 @@ def _refuse_wraparound(lonlat) -> None:
                                 "EPSG:3031 and an AOI that stops short of 90 degrees")
 
 
+def _grid(dst_crs: str, area, resolution: float) -> OutputGrid:
+    """The output grid over `area`; a pixel larger than the whole area is a mistake, not a one-pixel export."""
+    left, bottom, right, top = area.bounds
+    side = max(right - left, top - bottom)
+    if resolution > side:
+        raise InvalidRequest("resolution", f"{resolution:g} is larger than the whole area ({side:.6g} units of "
+                                           f"{dst_crs} across); give the pixel size in the output CRS's units")
+    return plan_grid(dst_crs, area.bounds, resolution)
+
+
 def _resolution(request: ExportRequest, scenes: list[Scene], dst_crs: str) -> float:
     if request.resolution is not None:
         return request.resolution
@@ -284,7 +294,7 @@ def plan_export(session: Session, *, owner: User, request: ExportRequest, check_
     dst_crs = _output_crs(request.srid)
     aoi, area = _area(request, scenes, dst_crs)
     resolution = _resolution(request, scenes, dst_crs)
-    grid = plan_grid(dst_crs, area.bounds, resolution)
+    grid = _grid(dst_crs, area, resolution)
     if request.tool_tree is not None:
         tree = custom_tool_tree(bound.data, aoi, dst_crs, resampling)
     else:

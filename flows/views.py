@@ -5,18 +5,19 @@ from __future__ import annotations
 from sqlmodel import Session, select
 
 from delivery.http_link import link_url
+from delivery.names import name_of
 from models.errors import NotFound
 from models.schemas import ExportView, TargetView
 from models.status import TargetKind
 from models.tables import DownloadLink, Export, ExportTarget, User
 
 
-def _target_view(session: Session, target: ExportTarget) -> TargetView:
+def _target_view(session: Session, target: ExportTarget, export: Export) -> TargetView:
     result = dict(target.result) if target.result else None
     if target.kind == TargetKind.http and result and "link_id" in result:
         link = session.get(DownloadLink, result["link_id"])
         if link is not None:
-            result["url"] = link_url(link)
+            result["url"] = link_url(link, name_of(export.artifact) if export.artifact else None)
     return TargetView(id=target.id, kind=target.kind, status=target.status, result=result, error=target.error)
 
 
@@ -32,7 +33,7 @@ def export_view(session: Session, export: Export) -> ExportView:
         project_id=export.project_id, output_srid=export.output_srid, resolution=export.resolution,
         width=export.grid.get("width"), height=export.grid.get("height"), flow_run_id=export.flow_run_id,
         created_at=export.created_at, updated_at=export.updated_at, finished_at=export.finished_at,
-        targets=[_target_view(session, t) for t in targets],
+        targets=[_target_view(session, t, export) for t in targets],
         skipped_scenes=(export.result or {}).get("skipped_scenes", {}),
     )
 

@@ -79,9 +79,16 @@ class Settings(BaseSettings):
     # CA bundle for Dropbox's API hosts (a TLS-inspecting proxy, or a test server); default: certifi's.
     dropbox_ca_certs: Path | None = None
 
-    # Download links: requests per minute per link owner (429 with Retry-After beyond), and a burst allowance.
+    # Download links: whole-file requests per minute per link owner (429 with Retry-After beyond), and a burst
+    # allowance.
     download_requests_per_minute: float = Field(default=60.0, gt=0)
     download_request_burst: int = Field(default=10, ge=1)
+    # Partial (Range) reads per minute per link and client: a GIS client reading a COG in place makes hundreds
+    # of small ones; the link's byte rate still holds.
+    download_range_requests_per_minute: float = Field(default=3000.0, gt=0)
+    download_range_request_burst: int = Field(default=1000, ge=1)
+    # Origins browsers may read download links from (CORS), comma-separated, or "*"; empty: no CORS headers.
+    download_cors_origins: str = ""
 
     def resolved_database_url(self) -> str:
         """The database URL, defaulting to an SQLite file under ``home``."""

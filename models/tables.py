@@ -178,8 +178,10 @@ class DownloadLink(SQLModel, table=True):
     token_sealed: str
     expires_at: datetime = Field(sa_type=UTCDateTime)
     byte_rate_limit: int | None = None  # bytes per second
-    download_quota: int | None = None  # number of downloads (requests that start at byte 0)
-    downloads_used: int = 0
+    # Number of downloads, counted in whole-file equivalents: bytes served / file size (a whole GET is one, a
+    # GIS client's ranged reads a fraction of one).
+    download_quota: int | None = None
+    downloads_used: int = 0  # whole-file equivalents served so far, rounded down
     revoked: bool = False
     created_at: datetime = _created()
 
