@@ -108,14 +108,20 @@ def agreement(a: Path, b: Path) -> dict:
             "share_equal": equal / valid, "share_within_1": within1 / valid}
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def job_arguments(description: str, output: str) -> argparse.ArgumentParser:
+    """The options every benchmark of this job takes: scene size and resolution, repeats, tile size, output file."""
+    parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--size", type=int, default=2000, help="pixels per side of each scene")
     parser.add_argument("--resolution", type=float, default=10.0, help="scene pixel size (m)")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--tile-size", type=int, default=512)
+    parser.add_argument("--output", default=output, help="file under bench/out/ for the results")
+    return parser
+
+
+def main() -> None:
+    parser = job_arguments(__doc__, "results.json")
     parser.add_argument("--skip-exact", action="store_true", help="leave out gdalwarp -et 0 (slow on big outputs)")
-    parser.add_argument("--output", default="results.json", help="file under bench/out/ for the results")
     args = parser.parse_args()
     if shutil.which("gdalwarp") is None:
         sys.exit("gdalwarp not found: apt-get install gdal-bin")

@@ -17,7 +17,6 @@ Each geoship run is ray_render.render() on a warm local Ray, as a service runs i
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import statistics
@@ -27,7 +26,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from compare_gdalwarp import AOI, OUT, ROOT, rgb_views, run_gdalwarp, scenes  # noqa: E402
+from compare_gdalwarp import AOI, OUT, ROOT, job_arguments, rgb_views, run_gdalwarp, scenes  # noqa: E402
 
 sys.path.insert(0, str(ROOT))
 import numpy as np  # noqa: E402
@@ -91,13 +90,7 @@ def trees(first: list[Path], second: list[Path], mask: dict) -> dict[str, dict]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--size", type=int, default=2000, help="pixels per side of each scene")
-    parser.add_argument("--resolution", type=float, default=10.0, help="scene pixel size (m)")
-    parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--tile-size", type=int, default=512)
-    parser.add_argument("--output", default="tree-cost.json", help="file under bench/out/ for the results")
-    args = parser.parse_args()
+    args = job_arguments(__doc__, "tree-cost.json").parse_args()
     OUT.mkdir(parents=True, exist_ok=True)
     first, second = scenes(args.size, args.resolution), later_scenes(args.size, args.resolution)
     aoi = reproject_geometry(shape(AOI), "EPSG:4326", "EPSG:3857")
