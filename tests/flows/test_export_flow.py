@@ -5,6 +5,7 @@ import hashlib
 import json
 import zipfile
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import numpy as np
 import pytest
@@ -80,9 +81,10 @@ def test_an_export_renders_delivers_and_downloads(session, owner, project, monke
     (target,) = view.targets
     assert target.status == TargetStatus.success
     assert target.result["sha256"] and target.result["bytes"] == path.stat().st_size
-    token = target.result["url"].rsplit("/", 1)[1]
+    link_path = urlsplit(target.result["url"]).path
+    assert link_path.endswith(f"/export-{export_id}.tif")  # GIS clients go by the extension
     client = TestClient(create_app())
-    response = client.get(f"/downloads/{token}")
+    response = client.get(link_path)
     assert response.status_code == 200
     assert response.content == path.read_bytes()
     (download,) = session.exec(select(Download)).all()
@@ -128,7 +130,7 @@ def test_an_export_over_the_shard_size_arrives_as_one_zip_of_shards_a_vrt_and_a_
     assert sidecar["type"] == "Collection" and len(sidecar["links"]) == len(items)
 
     (target,) = export_view(session, export).targets
-    response = TestClient(create_app()).get(f"/downloads/{target.result['url'].rsplit('/', 1)[1]}")
+    response = TestClient(create_app()).get(urlsplit(target.result["url"]).path)
     assert response.status_code == 200 and response.headers["content-type"] == "application/zip"
     assert f'filename="{base}.zip"' in response.headers["content-disposition"]
     assert response.content == archive.read_bytes()
