@@ -99,7 +99,7 @@ def list_links(session: Session, *, owner: User, export_id: int | None = None) -
         .join(Export, Export.id == DownloadLink.export_id)
         .outerjoin(Download, Download.link_id == DownloadLink.id)
         .where(Export.owner_id == owner.id)
-        .group_by(DownloadLink.id).order_by(DownloadLink.id.desc())
+        .group_by(DownloadLink.id, Export.artifact).order_by(DownloadLink.id.desc())
     )
     if export_id is not None:
         statement = statement.where(DownloadLink.export_id == export_id)
