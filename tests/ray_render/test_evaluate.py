@@ -125,3 +125,11 @@ def test_band_math_trees_are_checked_when_parsed():
         parse_tool_tree(tree({"op": "+", "args": [{"band": "red"}]}))
     with pytest.raises(InvalidToolTree):
         parse_tool_tree(tree("__import__('os').system('true')"))  # strings are never code
+
+
+def test_the_evaluator_has_an_operation_for_every_node_type_but_the_leaves():
+    from models.tooltree import NODE_TYPES, Leaf
+    from ray_render.evaluate import OPERATIONS
+
+    leaves = {name for name, cls in NODE_TYPES.items() if issubclass(cls, Leaf)}
+    assert leaves == {"project", "scene"} and set(OPERATIONS) == set(NODE_TYPES) - leaves
