@@ -22,6 +22,7 @@ from models.settings import get_settings
 from models.tables import Export, ExportTarget, Project, Scene, User
 from models.tooltree import (
     INDICES,
+    PASS_THROUGH_TYPES,
     ColorCorrect,
     Identity,
     Mask,
@@ -50,8 +51,6 @@ INDEX_NODATA = -9999.0
 # The output of a tool tree that gives no `output` root: float32 with a nodata value, or RGBA for a colour map.
 DEFAULT_OUTPUT = {"type": "output", "dtype": "float32", "nodata": INDEX_NODATA}
 RGBA_OUTPUT = {"type": "output", "dtype": "uint8", "nodata": None}
-# Nodes that pass their input's bands through, looked through to find what makes a tree's output.
-PASS_THROUGH = ("identity", "mask", "mask_by")
 
 
 def _output_crs(srid: int) -> str:
@@ -175,7 +174,7 @@ def build_tool_tree(request: ExportRequest, scenes: list[Scene], aoi, dst_crs: s
 
 def _makes_colours(data: Any) -> bool:
     """Whether a user's tree (JSON) ends in a colour map, looking through identity and mask nodes."""
-    while isinstance(data, dict) and data.get("type") in PASS_THROUGH:
+    while isinstance(data, dict) and data.get("type") in PASS_THROUGH_TYPES:
         data = data.get("input")
     return isinstance(data, dict) and data.get("type") == "colormap"
 

@@ -39,7 +39,7 @@ from models.tooltree.nodes import (
 )
 from models.tooltree.parse import check_shape, child_nodes, parse_tool_tree, walk_json
 from models.tooltree.sources import RESAMPLING_METHODS, Leaf, ProjectSource, SceneLeaf
-from models.tooltree.tree import NODE_TYPES, AnyNode, ToolTree, producer
+from models.tooltree.tree import NODE_TYPES, PASS_THROUGH_TYPES, AnyNode, ToolTree, producer
 
 Node = AnyNode
 

@@ -30,6 +30,7 @@ for _cls in NODE_TYPES.values():
 
 # Nodes that pass their input's bands through unchanged (for finding what really makes the output).
 _PASS_THROUGH = (Identity, Mask, MaskBy)
+PASS_THROUGH_TYPES = tuple(cls.model_fields["type"].default for cls in _PASS_THROUGH)
 
 
 def producer(node: base.BaseNode) -> base.BaseNode:
