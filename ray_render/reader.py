@@ -19,6 +19,7 @@ from contextlib import ExitStack
 
 import numpy as np
 import rasterio
+from affine import Affine
 from rasterio.enums import ColorInterp, Resampling
 from rasterio.errors import NodataShadowWarning, RasterioError
 from rasterio.vrt import WarpedVRT
@@ -41,11 +42,13 @@ class SceneReader:
     """Serves windows of one scene, warped onto an output grid. Use as a context manager."""
 
     def __init__(self, scene: SceneSource, grid: OutputGrid, resampling: Resampling = Resampling.nearest,
-                 error_threshold: float = DEFAULT_ERROR_THRESHOLD):
+                 error_threshold: float = DEFAULT_ERROR_THRESHOLD, pad: int = 0):
         self.scene = scene
         self.grid = grid
         self.resampling = resampling
         self.error_threshold = error_threshold
+        # Pixels of halo beyond the grid on every side that windows may reach (a multiple of WARP_BLOCK).
+        self.pad = pad
         self._stack = ExitStack()
         self._vrts: dict[str, WarpedVRT] = {}
         self.bytes_read = 0  # source pixels read (as warped into the tiles), for the tile actors' metrics
@@ -76,9 +79,9 @@ class SceneReader:
                 raise SceneReadError(f"scene {self.scene.name}: cannot open {uri}: {exc}") from None
             options = dict(
                 crs=self.grid.crs,
-                transform=self.grid.transform,
-                width=self.grid.width,
-                height=self.grid.height,
+                transform=self.grid.transform @ Affine.translation(-self.pad, -self.pad),
+                width=self.grid.width + 2 * self.pad,
+                height=self.grid.height + 2 * self.pad,
                 resampling=self.resampling,
                 # WarpedVRT cannot be opened with a tolerance of exactly 0; 1e-9 px is the exact transformer.
                 tolerance=self.error_threshold or 1e-9,
@@ -96,7 +99,8 @@ class SceneReader:
         return self._vrts[uri]
 
     def read(self, bands: list[str], window: Window, dtype) -> tuple[np.ndarray, np.ndarray]:
-        """(data, valid) of shape (len(bands), rows, cols); bands the scene lacks are all invalid."""
+        """(data, valid) of shape (len(bands), rows, cols); bands the scene lacks are all invalid. `window` is in
+        the grid's pixels and may reach `pad` pixels beyond it."""
         shape = (len(bands), int(window.height), int(window.width))
         data = np.zeros(shape, dtype=dtype)
         valid = np.zeros(shape, dtype=bool)
@@ -109,13 +113,14 @@ class SceneReader:
             vrt = self._vrt(uri)
             positions = [p for p, _ in wanted]
             indexes = [i for _, i in wanted]
+            padded = Window(window.col_off + self.pad, window.row_off + self.pad, window.width, window.height)
             try:
                 with rasterio.Env(**BLOCKWISE_WARP), warnings.catch_warnings():
                     # A nodata value wins over an alpha band (often a NIR band mislabelled as alpha, as in 4-band
                     # files written as RGBA): that is the intent, so rasterio's warning about it is noise.
                     warnings.simplefilter("ignore", NodataShadowWarning)
-                    data[positions] = vrt.read(indexes, window=window)
-                    valid[positions] = vrt.read_masks(indexes, window=window) > 0
+                    data[positions] = vrt.read(indexes, window=padded)
+                    valid[positions] = vrt.read_masks(indexes, window=padded) > 0
                 self.bytes_read += data[positions].nbytes
             except RasterioError as exc:
                 raise SceneReadError(f"scene {self.scene.name}: cannot read {uri}: {exc}") from None

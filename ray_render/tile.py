@@ -1,11 +1,12 @@
 """Render one output tile: read every overlapping scene of each leaf, mosaic, evaluate the tree, cast to output.
 
-`TileRenderer` is plain Python (tested without Ray); `ray_render.actors` wraps it in a Ray actor.
+`TileRenderer` is plain Python (tested without Ray); `ray_render.actors` wraps it in a Ray actor. A tree with
+neighbourhood operations reads each tile with a halo (`ToolTree.halo`), choosing scenes by the grown tile.
 """
 
 from __future__ import annotations
 
-import json
+import math
 from contextlib import ExitStack
 
 import numpy as np
@@ -14,10 +15,10 @@ from rasterio.windows import Window
 
 from models.tooltree import Leaf, Mask, ToolTree, parse_tool_tree
 from ray_render.aoi import AoiRasterizer
-from ray_render.evaluate import Stack, evaluate, to_output
+from ray_render.evaluate import Evaluator, Stack, node_keys, node_margins, to_output
 from ray_render.grid import OutputGrid
 from ray_render.mosaic import MOSAIC_METHODS
-from ray_render.reader import DEFAULT_ERROR_THRESHOLD, SceneReader
+from ray_render.reader import DEFAULT_ERROR_THRESHOLD, WARP_BLOCK, SceneReader
 
 
 def _physical(data: np.ndarray, bands) -> np.ndarray:
@@ -26,12 +27,6 @@ def _physical(data: np.ndarray, bands) -> np.ndarray:
         if band is not None and (band.scale != 1.0 or band.offset != 0.0):
             data[position] = data[position] * np.float32(band.scale) + np.float32(band.offset)
     return data
-
-
-def node_keys(tree: ToolTree) -> dict[int, str]:
-    """Each node's canonical JSON, by the node's id: equal subtrees (two leaves over one project, say) share
-    their readers and are evaluated once per tile."""
-    return {id(node): json.dumps(node.model_dump(mode="json"), sort_keys=True) for node in tree.root.walk()}
 
 
 class TileRenderer:
@@ -46,7 +41,11 @@ class TileRenderer:
         self.grid = grid if isinstance(grid, OutputGrid) else OutputGrid.from_dict(grid)
         self._mosaic = MOSAIC_METHODS[mosaic]
         self._stack = ExitStack()
-        self._keys = node_keys(self.tree)
+        self._keys = node_keys(self.tree.root)
+        self._margins = node_margins(self.tree.root, self._keys)
+        # Readers serve the grid grown by whole warp blocks, so the halo is warped in the same blocks (and so to
+        # the same pixels) as the grid itself.
+        pad = WARP_BLOCK * math.ceil(self.tree.halo() / WARP_BLOCK)
         # One reader per (scene, resampling), shared by every leaf that reads that scene that way: a false-colour
         # stack and an index of one project warp each scene once, whatever bands each leaf takes.
         shared: dict[tuple[str, str], SceneReader] = {}
@@ -57,7 +56,8 @@ class TileRenderer:
             for scene in source.scenes:
                 key = (scene.model_dump_json(), method.name)
                 if key not in shared:
-                    shared[key] = self._stack.enter_context(SceneReader(scene, self.grid, method, error_threshold))
+                    shared[key] = self._stack.enter_context(SceneReader(scene, self.grid, method, error_threshold,
+                                                                                pad=pad))
                 readers.append(shared[key])
             self._readers[self._keys[id(source)]] = readers
         self._distinct_readers = list(shared.values())
@@ -93,10 +93,6 @@ class TileRenderer:
 
     def render(self, window: Window) -> np.ndarray:
         """The output pixels of `window`: (bands, rows, cols) in the output dtype, nodata filled."""
-        stack = evaluate(
-            self.tree.root,
-            read_source=lambda source: self._read_source(source, window),
-            aoi_mask=lambda mask: self._aois[id(mask)].inside(window),
-            keys=self._keys,
-        )
-        return to_output(self.tree.root, stack)
+        evaluator = Evaluator(self._read_source, lambda mask, grown: self._aois[id(mask)].inside(grown), window,
+                              self.grid, self._keys, self._margins)
+        return to_output(self.tree.root, evaluator.stack(self.tree.root)[1])

@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from models.tooltree import INDICES, NAMED_RAMPS, NODE_TYPES, OPERATORS
+from models.tooltree import FOCAL_STATS, INDICES, NAMED_RAMPS, NODE_TYPES, OPERATORS, TERRAIN_PRODUCTS
 
 README = (Path(__file__).resolve().parents[1] / "README.md").read_text()
 
@@ -19,3 +19,5 @@ def test_every_node_type_operator_and_named_ramp_is_documented():
     assert [op.strip(" `\n") for op in listed.removeprefix("with one of the operators").split(",")] == list(OPERATORS)
     for ramp in NAMED_RAMPS:
         assert f"`{ramp}`" in README, ramp
+    for name in (*FOCAL_STATS, *TERRAIN_PRODUCTS):
+        assert f"`{name}`" in README, name

@@ -6,7 +6,7 @@ bands by name, and parsing checks that every name a node uses is one its childre
 can be evaluated. Nothing here evaluates user strings as code.
 
 Node types (the `type` field, registry `NODE_TYPES`): project, scene, identity, select, color_correct,
-normalized_difference, band_math, classify, colormap, mask, mask_by, output.
+normalized_difference, band_math, classify, colormap, focal, terrain, mask, mask_by, output.
 """
 
 from models.tooltree.base import MAX_DEPTH, MAX_NODES, MAX_TERMS, OUTPUT_DTYPES, BaseNode, SceneBand, SceneSource
@@ -25,6 +25,17 @@ from models.tooltree.expressions import (
     uses_operator,
 )
 from models.tooltree.indices import INDICES, Index
+from models.tooltree.neighbourhood import (
+    FOCAL_SHAPES,
+    FOCAL_STATS,
+    MAX_HALO,
+    MAX_RADIUS,
+    TERRAIN_PRODUCTS,
+    Focal,
+    Terrain,
+    halo,
+    margins,
+)
 from models.tooltree.nodes import (
     BandMath,
     ColorCorrect,

@@ -29,6 +29,10 @@ class BaseNode(BaseModel):
         """Names of the bands this node produces, in order."""
         raise NotImplementedError
 
+    def reach(self, child: BaseNode) -> int:
+        """How many pixels beyond each output pixel this node reads of `child` (0: only the pixel itself)."""
+        return 0
+
     def children(self) -> list[BaseNode]:
         """The nodes this one reads, in a fixed order."""
         inp = getattr(self, "input", None)

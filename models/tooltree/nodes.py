@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from models.tooltree.base import BAND_NAME, MAX_TERMS, OUTPUT_DTYPES, BaseNode, require_bands, require_one_band
 from models.tooltree.expressions import MAX_BITS, BandRef, Expression, band_refs, terms
+from models.tooltree.neighbourhood import MAX_RADIUS
 
 if TYPE_CHECKING:  # the union of every node type, resolved when models.tooltree.tree rebuilds these models
     from models.tooltree.tree import AnyNode as Node
@@ -242,7 +243,8 @@ class Condition(BaseModel):
 class MaskBy(BaseNode):
     """Keeps or removes pixels of `input` by the values of a one-band `by` node (a QA band, a class map).
 
-    Where `by` has no value the pixel becomes nodata: whether it matches is not known.
+    Where `by` has no value the pixel becomes nodata: whether it matches is not known. `dilate` (pixels) also
+    removes every pixel within that distance of a removed one: a buffer around clouds and their shadows.
     """
 
     type: Literal["mask_by"] = "mask_by"
@@ -250,6 +252,7 @@ class MaskBy(BaseNode):
     by: Node
     remove_where: Condition | None = None
     keep_where: Condition | None = None
+    dilate: int = Field(default=0, ge=0, le=MAX_RADIUS)
 
     @model_validator(mode="after")
     def _one_condition(self) -> MaskBy:
@@ -260,6 +263,9 @@ class MaskBy(BaseNode):
 
     def children(self) -> list[BaseNode]:
         return [self.input, self.by]
+
+    def reach(self, child: BaseNode) -> int:
+        return self.dilate if child is self.by else 0
 
     def output_bands(self) -> list[str]:
         return self.input.output_bands()

@@ -14,13 +14,14 @@ from models.tooltree import base
 from models.tooltree.base import SceneSource
 from models.tooltree.classes import COLORMAP_BANDS, Classify, Colormap
 from models.tooltree.expressions import Expression
+from models.tooltree.neighbourhood import MAX_HALO, Focal, Terrain, halo
 from models.tooltree.nodes import BandMath, ColorCorrect, Identity, Mask, MaskBy, NormalizedDifference, Output, SelectBands
 from models.tooltree.sources import Leaf, ProjectSource, SceneLeaf
 
 NODE_TYPES: dict[str, type[base.BaseNode]] = {
     cls.model_fields["type"].default: cls
     for cls in (ProjectSource, SceneLeaf, Identity, SelectBands, ColorCorrect, NormalizedDifference, BandMath,
-                Classify, Colormap, Mask, MaskBy, Output)
+                Classify, Colormap, Focal, Terrain, Mask, MaskBy, Output)
 }
 
 AnyNode = Annotated[Union[tuple(NODE_TYPES.values())], Field(discriminator="type")]  # noqa: UP007
@@ -54,6 +55,17 @@ class ToolTree(BaseModel):
                              '{"type": "output", "dtype": "uint8", "nodata": null} (no scale or offset)')
         return self
 
+    @model_validator(mode="after")
+    def _halo_within_limit(self) -> ToolTree:
+        if (needed := halo(self.root)) > MAX_HALO:
+            raise ValueError(f"the tree's neighbourhood operations reach {needed} pixels beyond each tile (their "
+                             f"radii add up along a path), more than the {MAX_HALO} allowed")
+        return self
+
+    def halo(self) -> int:
+        """Pixels beyond each tile the tree reads (the sum of nested focal radii, terrain's 1, dilations)."""
+        return halo(self.root)
+
     def sources(self) -> list[Leaf]:
         """Every leaf, in the order the tree reads them."""
         return [n for n in self.root.walk() if isinstance(n, Leaf)]
@@ -76,6 +88,8 @@ class ToolTree(BaseModel):
     def is_categorical(self) -> bool:
         """Whether the output holds classes (or colours of classes), whose overviews must not blend values."""
         made_by = producer(self.root)
+        while isinstance(made_by, Focal) and made_by.stat in ("mode", "min", "max"):  # these keep class values
+            made_by = producer(made_by.input)
         if isinstance(made_by, Colormap):
             return made_by.classes is not None or isinstance(producer(made_by.input), Classify)
         return isinstance(made_by, Classify)

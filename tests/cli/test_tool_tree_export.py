@@ -85,6 +85,7 @@ def test_a_coloured_change_map_over_two_projects_is_exported_as_rgba(two_dates, 
      "tool.input.band_math.expr.op.op"),
     ([1, 2, 3], "tool_tree: Input should be a valid dictionary"),
     ({"type": "colormap", "ramp": 5, "input": ndvi("alps")}, "a ramp is [[value"),
+    ({"type": "focal", "stat": "mean", "radius": 100, "input": ndvi("alps")}, "tool.input.focal.radius"),
 ])
 def test_bad_trees_exit_2_naming_the_node_and_write_nothing(two_dates, tree_file, tree, needle):
     result = runner.invoke(app, ["export", "--tool-tree", tree_file(tree)])

@@ -153,6 +153,10 @@ REFUSED = [
     ("a malformed mask", {"type": "mask", "geometry": {"type": "Point", "coordinates": [12, 46]}, "input": leaf("alps")},
      InvalidToolTree, "tool.geometry: must be a Polygon or MultiPolygon"),
     ("an output without input", {"type": "output", "dtype": "uint8"}, InvalidToolTree, "the tree reads nothing"),
+    ("a focal radius over the limit", {"type": "focal", "stat": "mean", "radius": 65, "input": leaf("alps")},
+     InvalidToolTree, "tool.input.focal.radius: Input should be less than or equal to 64"),
+    ("terrain of two bands", {"type": "terrain", "product": "slope", "input": leaf("alps")}, InvalidToolTree,
+     "tool.input.terrain: terrain needs a one-band elevation input, but it makes 2 bands"),
 ]
 
 

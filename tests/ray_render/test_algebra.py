@@ -120,6 +120,8 @@ def test_conditions_of_mask_by():
 
 
 def test_a_constant_expression_fills_the_tile():
+    from rasterio.windows import Window
+
     from ray_render.evaluate import Stack, evaluate
 
     scene = {"name": "s", "crs": "EPSG:3857", "dtype": "uint8", "resolution": [1, 1], "bounds": [0, 0, 2, 1],
@@ -128,6 +130,6 @@ def test_a_constant_expression_fills_the_tile():
         "type": "band_math", "input": {"type": "project", "scenes": [scene], "bands": ["red"]},
         "outputs": {"two": {"const": 2}, "none": {"nodata": True}}}})
     source = Stack(["red"], np.ma.masked_array(np.zeros((1, 1, 2))))
-    out = evaluate(tree.root, read_source=lambda _: source, aoi_mask=lambda _: None)
+    out = evaluate(tree.root, read_source=lambda *_: source, aoi_mask=lambda *_: None, window=Window(0, 0, 2, 1))
     assert out.bands == ["two", "none"] and out.data.shape == (2, 1, 2)
     assert out.data[0].tolist() == [[2.0, 2.0]] and out.data.mask[1].all()

@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+from rasterio.windows import Window
 
 from models.tooltree import ColorCorrect, Mask, NormalizedDifference, Output, ProjectSource, SelectBands, Stretch
 from ray_render.evaluate import Stack, evaluate, to_output
@@ -18,7 +19,8 @@ def stack(red, green, nir, mask=None) -> Stack:
 
 
 def run(node, source_stack, inside=None):
-    return evaluate(node, read_source=lambda _: source_stack, aoi_mask=lambda _: inside)
+    return evaluate(node, read_source=lambda *_: source_stack, aoi_mask=lambda *_: inside,
+                    window=Window(0, 0, source_stack.shape[1], source_stack.shape[0]))
 
 
 def test_select_reorders_bands_for_false_colour():

@@ -1,4 +1,5 @@
-"""The JSON shapes of issue 11 are accepted exactly as written, and every node type round-trips through JSON."""
+"""The JSON shapes of issues 11 and 12 are accepted exactly as written, and every node type round-trips through
+JSON."""
 
 from __future__ import annotations
 
@@ -54,7 +55,10 @@ EVERY_NODE = output({"type": "band_math", "inputs": {
                                                  "stretch": [{"band": "red", "min": 0, "max": 3000}],
                                                  "input": {"type": "scene", "scene": 1, "bands": ["red"],
                                                            "scenes": [leaf()["scenes"][0]]}},
-                    "by": leaf("l8", ["qa"]), "keep_where": {"range": [0, 3]}}},
+                    "by": leaf("l8", ["qa"]), "keep_where": {"range": [0, 3]}, "dilate": 3}},
+    "e": {"type": "terrain", "product": "hillshade", "azimuth": 315, "altitude": 45, "z_factor": 1,
+          "input": {"type": "focal", "stat": "mean", "radius": 2, "shape": "square",
+                    "input": {"type": "select", "bands": ["red"], "input": leaf()}}},
     "d": {"type": "select", "bands": ["alpha"], "input": {"type": "colormap", "ramp": "viridis", "range": [-1, 1],
                                                            "input": {"type": "select", "bands": ["red"], "input": leaf()}}},
 }, "outputs": {
@@ -82,3 +86,13 @@ def test_colour_ramps_by_stops_or_by_name(ramp):
     assert parse_tool_tree(tree.to_json()) == tree
     if not isinstance(ramp, str):
         assert node.ramp[1] == (0.0, "#ffffbf")  # colours are normalised to lower case
+
+
+def test_the_focal_and_terrain_shapes_of_issue_12():
+    focal = {"type": "focal", "stat": "mean", "radius": 2, "shape": "square", "input": leaf(bands=["red", "nir"])}
+    terrain = {"type": "terrain", "product": "hillshade", "azimuth": 315, "altitude": 45, "z_factor": 1,
+               "input": leaf(bands=["red"])}
+    assert parse_tool_tree(output(focal)).root.output_bands() == ["red", "nir"]
+    tree = parse_tool_tree(output(terrain))
+    assert tree.root.output_bands() == ["hillshade"] and tree.halo() == 1
+    assert parse_tool_tree(output({**focal, "input": terrain})).halo() == 3
