@@ -14,6 +14,7 @@ from api.downloads import install_download_limits
 from api.downloads import router as downloads_router
 from api.errors import install_error_handlers
 from api.exports import router as exports_router
+from api.tools import router as tools_router
 
 API_PREFIX = "/api/v1"
 
@@ -26,7 +27,7 @@ def create_app() -> FastAPI:
     )
     install_error_handlers(app)
     api = APIRouter(prefix=API_PREFIX)
-    for router in (exports_router, credentials_router, catalogue_router):
+    for router in (exports_router, credentials_router, catalogue_router, tools_router):
         api.include_router(router)
     app.include_router(api)
     app.include_router(downloads_router)

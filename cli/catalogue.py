@@ -50,16 +50,11 @@ def projects_create(name: str, public: bool = typer.Option(False, help="Readable
 @reports_errors
 def projects_share(name: str, user: str = typer.Argument(..., help="The user to share with.")) -> None:
     """Share a project, and your scenes in it, read-only with another user."""
-    from sqlmodel import select
-
-    from models.errors import NotFound
-    from models.tables import User
+    from models.catalogue import find_user
 
     with session_scope() as session:
         owner = acting_user(session)
-        reader = session.exec(select(User).where(User.name == user)).first()
-        if reader is None:
-            raise NotFound(f"user {user!r} not found")
+        reader = find_user(session, name=user)
         project = find_project(session, user=owner, ref=name)
         scenes = share_project(session, owner=owner, project=project, with_user=reader)
     console.print(f"shared project {project.name} and {scenes} scene(s) with {user}", highlight=False)

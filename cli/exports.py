@@ -9,10 +9,11 @@ from pathlib import Path
 import typer
 
 from cli.common import EXIT_FAILED, acting_user, console, print_json, reports_errors
+from cli.tools import read_tree_file
 from flows.submission import create_export
 from flows.views import export_view, get_export
 from models.db import session_scope
-from models.errors import InvalidAOI, InvalidRequest, InvalidToolTree
+from models.errors import InvalidAOI, InvalidRequest
 from models.schemas import (
     COMPRESSIONS,
     RESAMPLING_METHODS,
@@ -26,11 +27,11 @@ from models.status import ExportStatus, TargetKind
 from models.tooltree import INDICES
 
 # Choices read from the registries the request schema uses, so the CLI offers exactly what the API accepts.
-ToolName = Enum("ToolName", {name: name for name in TOOL_NAMES}, type=str)
 Compression = Enum("Compression", {name: name for name in COMPRESSIONS}, type=str)
 ResamplingMethod = Enum("ResamplingMethod", {name: name for name in RESAMPLING_METHODS}, type=str)
-TOOL_HELP = ("rgb, or a named index computed on each band's scale and offset: "
-             + ", ".join(f"{name} ({index.formula})" for name, index in INDICES.items()) + ".")
+TOOL_HELP = ("rgb, a named index computed on each band's scale and offset ("
+             + ", ".join(f"{name}: {index.formula}" for name, index in INDICES.items())
+             + "), or a saved tool (geoship tools list), by name or owner/name.")
 
 
 def _read_aoi(path: Path) -> dict:
@@ -42,13 +43,19 @@ def _read_aoi(path: Path) -> dict:
         raise InvalidAOI("aoi", f"{path} is not valid JSON ({exc.msg} at line {exc.lineno})") from None
 
 
-def _read_tool_tree(path: Path) -> dict:
-    try:
-        return json.loads(path.read_text())
-    except FileNotFoundError:
-        raise InvalidToolTree("tool-tree", f"no such file: {path}") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise InvalidToolTree("tool-tree", f"{path} is not valid JSON ({exc})") from None
+def _bindings(items: list[str] | None) -> dict[str, str] | None:
+    """--bind SLOT=PROJECT, once per slot, as the request's `bind`."""
+    if not items:
+        return None
+    found: dict[str, str] = {}
+    for item in items:
+        slot, sep, project = item.partition("=")
+        if not sep or not slot or not project:
+            raise InvalidRequest("bind", f"expected SLOT=PROJECT, got {item!r}")
+        if slot in found:
+            raise InvalidRequest(f"bind.{slot}", "bound twice")
+        found[slot] = project
+    return found
 
 
 def _color_correction(enabled: bool, stretch: list[str] | None, percentiles: str, gamma: float) -> ColorCorrection | None:
@@ -135,7 +142,9 @@ def export(
     ctx: typer.Context,
     project: str = typer.Option(None, "--project", help="Project name or id (with --tool-tree: for leaves that name "
                                                         "no project)."),
-    tool: ToolName = typer.Option("rgb", "--tool", help=TOOL_HELP),
+    tool: str = typer.Option("rgb", "--tool", help=TOOL_HELP),
+    bind: list[str] = typer.Option(None, "--bind", help="SLOT=PROJECT: the project a saved tool's slot reads, once "
+                                                        "per slot."),
     tool_tree: Path = typer.Option(None, "--tool-tree", help="A tool tree of your own (JSON file) instead of --tool; "
                                                              "its leaves name the projects or scenes they read."),
     bands: str = typer.Option(None, "--bands", help="Bands to use, e.g. red,green,blue or nir,red,green."),
@@ -170,15 +179,16 @@ def export(
     """Order an export of a project. Without --wait it stays pending for the poller."""
     if ctx.invoked_subcommand is not None:
         return
-    if not project and tool_tree is None:
-        raise InvalidRequest("project", "--project is required to order an export (or --tool-tree, whose leaves "
-                                        "name their projects)")
+    if not project and tool_tree is None and tool in TOOL_NAMES:
+        raise InvalidRequest("project", "--project is required to order an export (or --tool-tree, or a saved tool, "
+                                        "whose leaves name their projects)")
     from pydantic import ValidationError
 
     with session_scope() as session:
         try:
             request = ExportRequest(
-                project=project or None, tool=tool.value, tool_tree=_read_tool_tree(tool_tree) if tool_tree else None,
+                project=project or None, tool=tool, bind=_bindings(bind),
+                tool_tree=read_tree_file(tool_tree, "tool-tree") if tool_tree else None,
                 bands=[b.strip() for b in bands.split(",")] if bands else None,
                 color_correct=_color_correction(color_correct, stretch, percentiles, gamma),
                 aoi=_read_aoi(aoi) if aoi else None, extent="project" if keep_extent else "aoi",

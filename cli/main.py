@@ -9,6 +9,7 @@ from cli.credentials import credentials_app, keys_app, links_app
 from cli.database import db_app
 from cli.demo import demo
 from cli.exports import export_app, run, status
+from cli.tools import tools_app
 from cli.users import users_app
 
 app = typer.Typer(name="geoship", help="Order exports of imagery and have them delivered.", no_args_is_help=True,
@@ -26,6 +27,7 @@ def main() -> None:
 app.add_typer(projects_app, name="projects")
 app.add_typer(scenes_app, name="scenes")
 app.add_typer(export_app, name="export")
+app.add_typer(tools_app, name="tools")
 app.add_typer(credentials_app, name="credentials")
 app.add_typer(links_app, name="links")
 app.add_typer(keys_app, name="keys")

@@ -1,7 +1,8 @@
 """Bind a user's tool tree to what it reads: each leaf's project or scene found, authorised and filled in.
 
 A user's leaves name a project (`"project": "naip-2014"` or an id) or a scene (`"scene": 12`); a project leaf
-that names none reads the request's project. Binding writes each leaf's scenes into the tree (the form stored
+that names none reads the request's project, and a saved tool's leaf with a `slot` reads the project the
+export binds to it (`"bind": {"before": "naip-2014"}`). Binding writes each leaf's scenes into the tree (the form stored
 on the export row), so the renderer reads exactly what was authorised at request time. Nothing is written to
 the database.
 """
@@ -17,11 +18,7 @@ from sqlmodel import Session
 from models.catalogue import find_project, find_scene, project_scenes, scene_source, unreadable_scenes
 from models.errors import Forbidden, InvalidRequest, InvalidToolTree, NotFound
 from models.tables import Project, Scene, User
-from models.tooltree import check_shape, walk_json
-
-LEAF_TYPES = ("project", "scene")
-# Fields of a leaf that binding fills in; a user's tree may not set them (it could read any file otherwise).
-BOUND_FIELDS = ("scenes", "project_id")
+from models.tooltree import BOUND_FIELDS, LEAF_TYPES, check_shape, walk_json
 
 
 @dataclass
@@ -68,13 +65,39 @@ def _reference(node: dict[str, Any], key: str, path: str, default=None) -> Any:
     return ref
 
 
-def bind_tool_tree(session: Session, *, owner: User, data: Any, default_project: str | int | None = None) -> BoundTree:
+def _slot_project(node: dict[str, Any], path: str, slots: dict[str, str | int]) -> tuple[str | int, str]:
+    """(the project bound to a leaf's slot, where errors about it point: `bind.<slot>`)."""
+    slot = node["slot"]
+    if not isinstance(slot, str) or node.get("project") is not None:
+        raise InvalidToolTree(f"{path}.slot", "a leaf names its project or leaves a slot open, not both")
+    if slot not in slots:
+        raise InvalidRequest(f"bind.{slot}", f"slot {slot!r} is not bound to a project; bind it, e.g. "
+                                             f"--bind {slot}=PROJECT or \"bind\": {{\"{slot}\": \"PROJECT\"}}")
+    ref = slots[slot]
+    if isinstance(ref, bool) or not isinstance(ref, str | int) or ref == "":
+        raise InvalidRequest(f"bind.{slot}", f"must be a project name or id, not {ref!r}")
+    return ref, f"bind.{slot}"
+
+
+def check_bindings(data: dict[str, Any], slots: dict[str, Any] | None) -> None:
+    """Refuse bindings of slots the tree does not have, listing those it has."""
+    have = [node["slot"] for _, node in walk_json(data) if node.get("type") == "project" and node.get("slot")]
+    for name in slots or {}:
+        if name not in have:
+            listed = ", ".join(dict.fromkeys(have)) or "none"
+            raise InvalidRequest(f"bind.{name}", f"the tool has no slot {name!r} (its slots: {listed})")
+
+
+def bind_tool_tree(session: Session, *, owner: User, data: Any, default_project: str | int | None = None,
+                   slots: dict[str, str | int] | None = None) -> BoundTree:
     """`data` with every leaf bound to the scenes it reads, each authorised for `owner`.
 
-    Raises `InvalidToolTree` for a malformed tree or leaf, `NotFound` (naming the leaf) for a project or scene
-    the owner may not know of, and `Forbidden` for a project with scenes they may not read.
+    Raises `InvalidToolTree` for a malformed tree or leaf, `InvalidRequest` for a slot left unbound (or bound
+    to no project), `NotFound` (naming the leaf or slot) for a project or scene the owner may not know of, and
+    `Forbidden` for a project with scenes they may not read.
     """
     check_shape(data)
+    check_bindings(data, slots)
     data = copy.deepcopy(data)
     bound = BoundTree(data)
     for path, node in walk_json(data):
@@ -85,12 +108,16 @@ def bind_tool_tree(session: Session, *, owner: User, data: Any, default_project:
             raise InvalidToolTree(f"{path}.{given[0]}", "a tool tree names the projects or scenes it reads (and the "
                                                         "bands), never their files")
         try:
+            where = path
             if node["type"] == "project":
-                ref = _reference(node, "project", path, default_project)
+                if node.get("slot") is not None:
+                    ref, where = _slot_project(node, path, slots or {})
+                else:
+                    ref = _reference(node, "project", path, default_project)
                 project = find_project(session, user=owner, ref=ref)
                 if project.id not in bound.projects:
                     bound.projects[project.id] = project
-                    bound.project_scenes[project.id] = readable_project_scenes(session, owner, project, path)
+                    bound.project_scenes[project.id] = readable_project_scenes(session, owner, project, where)
                 scenes = bound.project_scenes[project.id]
                 node.update(project=ref, project_id=project.id)
             else:
@@ -99,7 +126,7 @@ def bind_tool_tree(session: Session, *, owner: User, data: Any, default_project:
             for scene in scenes:
                 bound.scenes.setdefault(scene.id, scene)
         except NotFound as exc:
-            raise NotFound(f"{path}: {exc}") from None
+            raise NotFound(f"{where}: {exc}") from None
         node["scenes"] = [scene_source(s).model_dump(mode="json") for s in scenes]
     return bound
 

@@ -17,12 +17,12 @@ from delivery.registry import DELIVERIES
 from flows.binding import bind_tool_tree, leaf_default_resampling, readable_project_scenes
 from models.catalogue import find_project, scene_source
 from models.errors import InvalidAOI, InvalidRequest, InvalidToolTree
+from models.saved_tools import find_tool
 from models.schemas import LOSSY_COMPRESSIONS, Estimate, ExportRequest, SourceView
 from models.settings import get_settings
 from models.tables import Export, ExportTarget, Project, Scene, User
 from models.tooltree import (
     INDICES,
-    PASS_THROUGH_TYPES,
     ColorCorrect,
     Identity,
     Mask,
@@ -31,6 +31,7 @@ from models.tooltree import (
     Stretch,
     ToolTree,
     parse_tool_tree,
+    split_output,
     walk_json,
 )
 from ray_render.geometry import (
@@ -48,9 +49,6 @@ from ray_render.stats import percentile_stretch
 
 DEFAULT_RGB_BANDS = ["red", "green", "blue"]
 INDEX_NODATA = -9999.0
-# The output of a tool tree that gives no `output` root: float32 with a nodata value, or RGBA for a colour map.
-DEFAULT_OUTPUT = {"type": "output", "dtype": "float32", "nodata": INDEX_NODATA}
-RGBA_OUTPUT = {"type": "output", "dtype": "uint8", "nodata": None}
 
 
 def _output_crs(srid: int) -> str:
@@ -172,13 +170,6 @@ def build_tool_tree(request: ExportRequest, scenes: list[Scene], aoi, dst_crs: s
     return parse_tool_tree(root.model_dump(mode="json"))
 
 
-def _makes_colours(data: Any) -> bool:
-    """Whether a user's tree (JSON) ends in a colour map, looking through identity and mask nodes."""
-    while isinstance(data, dict) and data.get("type") in PASS_THROUGH_TYPES:
-        data = data.get("input")
-    return isinstance(data, dict) and data.get("type") == "colormap"
-
-
 def _reproject_masks(data: dict[str, Any], dst_crs: str) -> None:
     """A tree's own `mask` nodes, checked and reprojected into the output CRS in place (as the AOI is)."""
     for path, node in walk_json(data):
@@ -199,13 +190,7 @@ def custom_tool_tree(data: dict[str, Any], aoi, dst_crs: str, resampling: str) -
     """A user's own tool tree with its leaves already bound (`flows.binding`), completed: its masks in the
     output CRS, each leaf's resampling, the AOI mask under the root, and an `output` root when it has none
     (float32 with nodata -9999; RGBA uint8 for a colour map)."""
-    data = copy.deepcopy(data)
-    output = dict(RGBA_OUTPUT if _makes_colours(data) else DEFAULT_OUTPUT)
-    if data.get("type") == "output":
-        output.update({k: v for k, v in data.items() if k != "input"})
-        data = data.get("input")
-        if not isinstance(data, dict):
-            raise InvalidToolTree("tool.input", "the output node needs an input node")
+    output, data = split_output(copy.deepcopy(data))
     _reproject_masks(data, dst_crs)
     leaf_default_resampling(data, resampling)
     if aoi is not None:
@@ -279,8 +264,12 @@ def plan_export(session: Session, *, owner: User, request: ExportRequest, check_
     Raises the error naming the problem (`NotFound`, `Forbidden`, `InvalidRequest`...); writes nothing.
     """
     resampling = request.resampling or default_resampling(request)
-    if request.tool_tree is not None:
-        bound = bind_tool_tree(session, owner=owner, data=request.tool_tree, default_project=request.project)
+    tree_data = request.tool_tree
+    if request.uses_saved_tool():
+        tree_data = find_tool(session, user=owner, ref=request.tool).tree
+    if tree_data is not None:
+        bound = bind_tool_tree(session, owner=owner, data=tree_data, default_project=request.project,
+                               slots=request.bind)
         project = (find_project(session, user=owner, ref=request.project) if request.project is not None
                    else bound.first_project())
         scenes, projects = list(bound.scenes.values()), bound.projects
@@ -294,7 +283,7 @@ def plan_export(session: Session, *, owner: User, request: ExportRequest, check_
     aoi, area = _area(request, scenes, dst_crs)
     resolution = _resolution(request, scenes, dst_crs)
     grid = _grid(dst_crs, area, resolution)
-    if request.tool_tree is not None:
+    if tree_data is not None:
         tree = custom_tool_tree(bound.data, aoi, dst_crs, resampling)
     else:
         tree = build_tool_tree(request, scenes, aoi, dst_crs, project.id)

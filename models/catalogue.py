@@ -22,6 +22,14 @@ def get_or_create_user(session: Session, *, name: str) -> User:
     return user
 
 
+def find_user(session: Session, *, name: str) -> User:
+    """The user called `name`; `NotFound` otherwise."""
+    user = session.exec(select(User).where(User.name == name)).first()
+    if user is None:
+        raise NotFound(f"user {name!r} not found")
+    return user
+
+
 def create_project(session: Session, *, owner: User, name: str, visibility: str = "private") -> Project:
     """A new, empty project; names are unique per owner."""
     if not name.strip():

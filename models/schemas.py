@@ -6,11 +6,13 @@ import re
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, StrictInt, StrictStr, field_validator, model_validator
 
 from models.status import CredentialKind, ExportStatus, TargetKind, TargetStatus
 from models.tooltree import INDICES, RESAMPLING_METHODS
 
+# A tool as a request names it: a built-in one, or a saved tool by name or owner/name (models.saved_tools).
+TOOL_REF = r"^(?:[^/\s]{1,64}/)?[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
 # The named tools: plain or colour-corrected RGB, and every named index of the registry.
 TOOL_NAMES = ("rgb", *INDICES)
 COMPRESSIONS = ("deflate", "zstd", "lzw", "jpeg", "webp")
@@ -207,7 +209,9 @@ class ExportRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
     # The project of a named tool; with a `tool_tree`, the project of the leaves that name none (optional).
     project: str | int | None = None
-    tool: Literal[TOOL_NAMES] = "rgb"  # type: ignore[valid-type]
+    # A built-in tool (rgb or a named index), or a saved tool by name (or owner/name) whose slots `bind` fills.
+    tool: str = Field(default="rgb", pattern=TOOL_REF, examples=list(TOOL_NAMES))
+    bind: dict[str, StrictStr | StrictInt] | None = Field(default=None, max_length=64)
     # A tool tree of your own instead of a named tool: nodes as in models.tooltree. Its leaves name the project
     # (`{"type": "project", "project": "naip-2014", "bands": [...]}`) or scene (`{"type": "scene", "scene": 12,
     # ...}`) they read. Without an `output` root, the result is float32 with nodata -9999 (a colour map: RGBA
@@ -227,17 +231,23 @@ class ExportRequest(BaseModel):
     compression: Literal[COMPRESSIONS] = "deflate"  # type: ignore[valid-type]
     targets: list[TargetRequest] = Field(default_factory=lambda: [TargetRequest()], min_length=1, max_length=10)
 
+    def uses_saved_tool(self) -> bool:
+        return self.tool_tree is None and self.tool not in TOOL_NAMES
+
     @model_validator(mode="after")
     def _one_kind_of_tool(self) -> ExportRequest:
-        if self.tool_tree is None and self.project is None:
-            raise ValueError("give a `project` for a named tool, or a `tool_tree` whose leaves name their projects")
-        if self.tool_tree is not None:
-            named = [f for f in ("bands", "color_correct") if getattr(self, f) is not None]
-            if self.tool != "rgb":
-                named.insert(0, "tool")
-            if named:
-                raise ValueError(f"a tool_tree says what to compute itself; drop {', '.join(named)} (they set up a "
-                                 f"named tool)")
+        if self.tool_tree is None and self.project is None and not self.uses_saved_tool():
+            raise ValueError("give a `project` for a named tool, or a `tool_tree` (or a saved tool) whose leaves name "
+                             "their projects")
+        named = [f for f in ("bands", "color_correct") if getattr(self, f) is not None]
+        if self.tool_tree is not None and self.tool != "rgb":
+            named.insert(0, "tool")
+        if named and (self.tool_tree is not None or self.uses_saved_tool()):
+            what = "a tool_tree" if self.tool_tree is not None else f"the saved tool {self.tool!r}"
+            raise ValueError(f"{what} says what to compute itself; drop {', '.join(named)} (they set up a "
+                             f"built-in tool)")
+        if self.bind is not None and not self.uses_saved_tool():
+            raise ValueError("`bind` fills the slots of a saved tool; this request does not name one")
         return self
 
 
@@ -370,3 +380,36 @@ class ProjectView(BaseModel):
     visibility: str
     scene_count: int
     scenes: list[SceneView] | None = None
+
+
+class ToolCreate(BaseModel):
+    """A tool to save: its name (what `--tool` takes), its tree (leaves name a project or leave a `slot` open)
+    and what it is for."""
+
+    model_config = ConfigDict(extra="forbid")
+    name: str
+    tree: dict[str, Any]
+    description: str = ""
+
+
+class ToolShareRequest(BaseModel):
+    """Who to share a saved tool with."""
+
+    model_config = ConfigDict(extra="forbid")
+    user: str
+
+
+class ToolView(BaseModel):
+    """A saved tool as its owner, or someone it is shared with, sees it."""
+
+    id: int
+    name: str
+    owner: str
+    # What to pass as `tool` (the name, or owner/name for a tool shared with you).
+    ref: str
+    description: str
+    slots: list[str]
+    tree: dict[str, Any]
+    shared_with: list[str] | None = None  # only its owner sees who it is shared with
+    created_at: datetime
+    updated_at: datetime

@@ -89,6 +89,28 @@ class ProjectScene(SQLModel, table=True):
     position: int = Field(index=True)
 
 
+class SavedTool(SQLModel, table=True):
+    """A tool tree a user saved under a name, to export for any project: its leaves name a project or leave a
+    `slot` open, bound at export time. `tree` is the tree as the user wrote it (leaves unbound)."""
+
+    __table_args__ = (UniqueConstraint("owner_id", "name"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    owner_id: int = Field(foreign_key="user.id", index=True)
+    name: str = Field(index=True)
+    description: str = ""
+    tree: dict = _json()
+    created_at: datetime = _created()
+    updated_at: datetime = _created()
+
+
+class ToolShare(SQLModel, table=True):
+    """A saved tool shared with another user, who may export it (not change or remove it)."""
+
+    tool_id: int = Field(foreign_key="savedtool.id", primary_key=True)
+    user_id: int = Field(foreign_key="user.id", primary_key=True)
+
+
 class Credential(SQLModel, table=True):
     """A user's key to their own storage (S3 or Dropbox). The secret part is only ever stored encrypted.
 

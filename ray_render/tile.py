@@ -43,8 +43,10 @@ class TileRenderer:
         self._stack = ExitStack()
         self._keys = node_keys(self.tree.root)
         self._margins = node_margins(self.tree.root, self._keys)
-        # Readers serve the grid grown by whole warp blocks, so the halo is warped in the same blocks (and so to
-        # the same pixels) as the grid itself.
+        # Readers serve the grid grown by whole warp blocks: every tile of the export reads through the same
+        # blocks, whatever the tile size. (GDAL warps each block as its own chunk, and a chunk's extent sways
+        # the warp slightly, e.g. the resampling scale it computes per chunk; so the grid's last, partial blocks
+        # can differ within the warp's tolerance from those of a tree without a halo.)
         pad = WARP_BLOCK * math.ceil(self.tree.halo() / WARP_BLOCK)
         # One reader per (scene, resampling), shared by every leaf that reads that scene that way: a false-colour
         # stack and an index of one project warp each scene once, whatever bands each leaf takes.

@@ -48,8 +48,8 @@ from models.tooltree.nodes import (
     SelectBands,
     Stretch,
 )
-from models.tooltree.parse import check_shape, child_nodes, parse_tool_tree, walk_json
-from models.tooltree.sources import RESAMPLING_METHODS, Leaf, ProjectSource, SceneLeaf
+from models.tooltree.parse import check_shape, child_nodes, parse_tool_tree, split_output, walk_json
+from models.tooltree.sources import BOUND_FIELDS, LEAF_TYPES, RESAMPLING_METHODS, Leaf, ProjectSource, SceneLeaf
 from models.tooltree.tree import NODE_TYPES, PASS_THROUGH_TYPES, AnyNode, ToolTree, producer
 
 Node = AnyNode

@@ -13,13 +13,16 @@ from pydantic import ValidationError
 from models.errors import InvalidToolTree
 from models.tooltree.base import MAX_DEPTH, MAX_NODES
 from models.tooltree.nodes import Output
-from models.tooltree.tree import ToolTree
+from models.tooltree.tree import PASS_THROUGH_TYPES, ToolTree
 
 # Keys under which a node holds child nodes: one node, or a map of named nodes.
 CHILD_KEYS = ("input", "by")
 CHILD_MAPS = ("inputs",)
 # Deepest nesting of JSON objects and arrays anywhere in a tree (nodes, expressions, geometries).
 MAX_NESTING = 192
+# The output of a user's tree that gives no `output` root: float32 with a nodata value, or RGBA for a colour map.
+DEFAULT_OUTPUT = {"type": "output", "dtype": "float32", "nodata": -9999.0}
+RGBA_OUTPUT = {"type": "output", "dtype": "uint8", "nodata": None}
 
 
 def child_nodes(node: dict[str, Any]) -> list[tuple[str, Any]]:
@@ -68,6 +71,25 @@ def check_shape(data: Any) -> None:
         raise InvalidToolTree("tool", f"tree nests objects more than {MAX_NESTING} levels deep")
     for _ in walk_json(data):
         pass
+
+
+def _makes_colours(data: Any) -> bool:
+    """Whether a user's tree (JSON) ends in a colour map, looking through identity and mask nodes."""
+    while isinstance(data, dict) and data.get("type") in PASS_THROUGH_TYPES:
+        data = data.get("input")
+    return isinstance(data, dict) and data.get("type") == "colormap"
+
+
+def split_output(data: dict[str, Any]) -> tuple[dict[str, Any], Any]:
+    """(the output node's settings, the node under it) of a user's tree, whether or not it gives an `output`
+    root: without one, float32 with nodata -9999, or RGBA uint8 for a colour map."""
+    output = dict(RGBA_OUTPUT if _makes_colours(data) else DEFAULT_OUTPUT)
+    if data.get("type") != "output":
+        return output, data
+    output.update({k: v for k, v in data.items() if k != "input"})
+    if not isinstance(data.get("input"), dict):
+        raise InvalidToolTree("tool.input", "the output node needs an input node")
+    return output, data["input"]
 
 
 def _location(error: dict[str, Any]) -> str:

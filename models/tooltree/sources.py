@@ -12,8 +12,12 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from models.tooltree.base import BaseNode, SceneSource
+from models.tooltree.base import BAND_NAME, BaseNode, SceneSource
 
+# The leaf types, and the fields of a leaf that binding fills in: a user's tree may not set those (it could
+# read any file otherwise).
+LEAF_TYPES = ("project", "scene")
+BOUND_FIELDS = ("scenes", "project_id")
 RESAMPLING_METHODS = (
     "nearest", "bilinear", "cubic", "cubic_spline", "lanczos", "average", "mode", "min", "max", "med", "q1", "q3",
 )
@@ -51,12 +55,17 @@ class Leaf(BaseNode):
 
 
 class ProjectSource(Leaf):
-    """A project's scenes mosaicked first-valid-wins (in the project's order), reading `bands`."""
+    """A project's scenes mosaicked first-valid-wins (in the project's order), reading `bands`.
+
+    In a saved tool a leaf may leave a `slot` open instead of naming its project; each export binds the slot
+    to a project (`--bind before=naip-2014`), and the bound leaf keeps the slot's name.
+    """
 
     type: Literal["project"] = "project"
     # The project as the user named it (a name or an id); None in trees whose project is the export's.
     project: str | int | None = None
     project_id: int | None = None
+    slot: str | None = Field(default=None, pattern=BAND_NAME)
 
 
 class SceneLeaf(Leaf):

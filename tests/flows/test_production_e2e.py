@@ -13,6 +13,7 @@ import httpx
 import pytest
 import sqlalchemy
 
+from models.migrate import head_revision
 from tests.conftest import REPO_ROOT, SMALL_AOI, SMALL_SCENES
 from tests.support.net import free_port
 from tests.support.postgres import ThrowawayPostgres
@@ -52,7 +53,7 @@ def production(tmp_path_factory, s3_server):
     }
     services: list[Service] = []
     try:
-        assert "-> 0001" in run([str(BIN / "geoship"), "db", "upgrade"], env)
+        assert f"-> {head_revision()}" in run([str(BIN / "geoship"), "db", "upgrade"], env)
         server = Service("prefect-server", [str(BIN / "prefect"), "server", "start", "--host", "127.0.0.1", "--port",
                                             str(prefect_port)], env, home)
         services.append(server)

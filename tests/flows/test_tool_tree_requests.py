@@ -193,11 +193,11 @@ def test_a_request_needs_a_project_or_a_tree():
 def test_rows_stored_before_leaves_named_projects_still_parse_and_render_the_same(session, owner, project):
     export = create_export(session, owner=owner, request=ExportRequest(project="alps", tool="ndvi", aoi=SMALL_AOI,
                                                                        resolution=480))
-    old = copy.deepcopy(export.tool)  # what the previous schema stored: no leaf `project`, `resampling` or mask `keep`
+    old = copy.deepcopy(export.tool)  # what the previous schemas stored: no leaf `project`, `resampling`, `slot` or mask `keep`
     mask = old["input"]
     source = mask["input"]["input"]
     assert mask["type"] == "mask" and source["type"] == "project"
-    for key in ("project", "resampling"):
+    for key in ("project", "resampling", "slot"):
         assert source.pop(key) is None
     assert mask.pop("keep") == "inside"
     assert set(source) == {"type", "project_id", "scenes", "bands", "reflectance"}
