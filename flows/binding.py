@@ -18,7 +18,7 @@ from sqlmodel import Session
 from models.catalogue import find_project, find_scene, project_scenes, scene_source, unreadable_scenes
 from models.errors import Forbidden, InvalidRequest, InvalidToolTree, NotFound
 from models.tables import Project, Scene, User
-from models.tooltree import BOUND_FIELDS, LEAF_TYPES, check_shape, walk_json
+from models.tooltree import LEAF_TYPES, check_shape, refuse_bound_fields, walk_json
 
 
 @dataclass
@@ -103,10 +103,7 @@ def bind_tool_tree(session: Session, *, owner: User, data: Any, default_project:
     for path, node in walk_json(data):
         if node.get("type") not in LEAF_TYPES:
             continue
-        given = [f for f in BOUND_FIELDS if f in node]
-        if given:
-            raise InvalidToolTree(f"{path}.{given[0]}", "a tool tree names the projects or scenes it reads (and the "
-                                                        "bands), never their files")
+        refuse_bound_fields(node, path)
         try:
             where = path
             if node["type"] == "project":

@@ -19,7 +19,7 @@ from models.errors import Conflict, InvalidRequest, InvalidToolTree, NotFound
 from models.schemas import TOOL_NAMES, ToolView
 from models.tables import SavedTool, ToolShare, User
 from models.timestamps import utcnow
-from models.tooltree import BOUND_FIELDS, LEAF_TYPES, check_shape, parse_tool_tree, split_output, walk_json
+from models.tooltree import LEAF_TYPES, check_shape, parse_tool_tree, refuse_bound_fields, split_output, walk_json
 
 # A saved tool's name: what users type after --tool. Names of the built-in tools are taken.
 TOOL_NAME = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
@@ -58,10 +58,7 @@ def check_saved_tree(tree: Any) -> list[str]:
     for path, node in walk_json(stand_in):
         if node.get("type") not in LEAF_TYPES:
             continue
-        given = [f for f in BOUND_FIELDS if f in node]
-        if given:
-            raise InvalidToolTree(f"{path}.{given[0]}", "a tool tree names the projects or scenes it reads (and the "
-                                                        "bands), never their files")
+        refuse_bound_fields(node, path)
         if node.get("slot") is not None and node.get("project") is not None:
             raise InvalidToolTree(f"{path}.slot", "a leaf names its project or leaves a slot open, not both")
         if node.get("slot") is not None and node["type"] != "project":

@@ -86,13 +86,6 @@ def focal_max(values, invalid, radius, shape):
     return _separable(np.where(invalid, -np.inf, values), radius, shape, np.maximum, -np.inf)
 
 
-def _counted(values, invalid, radius, shape, distinct):
-    """(distinct values ascending, occurrences of each in every neighbourhood) by one counting pass per value."""
-    counts = np.stack([_separable(((values == v) & ~invalid).astype(np.int32), radius, shape, np.add, 0)
-                       for v in distinct])
-    return distinct, counts
-
-
 def _gathered(values, invalid, radius, shape, reduce):
     """`reduce(stack)` over each pixel's neighbourhood values (NaN where invalid), a band of rows at a time."""
     rows, cols = values.shape[0] - 2 * radius, values.shape[1] - 2 * radius
@@ -108,36 +101,41 @@ def _gathered(values, invalid, radius, shape, reduce):
     return out
 
 
-def _distinct(values, invalid):
-    found = np.unique(values[~invalid])
-    return found if len(found) <= MAX_COUNTED_VALUES else None
-
-
-def _nanmedian(stack: np.ndarray) -> np.ndarray:
-    with warnings.catch_warnings():  # pixels without a valid neighbour are nodata anyway (their centre is)
-        warnings.simplefilter("ignore", RuntimeWarning)
-        return np.nanmedian(stack, axis=0)
-
-
-def focal_median(values, invalid, radius, shape):
-    """The median of the valid neighbours; of an even number, the mean of the middle two (as numpy's)."""
-    distinct = _distinct(values, invalid)
-    if distinct is None:
-        return _gathered(values, invalid, radius, shape, _nanmedian)
+def _counted_or_sorted(values, invalid, radius, shape, from_counts: Callable, from_stack: Callable) -> np.ndarray:
+    """A statistic of order (median, mode) over each neighbourhood. With few distinct values in the tile it is
+    `from_counts(distinct values ascending, occurrences of each per neighbourhood)`, one counting pass per value;
+    otherwise `from_stack(neighbourhood values, NaN where invalid)`. Both give the same pixels."""
+    distinct = np.unique(values[~invalid])
+    if len(distinct) > MAX_COUNTED_VALUES:
+        return _gathered(values, invalid, radius, shape, from_stack)
     if len(distinct) == 0:
         return np.zeros(_centre(values, radius).shape)
-    distinct, counts = _counted(values, invalid, radius, shape, distinct)
+    counts = np.stack([_separable(((values == v) & ~invalid).astype(np.int32), radius, shape, np.add, 0)
+                       for v in distinct])
+    return from_counts(distinct, counts)
+
+
+def _median_of_counts(distinct: np.ndarray, counts: np.ndarray) -> np.ndarray:
     below = np.cumsum(counts, axis=0)  # neighbours at or below each distinct value
     total = below[-1]
 
     def ranked(rank):  # the value at 1-based `rank` in sorted order
         return distinct[np.argmax(below >= rank[None], axis=0)]
 
-    low, high = ranked((total + 1) // 2), ranked(total // 2 + 1)
-    return (low + high) / 2
+    return (ranked((total + 1) // 2) + ranked(total // 2 + 1)) / 2
 
 
-def _sorted_mode(stack: np.ndarray) -> np.ndarray:
+def _median_of_stack(stack: np.ndarray) -> np.ndarray:
+    with warnings.catch_warnings():  # pixels without a valid neighbour are nodata anyway (their centre is)
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return np.nanmedian(stack, axis=0)
+
+
+def _mode_of_counts(distinct: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    return distinct[np.argmax(counts, axis=0)]  # argmax takes the first, smallest, of equal counts
+
+
+def _mode_of_stack(stack: np.ndarray) -> np.ndarray:
     ordered = np.sort(stack, axis=0)  # NaN (invalid) last
     best, best_count = ordered[0].copy(), np.ones(ordered.shape[1:], dtype=np.int32)
     run = np.ones(ordered.shape[1:], dtype=np.int32)
@@ -149,15 +147,14 @@ def _sorted_mode(stack: np.ndarray) -> np.ndarray:
     return best
 
 
+def focal_median(values, invalid, radius, shape):
+    """The median of the valid neighbours; of an even number, the mean of the middle two (as numpy's)."""
+    return _counted_or_sorted(values, invalid, radius, shape, _median_of_counts, _median_of_stack)
+
+
 def focal_mode(values, invalid, radius, shape):
     """The most frequent valid neighbour value; a tie goes to the smallest."""
-    distinct = _distinct(values, invalid)
-    if distinct is None:
-        return _gathered(values, invalid, radius, shape, _sorted_mode)
-    if len(distinct) == 0:
-        return np.zeros(_centre(values, radius).shape)
-    distinct, counts = _counted(values, invalid, radius, shape, distinct)
-    return distinct[np.argmax(counts, axis=0)]  # argmax takes the first, smallest, of equal counts
+    return _counted_or_sorted(values, invalid, radius, shape, _mode_of_counts, _mode_of_stack)
 
 
 FOCAL_FUNCTIONS: dict[str, Callable] = {

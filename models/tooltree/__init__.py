@@ -49,7 +49,15 @@ from models.tooltree.nodes import (
     Stretch,
 )
 from models.tooltree.parse import check_shape, child_nodes, parse_tool_tree, split_output, walk_json
-from models.tooltree.sources import BOUND_FIELDS, LEAF_TYPES, RESAMPLING_METHODS, Leaf, ProjectSource, SceneLeaf
+from models.tooltree.sources import (
+    BOUND_FIELDS,
+    LEAF_TYPES,
+    RESAMPLING_METHODS,
+    Leaf,
+    ProjectSource,
+    SceneLeaf,
+    refuse_bound_fields,
+)
 from models.tooltree.tree import NODE_TYPES, PASS_THROUGH_TYPES, AnyNode, ToolTree, producer
 
 Node = AnyNode

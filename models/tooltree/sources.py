@@ -12,12 +12,23 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
+from models.errors import InvalidToolTree
 from models.tooltree.base import BAND_NAME, BaseNode, SceneSource
 
 # The leaf types, and the fields of a leaf that binding fills in: a user's tree may not set those (it could
 # read any file otherwise).
 LEAF_TYPES = ("project", "scene")
 BOUND_FIELDS = ("scenes", "project_id")
+
+
+def refuse_bound_fields(node: dict, path: str) -> None:
+    """Refuse a user's leaf (JSON) that sets what binding fills in."""
+    given = [f for f in BOUND_FIELDS if f in node]
+    if given:
+        raise InvalidToolTree(f"{path}.{given[0]}", "a tool tree names the projects or scenes it reads (and the "
+                                                    "bands), never their files")
+
+
 RESAMPLING_METHODS = (
     "nearest", "bilinear", "cubic", "cubic_spline", "lanczos", "average", "mode", "min", "max", "med", "q1", "q3",
 )

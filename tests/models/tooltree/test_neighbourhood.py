@@ -13,28 +13,6 @@ def focal(radius, node=None, **fields):
     return {"type": "focal", "stat": "mean", "radius": radius, "input": node or leaf(), **fields}
 
 
-REFUSED = [
-    ("radius over the limit", output(focal(65)), "tool.input.focal.radius", "less than or equal to 64"),
-    ("radius zero", output(focal(0)), "tool.input.focal.radius", "greater than or equal to 1"),
-    ("unknown statistic", output(focal(2, stat="mean_of_squares")), "tool.input.focal.stat", "'median'"),
-    ("unknown shape", output(focal(2, shape="hexagon")), "tool.input.focal.shape", "'circle'"),
-    ("terrain over two bands", output({"type": "terrain", "product": "slope", "input": leaf()}), "tool.input.terrain",
-     "terrain needs a one-band elevation input, but it makes 2 bands (red, nir)"),
-    ("light below the horizon", output({"type": "terrain", "product": "hillshade", "altitude": -5,
-                                        "input": leaf(bands=["red"])}), "tool.input.terrain.altitude", "greater than or equal"),
-    ("dilation over the limit", output({"type": "mask_by", "input": leaf(), "by": leaf(bands=["qa"]), "dilate": 100,
-                                        "remove_where": {"values": [1]}}), "tool.input.mask_by.dilate", "less than or equal"),
-]
-
-
-@pytest.mark.parametrize("data,where,reason", [c[1:] for c in REFUSED], ids=[c[0] for c in REFUSED])
-def test_refused_with_the_node_path_and_the_reason(data, where, reason):
-    with pytest.raises(InvalidToolTree) as info:
-        parse_tool_tree(data)
-    assert info.value.field == where, str(info.value)
-    assert reason in info.value.reason
-
-
 def test_the_halo_adds_nested_radii_and_takes_the_widest_branch():
     inner = focal(3, focal(4))
     tree = parse_tool_tree(output({"type": "band_math", "inputs": {"a": inner, "b": focal(10)},

@@ -7,6 +7,7 @@ import pytest
 from models.errors import InvalidToolTree
 from models.tooltree import MAX_NODES, parse_tool_tree
 from tests.models.tooltree.conftest import leaf, output
+from tests.models.tooltree.test_neighbourhood import focal
 
 
 def math(expr, **fields):
@@ -77,6 +78,17 @@ REFUSED = [
      "tool.input.mask.keep", "Input should be 'inside' or 'outside'"),
     ("leaf resampling", output(leaf(resampling="sharpest")), "tool.input.project.resampling", "Input should be"),
     ("unknown node", output({"type": "focal_magic", "input": leaf()}), "tool.input", "does not match any of the expected"),
+
+    ("radius over the limit", output(focal(65)), "tool.input.focal.radius", "less than or equal to 64"),
+    ("radius zero", output(focal(0)), "tool.input.focal.radius", "greater than or equal to 1"),
+    ("unknown statistic", output(focal(2, stat="mean_of_squares")), "tool.input.focal.stat", "'median'"),
+    ("unknown shape", output(focal(2, shape="hexagon")), "tool.input.focal.shape", "'circle'"),
+    ("terrain over two bands", output({"type": "terrain", "product": "slope", "input": leaf()}), "tool.input.terrain",
+     "terrain needs a one-band elevation input, but it makes 2 bands (red, nir)"),
+    ("light below the horizon", output({"type": "terrain", "product": "hillshade", "altitude": -5,
+                                        "input": leaf(bands=["red"])}), "tool.input.terrain.altitude", "greater than or equal"),
+    ("dilation over the limit", output({"type": "mask_by", "input": leaf(), "by": leaf(bands=["qa"]), "dilate": 100,
+                                        "remove_where": {"values": [1]}}), "tool.input.mask_by.dilate", "less than or equal"),
 ]
 
 
