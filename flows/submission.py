@@ -207,6 +207,7 @@ def source_views(tree: ToolTree, projects: dict[int, Project], resampling: str) 
         views.append(SourceView(
             node=path, kind=leaf.type, project_id=project.id if project else None,
             project=project.name if project else None, scene_id=getattr(leaf, "scene", None),
+            slot=getattr(leaf, "slot", None),
             scenes=[s.name for s in leaf.scenes], bands=list(leaf.bands), resampling=leaf.resampling or resampling,
         ))
     return views

@@ -259,6 +259,7 @@ class SourceView(BaseModel):
     project_id: int | None = None
     project: str | None = None
     scene_id: int | None = None
+    slot: str | None = None  # the saved tool's slot the project was bound to
     scenes: list[str]  # the scenes read, in mosaic order (first valid pixel wins)
     bands: list[str]
     resampling: str

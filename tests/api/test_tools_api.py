@@ -38,8 +38,8 @@ def test_a_saved_tool_is_exported_for_any_project_by_binding_its_slots(people, s
     body = {"tool": "ndvi-change", "bind": {"before": "alps", "after": "open"}, "aoi": SMALL_AOI, "resolution": 480}
     estimate = ada.client.post("/api/v1/exports/estimate", json=body)
     assert estimate.status_code == 200, estimate.text
-    assert [(s["project"], s["bands"]) for s in estimate.json()["sources"]] == [("alps", ["red", "nir"]),
-                                                                              ("open", ["red", "nir"])]
+    assert [(s["slot"], s["project"], s["bands"]) for s in estimate.json()["sources"]] == [
+        ("before", "alps", ["red", "nir"]), ("after", "open", ["red", "nir"])]
     created = ada.client.post("/api/v1/exports", json=body)
     assert created.status_code == 201, created.text
     export = session.get(Export, created.json()["id"])
