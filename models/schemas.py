@@ -6,7 +6,7 @@ import re
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, StrictInt, StrictStr, field_validator, model_validator
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, SecretStr, StrictInt, StrictStr, field_validator, model_validator
 
 from models.status import CredentialKind, ExportStatus, TargetKind, TargetStatus
 from models.tooltree import INDICES, RESAMPLING_METHODS
@@ -389,7 +389,8 @@ class ToolCreate(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     name: str
-    tree: dict[str, Any]
+    # Also taken as `tool_tree`, the name an export request gives a tree.
+    tree: dict[str, Any] = Field(validation_alias=AliasChoices("tree", "tool_tree"))
     description: str = ""
 
 
