@@ -13,6 +13,7 @@ from __future__ import annotations
 import itertools
 import time
 import uuid
+from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
@@ -37,6 +38,10 @@ from ray_render.writer import CogOptions, CogWriter, sha256_of
 ProgressCallback = Callable[[int, int], None]
 # Tries per tile: a tile whose actor dies or whose read fails transiently gets this many chances in all.
 TILE_ATTEMPTS = 3
+# A tree with a halo has its tiles dealt to actors in bands this many tiles wide, row by row within a band.
+# Each tile's halo reaches into the warp blocks of its neighbours; GDAL warps whole blocks and caches them
+# per actor, so an actor that renders the neighbours too finds them warped already (bench/RESULTS.md).
+LOCALITY_BAND_TILES = 8
 
 
 @dataclass(frozen=True)
@@ -177,7 +182,8 @@ def render_shards(tree: ToolTree, grid: OutputGrid, shards: list[Shard], options
     driver_cache = rasterio.Env(GDAL_CACHEMAX=options.gdal_cache_mb * 1024 * 1024)
     try:
         with driver_cache:
-            _fan_out(pool, tiles, write, options.in_flight_per_actor, on_progress)
+            queues = TileQueues(tiles, len(pool.actors), LOCALITY_BAND_TILES if tree.halo() else None)
+            _fan_out(pool, queues, write, options.in_flight_per_actor, on_progress)
             results = [finishing[shard.name].result() for shard in shards if shard.name in finishing]
     except RayError as exc:
         _abandon(writers, finishing)
@@ -263,7 +269,36 @@ class _Pool:
         return (index + 1) % len(self.actors)
 
 
-def _fan_out(pool: _Pool, tiles, write: Callable[[tuple[int, int], Window], Callable], per_actor: int,
+class TileQueues:
+    """Which tile each actor renders next: one queue shared by all, or, with `band_tiles`, each actor its own
+    bands of that many tile columns (dealt in turn), row by row within a band. An actor whose queue runs dry
+    takes from the far end of the fullest one, so no actor idles while tiles remain."""
+
+    def __init__(self, tiles: list[tuple[TileIndex, Window]], actors: int, band_tiles: int | None = None):
+        self.tiles = tiles
+        if band_tiles is None:
+            self._queues = [deque(tiles)]
+            return
+        bands: dict[int, list] = {}
+        for tile in tiles:
+            bands.setdefault(tile[0].col // band_tiles, []).append(tile)
+        self._queues = [deque() for _ in range(actors)]
+        for n, band in enumerate(sorted(bands)):
+            self._queues[n % actors].extend(sorted(bands[band], key=lambda t: (t[0].row, t[0].col)))
+
+    def __len__(self) -> int:
+        return len(self.tiles)
+
+    def next_for(self, actor: int) -> tuple[TileIndex, Window] | None:
+        """The next tile for `actor`, or None when every tile has been handed out."""
+        own = self._queues[actor % len(self._queues)]
+        if own:
+            return own.popleft()
+        fullest = max(self._queues, key=len)
+        return fullest.pop() if fullest else None
+
+
+def _fan_out(pool: _Pool, queues: TileQueues, write: Callable[[tuple[int, int], Window], Callable], per_actor: int,
              on_progress: ProgressCallback | None, attempts: int = TILE_ATTEMPTS) -> None:
     """Keep every actor busy with at most `per_actor` tiles, writing each result as it lands.
 
@@ -272,9 +307,8 @@ def _fan_out(pool: _Pool, tiles, write: Callable[[tuple[int, int], Window], Call
     A tile that fails for a transient reason (its actor died, a read failed) is tried again on another actor,
     up to `attempts` times in all; a permanent error (bad input) ends the render at once.
     """
-    windows = {(i.row, i.col): w for i, w in tiles}
+    windows = {(i.row, i.col): w for i, w in queues.tiles}
     sinks: dict[tuple[int, int], Callable] = {}
-    queue = iter(tiles)
     pending: dict = {}  # object ref -> (actor index, tile key)
     tries: dict[tuple[int, int], int] = {}
 
@@ -287,7 +321,7 @@ def _fan_out(pool: _Pool, tiles, write: Callable[[tuple[int, int], Window], Call
         tries[key] = tries.get(key, 0) + 1
 
     def submit(actor_index: int) -> None:
-        nxt = next(queue, None)
+        nxt = queues.next_for(actor_index)
         if nxt is not None:
             send(actor_index, (nxt[0].row, nxt[0].col))
 
@@ -310,5 +344,5 @@ def _fan_out(pool: _Pool, tiles, write: Callable[[tuple[int, int], Window], Call
         sinks.pop(key)(pixels)
         done += 1
         if on_progress:
-            on_progress(done, len(tiles))
+            on_progress(done, len(queues))
         submit(actor_index)
