@@ -17,6 +17,7 @@ from sqlmodel import Session
 
 from models.catalogue import find_project, find_scene, project_scenes, scene_source, unreadable_scenes
 from models.errors import Forbidden, InvalidRequest, InvalidToolTree, NotFound
+from models.saved_tools import slots_of
 from models.tables import Project, Scene, User
 from models.tooltree import LEAF_TYPES, check_shape, refuse_bound_fields, walk_json
 
@@ -81,10 +82,10 @@ def _slot_project(node: dict[str, Any], path: str, slots: dict[str, str | int]) 
 
 def check_bindings(data: dict[str, Any], slots: dict[str, Any] | None) -> None:
     """Refuse bindings of slots the tree does not have, listing those it has."""
-    have = [node["slot"] for _, node in walk_json(data) if node.get("type") == "project" and node.get("slot")]
+    have = slots_of(data)
     for name in slots or {}:
         if name not in have:
-            listed = ", ".join(dict.fromkeys(have)) or "none"
+            listed = ", ".join(have) or "none"
             raise InvalidRequest(f"bind.{name}", f"the tool has no slot {name!r} (its slots: {listed})")
 
 

@@ -14,11 +14,23 @@ gives none.
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import numpy as np
 from affine import Affine
 from pyproj import CRS
 
 from models.tooltree import Terrain
+
+
+@lru_cache(maxsize=16)
+def _crs_measures(crs: str) -> tuple[bool, float, float, float]:
+    """(geographic?, metres per unit of the first axis, semi-major axis, first eccentricity squared), parsed
+    once per CRS rather than once per tile."""
+    parsed = CRS.from_user_input(crs)
+    ellipsoid = parsed.ellipsoid
+    a = ellipsoid.semi_major_metre
+    return parsed.is_geographic, parsed.axis_info[0].unit_conversion_factor, a, 1 - (ellipsoid.semi_minor_metre / a) ** 2
 
 
 def cell_sizes(crs: str, transform: Affine, row_off: int, rows: int) -> tuple[np.ndarray, np.ndarray]:
@@ -28,14 +40,10 @@ def cell_sizes(crs: str, transform: Affine, row_off: int, rows: int) -> tuple[np
     they are the ellipsoid's arc lengths of one pixel at each row's latitude (the prime vertical radius times
     cos(latitude) across, the meridional radius along), so each row is exact whatever the tile.
     """
-    parsed = CRS.from_user_input(crs)
-    if not parsed.is_geographic:
-        metres = parsed.axis_info[0].unit_conversion_factor
+    geographic, metres, a, e2 = _crs_measures(crs)
+    if not geographic:
         shape = (rows, 1)
         return np.full(shape, abs(transform.a) * metres), np.full(shape, abs(transform.e) * metres)
-    ellipsoid = parsed.ellipsoid
-    a = ellipsoid.semi_major_metre
-    e2 = 1 - (ellipsoid.semi_minor_metre / a) ** 2
     centres = transform.f + transform.e * (np.arange(row_off, row_off + rows, dtype=np.float64) + 0.5)
     latitude = np.radians(centres)[:, None]
     sin2 = np.sin(latitude) ** 2
