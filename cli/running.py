@@ -17,6 +17,7 @@ from flows.status import claim_export, fail_export
 from models.db import get_engine
 from models.errors import Conflict
 from models.tables import Export
+from ray_render.blocks import remove_spills
 from ray_render.shards import SHARDS_DIR
 from ray_render.writer import working_files
 
@@ -86,6 +87,7 @@ def _interrupts_end(export_id: int):
         staged = artifact_store().staging_path(export_id)
         for leftover in working_files(staged):
             leftover.unlink(missing_ok=True)
+        remove_spills(staged)
         shutil.rmtree(staged.parent / SHARDS_DIR, ignore_errors=True)
         import ray
 

@@ -70,7 +70,8 @@ def render_export(export_id: int) -> dict[str, Any]:
         tile_size=settings.tile_size, pool_size=settings.pool_size,
         in_flight_per_actor=settings.tiles_in_flight_per_actor, resampling=export.resampling,
         gdal_cache_mb=settings.gdal_cache_mb, warp_error_threshold=settings.warp_error_threshold,
-        cog=CogOptions(compress=export.compression.upper(), quality=settings.lossy_quality),
+        cog=CogOptions(compress=export.compression.upper(), quality=settings.lossy_quality,
+                       level={"deflate": settings.deflate_level, "zstd": settings.zstd_level}.get(export.compression)),
         label=f"export-{export_id}",
     )
     logger = get_run_logger()

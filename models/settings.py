@@ -42,6 +42,9 @@ class Settings(BaseSettings):
     gdal_cache_mb: int = Field(default=256, ge=16)
     # Quality (1-100) of JPEG and WEBP exports.
     lossy_quality: int = Field(default=90, ge=1, le=100)
+    # Compression levels of DEFLATE and ZSTD exports (GDAL's defaults): higher is smaller and slower to write.
+    deflate_level: int = Field(default=6, ge=1, le=12)
+    zstd_level: int = Field(default=9, ge=1, le=22)
     # Largest reprojection error, in output pixels, of GDAL's approximate transformer (gdalwarp -et);
     # 0 selects the exact transformer, about ten times slower to warp. Outputs never depend on the tile size.
     warp_error_threshold: float = Field(default=0.125, ge=0, le=1)

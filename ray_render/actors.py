@@ -1,4 +1,10 @@
-"""The Ray tile actor: a `TileRenderer` living in a worker, rendering windows on request."""
+"""The Ray tile actor: a `TileRenderer` living in a worker, rendering windows on request.
+
+With a `BlockSpec`, the actor also makes the COG's blocks where the pixels are: it encodes each tile's
+full-resolution blocks and reduces overview blocks from the level below, spilling the encoded bytes to its own
+file. Pixels an overview still needs go into Ray's object store as a second return value, which the driver
+only passes on by reference, never fetches.
+"""
 
 from __future__ import annotations
 
@@ -15,15 +21,21 @@ LATENCY_BUCKETS = [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0]
 
 @ray.remote(num_cpus=1)
 class TileActor:
-    """Opens sources once (in its worker), then renders windows; returns only the tile's pixels."""
+    """Opens sources once (in its worker), then renders windows; returns the tile's pixels or its blocks."""
 
     def __init__(self, tree: dict, grid: dict, resampling: str, gdal_cache_mb: int, label: str = "render",
-                 error_threshold: float = 0.125):
+                 error_threshold: float = 0.125, blocks=None, spill_to: str | None = None,
+                 spill_node: str | None = None, name: str = "tile"):
         # Set before the first dataset opens: GDAL reads its cache size once.
         os.environ["GDAL_CACHEMAX"] = str(gdal_cache_mb)
-        from ray_render.tile import TileRenderer  # imported here so the actor's worker builds it
+        from ray_render.encoding import BlockMaker  # imported here so the actor's worker builds them
+        from ray_render.tile import TileRenderer
 
         self._renderer = TileRenderer(tree, grid, resampling=resampling, error_threshold=error_threshold)
+        node = ray.get_runtime_context().get_node_id()
+        # Spill files are only of use to a driver that can read them: on its own node.
+        local = spill_to if spill_node in (None, node) else None
+        self._blocks = BlockMaker(blocks, local, name) if blocks is not None else None
         # Custom metrics, shown in the Ray dashboard (Metrics) and exported to Prometheus, tagged by render.
         tags = {"render": label}
         self._tiles = Counter("geoship_tiles_rendered", "Output tiles rendered.", tag_keys=("render",))
@@ -36,6 +48,26 @@ class TileActor:
 
     def render(self, key: tuple[int, int], window: tuple[int, int, int, int]):
         """(key, pixels) for the window (col_off, row_off, width, height)."""
+        return key, self._render(window)
+
+    @ray.method(num_returns=2)
+    def render_blocks(self, key: tuple[int, int], window: tuple[int, int, int, int], tile_size: int, keep: bool):
+        """Render the tile `key` (its row and column in its COG) and make its blocks: ({block key: block}, pixels
+        when `keep`, for the overview above, else None)."""
+        pixels = self._render(window)
+        return self._blocks.tile_blocks(key, pixels, tile_size), (pixels if keep else None)
+
+    @ray.method(num_returns=2)
+    def reduce(self, reduction, keep: bool, *arrays):
+        """Make one overview block from the pixels below it: ({block key: block}, its pixels when `keep`)."""
+        made, pixels = self._blocks.reduce(reduction, list(arrays))
+        return {reduction.key: made}, (pixels if keep else None)
+
+    def stats(self) -> dict[str, int | str]:
+        """What this actor has done, and where it runs: bytes read (readable without a metrics backend), node."""
+        return {"bytes_read": self._renderer.bytes_read, "node_id": ray.get_runtime_context().get_node_id()}
+
+    def _render(self, window: tuple[int, int, int, int]):
         started = time.perf_counter()
         pixels = self._renderer.render(Window(*window))
         self._latency.observe(time.perf_counter() - started)
@@ -44,8 +76,4 @@ class TileActor:
         if read > self._bytes_reported:
             self._bytes.inc(read - self._bytes_reported)
             self._bytes_reported = read
-        return key, pixels
-
-    def stats(self) -> dict[str, int | str]:
-        """What this actor has done, and where it runs: bytes read (readable without a metrics backend), node."""
-        return {"bytes_read": self._renderer.bytes_read, "node_id": ray.get_runtime_context().get_node_id()}
+        return pixels

@@ -1,11 +1,13 @@
-"""Drive one render: plan tiles, fan them out to a pool of tile actors, stream results to the writers.
-
-In-flight work is bounded (`ray.wait`), the tree is put in the object store once, actors return only
-their tile's pixels, and the driver never holds more than the tiles in flight.
+"""Drive one render: plan tiles, fan them out to a pool of tile actors, and have the COGs written.
 
 A render writes one COG, or several shards: windows of one output grid, each its own COG, rendered by one
-actor pool in turn. A shard's COG is finished (overviews, compression) on a background thread while the
-actors render the next shard.
+actor pool in turn. Lossless COGs are made in the actors themselves (`cog_render`: each pixel is encoded once,
+where it was rendered, and the driver only assembles bytes). JPEG and WEBP COGs, whose validity travels in a
+mask GDAL builds, take GDAL's COG driver: actors return pixels, the driver streams them into a working file and
+finishes each shard's COG on a background thread while the actors render the next shard.
+
+In-flight work is bounded (`ray.wait`), the tree is put in the object store once, and the driver never holds
+more than the tiles in flight.
 """
 
 from __future__ import annotations
@@ -13,7 +15,6 @@ from __future__ import annotations
 import itertools
 import time
 import uuid
-from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
@@ -22,26 +23,24 @@ from pathlib import Path
 import rasterio
 import ray
 from rasterio.windows import Window
-from ray.exceptions import RayActorError, RayError, RayTaskError
+from ray.exceptions import RayActorError, RayError
 from shapely.geometry import box
 from shapely.prepared import prep
 
-from models.errors import GeoshipError, PermanentError, RenderError
 from models.tooltree import ToolTree
 from ray_render.actors import TileActor
+from ray_render.blocks import remove_spills
 from ray_render.cluster import cluster_cpus
+from ray_render.cog_render import BlockRender, block_size, block_spec, finish_cog, make_cog, spills_for
 from ray_render.geometry import coverage, shares_area
 from ray_render.grid import OutputGrid, TileIndex, starts_inside, tile_windows
 from ray_render.reader import DEFAULT_ERROR_THRESHOLD
+from ray_render.results import RenderResult, Shard
+from ray_render.scheduling import LOCALITY_BAND_TILES, TILE_ATTEMPTS, ActorPool, TileQueues, is_permanent, translate
 from ray_render.writer import CogOptions, CogWriter, sha256_of
 
 ProgressCallback = Callable[[int, int], None]
-# Tries per tile: a tile whose actor dies or whose read fails transiently gets this many chances in all.
-TILE_ATTEMPTS = 3
-# A tree with a halo has its tiles dealt to actors in bands this many tiles wide, row by row within a band.
-# Each tile's halo reaches into the warp blocks of its neighbours; GDAL warps whole blocks and caches them
-# per actor, so an actor that renders the neighbours too finds them warped already (bench/RESULTS.md).
-LOCALITY_BAND_TILES = 8
+__all__ = ["RenderOptions", "RenderResult", "Shard", "TileQueues", "plan_tiles", "render", "render_shards"]
 
 
 @dataclass(frozen=True)
@@ -58,33 +57,6 @@ class RenderOptions:
     cog: CogOptions = field(default_factory=CogOptions)
     # Names the render's actors (tile-<label>-<n>) and tags its metrics, e.g. "export-7".
     label: str = "render"
-
-
-@dataclass(frozen=True)
-class Shard:
-    """One file of a render: a window of the output grid and where its COG goes."""
-
-    name: str
-    window: Window
-    path: Path
-
-
-@dataclass(frozen=True)
-class RenderResult:
-    """What was written: where, how big, its checksum, its place in the output grid, the tiles it took."""
-
-    path: str
-    bytes: int
-    sha256: str
-    width: int
-    height: int
-    bands: list[str]
-    dtype: str
-    tiles: int
-    seconds: float
-    name: str = "all"
-    col_off: int = 0
-    row_off: int = 0
 
 
 def plan_tiles(tree: ToolTree, grid: OutputGrid, tile_size: int) -> list[tuple[TileIndex, Window]]:
@@ -109,14 +81,7 @@ def render(tree: ToolTree, grid: OutputGrid, path: Path, options: RenderOptions 
     """Render `tree` onto `grid` into a COG at `path`, calling `on_progress(done, total)` per tile."""
     whole = Shard("all", Window(0, 0, grid.width, grid.height), Path(path))
     results = render_shards(tree, grid, [whole], options, on_progress)
-    if results:
-        return results[0]
-    # No tile has data: the output is all nodata, and still a valid COG.
-    started = time.perf_counter()
-    output = tree.root
-    writer = CogWriter(Path(path), grid, len(output.output_bands()), output.dtype, output.nodata, output.output_bands(),
-                       cog_options(tree, options.cog), alpha=tree.is_rgba()).open()
-    return _finish(writer, whole, output, 0, started)
+    return results[0] if results else _all_nodata(tree, grid, whole, options)
 
 
 def render_shards(tree: ToolTree, grid: OutputGrid, shards: list[Shard], options: RenderOptions = RenderOptions(),
@@ -130,14 +95,37 @@ def render_shards(tree: ToolTree, grid: OutputGrid, shards: list[Shard], options
     planned = plan_tiles(tree, grid, options.tile_size)
     by_shard = _tiles_by_shard(planned, shards)
     tiles = [tile for shard in shards for tile in by_shard.get(shard.name, [])]
-    total = len(tiles)
     if on_progress:
-        on_progress(0, total)
+        on_progress(0, len(tiles))
     if not tiles:
         return []
-    pool_size = options.pool_size or cluster_cpus()
-    pool_size = max(1, min(pool_size, total))
-    tree_ref = ray.put(tree.to_json())  # shared by every actor, stored once
+    cog = cog_options(tree, options.cog)
+    blocksize = block_size(cog, options.tile_size)
+    output = tree.root
+    blocks = {}
+    if blocksize is not None:
+        spec = block_spec(cog, blocksize, output.dtype, output.nodata, tree.is_rgba())
+        blocks = dict(blocks=spec, spill_to=str(spills_for(shards)), spill_node=ray.get_runtime_context().get_node_id())
+    pool = _start_pool(tree, grid, options, min(options.pool_size or cluster_cpus(), len(tiles)), blocks)
+    # Neighbouring tiles on one actor: halos reuse its warped blocks, overviews find their pixels local.
+    bands = LOCALITY_BAND_TILES if tree.halo() or blocksize is not None else None
+    queues = TileQueues(tiles, len(pool.actors), bands)
+    try:
+        if blocksize is not None:
+            results = _render_blocks(tree, grid, shards, by_shard, queues, pool, options, spec, on_progress)
+        else:
+            results = _render_with_gdal(tree, grid, shards, by_shard, queues, pool, options, cog, on_progress)
+    except RayError as exc:
+        raise translate(exc) from None
+    finally:
+        pool.kill_all()
+    seconds = round(time.perf_counter() - started, 3)
+    return [replace(result, seconds=seconds) for result in results]
+
+
+def _start_pool(tree: ToolTree, grid: OutputGrid, options: RenderOptions, size: int, blocks: dict) -> ActorPool:
+    """`size` tile actors for this render, each holding the tree and grid (put in the object store once)."""
+    tree_ref = ray.put(tree.to_json())
     grid_dict = grid.to_dict()
     names = itertools.count()
     run = uuid.uuid4().hex[:6]  # two renders of one label (a retry while the old run dies) must not clash
@@ -145,11 +133,56 @@ def render_shards(tree: ToolTree, grid: OutputGrid, shards: list[Shard], options
     def make_actor():
         name = f"tile-{options.label}-{run}-{next(names)}"  # readable in the Ray dashboard's actor list
         return TileActor.options(name=name).remote(tree_ref, grid_dict, options.resampling, options.gdal_cache_mb,
-                                                   options.label, options.warp_error_threshold)
+                                                   options.label, options.warp_error_threshold, name=name, **blocks)
 
-    pool = _Pool([make_actor() for _ in range(pool_size)], make_actor)
+    return ActorPool([make_actor() for _ in range(max(1, size))], make_actor)
+
+
+def _render_blocks(tree, grid, shards, by_shard, queues, pool, options, spec, on_progress) -> list[RenderResult]:
+    """The actors make every block; the driver assembles each COG as its last block lands."""
+    output = tree.root
+    cogs = {}
+    cog_of = {}
+    for shard in shards:
+        found = by_shard.get(shard.name)
+        if not found:
+            continue
+        row0, col0 = int(shard.window.row_off) // options.tile_size, int(shard.window.col_off) // options.tile_size
+        cogs[shard.name] = make_cog(shard, grid, [(i.row - row0, i.col - col0) for i, _ in found], options.tile_size,
+                                    spec, output.output_bands())
+        cog_of.update({(i.row, i.col): shard.name for i, _ in found})
+    spills = spills_for(shards)
+    driver = BlockRender(pool, queues, cogs, cog_of, options.tile_size, options.in_flight_per_actor,
+                         output.output_bands(), output.dtype, spills, on_progress)
+    try:
+        return driver.run()
+    except BaseException:
+        for future in driver.finishing.values():
+            _remove_result(future)
+        raise
+    finally:
+        remove_spills(shards[0].path)
+
+
+def _all_nodata(tree: ToolTree, grid: OutputGrid, shard: Shard, options: RenderOptions) -> RenderResult:
+    """The COG of an output where no tile has data: all nodata (every block sparse), and still a valid COG."""
+    started = time.perf_counter()
     output = tree.root
     cog = cog_options(tree, options.cog)
+    blocksize = block_size(cog, options.tile_size)
+    if blocksize is not None:
+        spec = block_spec(cog, blocksize, output.dtype, output.nodata, tree.is_rgba())
+        empty = make_cog(shard, grid, [], options.tile_size, spec, output.output_bands())
+        empty.started = started
+        return finish_cog(empty, output.output_bands(), output.dtype, spills_for([shard]))
+    writer = CogWriter(Path(shard.path), grid, len(output.output_bands()), output.dtype, output.nodata,
+                       output.output_bands(), cog, alpha=tree.is_rgba()).open()
+    return _finish(writer, shard, output, 0, started)
+
+
+def _render_with_gdal(tree, grid, shards, by_shard, queues, pool, options, cog, on_progress) -> list[RenderResult]:
+    """Actors return pixels; the driver writes each shard's working file and has GDAL's COG driver finish it."""
+    output = tree.root
     shard_of = {(index.row, index.col): shard for shard in shards for index, _ in by_shard.get(shard.name, [])}
     remaining = {name: len(found) for name, found in by_shard.items()}
     writers: dict[str, CogWriter] = {}
@@ -182,21 +215,13 @@ def render_shards(tree: ToolTree, grid: OutputGrid, shards: list[Shard], options
     driver_cache = rasterio.Env(GDAL_CACHEMAX=options.gdal_cache_mb * 1024 * 1024)
     try:
         with driver_cache:
-            queues = TileQueues(tiles, len(pool.actors), LOCALITY_BAND_TILES if tree.halo() else None)
             _fan_out(pool, queues, write, options.in_flight_per_actor, on_progress)
-            results = [finishing[shard.name].result() for shard in shards if shard.name in finishing]
-    except RayError as exc:
-        _abandon(writers, finishing)
-        raise _translate(exc) from None
+            return [finishing[shard.name].result() for shard in shards if shard.name in finishing]
     except BaseException:
         _abandon(writers, finishing)
         raise
     finally:
         finisher.shutdown(wait=True)
-        for actor in pool.actors:
-            ray.kill(actor)
-    seconds = round(time.perf_counter() - started, 3)
-    return [replace(result, seconds=seconds) for result in results]
 
 
 def _tiles_by_shard(tiles: list[tuple[TileIndex, Window]], shards: list[Shard]) -> dict[str, list]:
@@ -231,74 +256,18 @@ def _abandon(writers: dict[str, CogWriter], finishing: dict[str, Future]) -> Non
         if name not in finishing:
             writer.close(complete=False)
     for future in finishing.values():
-        try:
-            Path(future.result().path).unlink(missing_ok=True)
-        except Exception:  # noqa: BLE001 - a shard that failed to finish left nothing under its name
-            pass
+        _remove_result(future)
 
 
-def _translate(exc: RayError) -> Exception:
-    """Ray's wrappers carry tracebacks and terminal colours; callers get our own error with a plain message."""
-    cause = exc.cause if isinstance(exc, RayTaskError) else None
-    if isinstance(cause, GeoshipError):
-        return cause
-    if isinstance(exc, RayActorError):
-        return RenderError(f"a tile actor died while rendering: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}")
-    if cause is not None:
-        return RenderError(f"rendering a tile failed: {type(cause).__name__}: {cause}")
-    return RenderError(f"rendering failed: {type(exc).__name__}")
+def _remove_result(future: Future) -> None:
+    """Remove a shard's COG that finished before the render failed."""
+    try:
+        Path(future.result().path).unlink(missing_ok=True)
+    except Exception:  # noqa: BLE001 - a shard that failed to finish left nothing under its name
+        pass
 
 
-def _is_permanent(exc: RayError) -> bool:
-    """A tile error that retrying cannot fix: bad input, a refused request."""
-    return isinstance(exc, RayTaskError) and isinstance(exc.cause, PermanentError)
-
-
-class _Pool:
-    """The tile actors, replacing any that die so the render keeps its width."""
-
-    def __init__(self, actors: list, make_actor: Callable[[], object]):
-        self.actors, self._make = actors, make_actor
-
-    def replace(self, index: int) -> None:
-        ray.kill(self.actors[index], no_restart=True)
-        self.actors[index] = self._make()
-
-    def other_than(self, index: int) -> int:
-        """Another actor's index when there is one: a retried tile should not meet the same worker."""
-        return (index + 1) % len(self.actors)
-
-
-class TileQueues:
-    """Which tile each actor renders next: one queue shared by all, or, with `band_tiles`, each actor its own
-    bands of that many tile columns (dealt in turn), row by row within a band. An actor whose queue runs dry
-    takes from the far end of the fullest one, so no actor idles while tiles remain."""
-
-    def __init__(self, tiles: list[tuple[TileIndex, Window]], actors: int, band_tiles: int | None = None):
-        self.tiles = tiles
-        if band_tiles is None:
-            self._queues = [deque(tiles)]
-            return
-        bands: dict[int, list] = {}
-        for tile in tiles:
-            bands.setdefault(tile[0].col // band_tiles, []).append(tile)
-        self._queues = [deque() for _ in range(actors)]
-        for n, band in enumerate(sorted(bands)):
-            self._queues[n % actors].extend(sorted(bands[band], key=lambda t: (t[0].row, t[0].col)))
-
-    def __len__(self) -> int:
-        return len(self.tiles)
-
-    def next_for(self, actor: int) -> tuple[TileIndex, Window] | None:
-        """The next tile for `actor`, or None when every tile has been handed out."""
-        own = self._queues[actor % len(self._queues)]
-        if own:
-            return own.popleft()
-        fullest = max(self._queues, key=len)
-        return fullest.pop() if fullest else None
-
-
-def _fan_out(pool: _Pool, queues: TileQueues, write: Callable[[tuple[int, int], Window], Callable], per_actor: int,
+def _fan_out(pool: ActorPool, queues: TileQueues, write: Callable[[tuple[int, int], Window], Callable], per_actor: int,
              on_progress: ProgressCallback | None, attempts: int = TILE_ATTEMPTS) -> None:
     """Keep every actor busy with at most `per_actor` tiles, writing each result as it lands.
 
@@ -335,7 +304,7 @@ def _fan_out(pool: _Pool, queues: TileQueues, write: Callable[[tuple[int, int], 
         try:
             _, pixels = ray.get(ready[0])
         except RayError as exc:
-            if _is_permanent(exc) or tries[key] >= attempts:
+            if is_permanent(exc) or tries[key] >= attempts:
                 raise
             if isinstance(exc, RayActorError):
                 pool.replace(actor_index)

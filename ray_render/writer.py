@@ -33,6 +33,8 @@ class CogOptions:
     """How the final COG is encoded."""
 
     compress: str = "DEFLATE"
+    # DEFLATE (1-12) or ZSTD (1-22) level; None is GDAL's default (6 and 9).
+    level: int | None = None
     # JPEG and WEBP quality (1-100); ignored by the lossless codecs.
     quality: int = 90
     blocksize: int = 512
@@ -121,6 +123,8 @@ class CogWriter:
             codec = dict(quality=self.options.quality)
         else:
             codec = dict(predictor="YES" if integer else "FLOATING_POINT")
+            if self.options.level is not None:
+                codec["level"] = self.options.level
         try:
             rasterio.shutil.copy(
                 self._work, partial, driver="COG", compress=self.options.compress, **codec,

@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 import rasterio
+import rasterio.shutil
 from rio_cogeo.cogeo import cog_validate
 from shapely.geometry import box, mapping
 
@@ -126,3 +127,23 @@ def test_tile_actors_carry_readable_names_and_count_what_they_read(ray_cluster, 
     while [n for n in ray.util.list_named_actors() if str(n).startswith("tile-export-42-")]:  # killed afterwards
         assert time.monotonic() < deadline
         time.sleep(0.1)
+
+
+def test_overviews_made_in_the_actors_equal_those_gdal_builds(ray_cluster, scene, tmp_path):
+    # Odd sides at full resolution, so overview pixels straddle tiles with fractional weights.
+    grid = plan_grid("EPSG:3857", (-8348900, 4320300, -8346000, 4323500), 2.9)
+    assert grid.width % 2 and grid.height % 2
+    from ray_render.geometry import bounds_polygon
+
+    aoi = bounds_polygon(scene.bounds, scene.crs, "EPSG:3857").buffer(-300)
+    path = tmp_path / "ours.tif"
+    render(tree_of(scene, aoi, "EPSG:3857"), grid, path, RenderOptions(tile_size=256, cog=CogOptions(blocksize=128)))
+    assert cog_validate(str(path))[0]
+    assert not list(tmp_path.glob("*.blocks"))  # the actors' spill files are gone
+    rasterio.shutil.copy(path, tmp_path / "gdal.tif", driver="COG", blocksize=128, overview_resampling="AVERAGE")
+    with rasterio.open(path) as ours:
+        levels = len(ours.overviews(1))
+        assert levels >= 2 and ours.tags(ns="IMAGE_STRUCTURE")["LAYOUT"] == "COG"
+    for level in range(levels):
+        with rasterio.open(path, overview_level=level) as a, rasterio.open(tmp_path / "gdal.tif", overview_level=level) as b:
+            assert np.array_equal(a.read(), b.read())

@@ -5,7 +5,7 @@ from __future__ import annotations
 from rasterio.windows import Window
 
 from ray_render.grid import TileIndex
-from ray_render.render import TileQueues
+from ray_render.scheduling import TileQueues
 
 
 def tiles(rows: int, cols: int):

@@ -1,0 +1,125 @@
+"""Encoded COG blocks on their way into the file: spilled where they are made, assembled by byte copies.
+
+Each tile actor appends the framed blocks it encodes to its own spill file and reports where each one went
+(`StoredBlock`). When every block of a COG is known, `assemble` writes the header and copies the blocks into
+COG order with `copy_file_range` (in the kernel: the driver never reads the pixels' bytes), into a temporary
+name that is renamed into place, so no half-written file is ever visible under the final name.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ray_render.tiff import CLASSIC_LIMIT, LEADER, Tag, cog_header, frame, header_size
+
+BlockKey = tuple[int, int, int]  # (level, row, col); level 0 is full resolution
+
+
+@dataclass(frozen=True)
+class StoredBlock:
+    """Where one framed block lies: which spill file, at what offset, how long (leader and trailer included)."""
+
+    spill: str
+    offset: int
+    length: int
+
+
+class BlockSpill:
+    """An append-only file of framed blocks, written by one process."""
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        self._size = os.fstat(self._fd).st_size
+
+    def put(self, data: bytes) -> StoredBlock:
+        """Append one encoded block; once this returns, the bytes are in the file even if the process dies."""
+        return self.put_framed(frame(data))
+
+    def put_framed(self, framed: bytes) -> StoredBlock:
+        """Append one block already framed (`tiff.frame`)."""
+        offset = self._size
+        view = memoryview(framed)
+        while view:
+            written = os.write(self._fd, view)
+            view = view[written:]
+        self._size += len(framed)
+        return StoredBlock(self.path.name, offset, len(framed))
+
+    def close(self) -> None:
+        os.close(self._fd)
+
+
+def spill_dir(path: Path) -> Path:
+    """The directory holding the spill files of the COG that will appear at `path`."""
+    path = Path(path)
+    return path.with_name(path.name + ".blocks")
+
+
+def remove_spills(path: Path) -> None:
+    shutil.rmtree(spill_dir(path), ignore_errors=True)
+
+
+def assemble(path: Path, levels: list[list[Tag]], grids: list[tuple[int, int]], blocks: dict[BlockKey, StoredBlock],
+             spills: Path) -> None:
+    """Write the COG at `path`: header, then every stored block in COG order (absent blocks are sparse).
+
+    `levels` are each level's IFD tags and `grids` its size in blocks (rows, cols), full resolution first;
+    `spills` is the directory of the spill files the blocks name.
+    """
+    path = Path(path)
+    order = [(level, row, col) for level in reversed(range(len(grids)))
+             for row in range(grids[level][0]) for col in range(grids[level][1])]
+    counts = [rows * cols for rows, cols in grids]
+    payload = sum(block.length for block in blocks.values())
+    bigtiff = header_size(levels, counts, False) + payload > CLASSIC_LIMIT
+    start = header_size(levels, counts, bigtiff)
+    offsets = [np.zeros(n, dtype=np.uint64) for n in counts]
+    sizes = [np.zeros(n, dtype=np.uint64) for n in counts]
+    position = start
+    for level, row, col in order:
+        block = blocks.get((level, row, col))
+        if block is not None:
+            index = row * grids[level][1] + col
+            offsets[level][index] = position + LEADER
+            sizes[level][index] = block.length - 8
+            position += block.length
+    header = cog_header(levels, offsets, sizes, bigtiff)
+    assert len(header) == start
+    partial = path.with_name(path.name + ".partial")
+    sources: dict[str, int] = {}
+    try:
+        with open(partial, "wb") as out:
+            out.write(header)
+            out.flush()
+            for key in order:
+                block = blocks.get(key)
+                if block is not None:
+                    if block.spill not in sources:
+                        sources[block.spill] = os.open(Path(spills) / block.spill, os.O_RDONLY)
+                    _copy(sources[block.spill], out.fileno(), block.offset, block.length)
+        os.replace(partial, path)
+    finally:
+        for fd in sources.values():
+            os.close(fd)
+        partial.unlink(missing_ok=True)
+
+
+def _copy(source: int, target: int, offset: int, length: int) -> None:
+    """Append `length` bytes of `source` from `offset` to `target`, in the kernel where it can."""
+    while length:
+        try:
+            copied = os.copy_file_range(source, target, length, offset)
+        except OSError:  # an old kernel or a file system without it
+            chunk = os.pread(source, min(length, 1 << 24), offset)
+            copied = os.write(target, chunk)
+        if copied == 0:
+            raise OSError(f"spill file ended early at offset {offset}")
+        offset += copied
+        length -= copied

@@ -1,0 +1,221 @@
+"""Rendering straight into COG blocks: actors render, encode and reduce; the driver only schedules and assembles.
+
+Each tile actor renders a tile, encodes its full-resolution blocks and spills them; the tile's pixels stay in
+Ray's object store until the overview block above them is made. As soon as every input of an overview block is
+made, the block is reduced by the actor that made its first input (its pixels are local there), level by level up
+to the top. The driver sees block positions and object references only. When every block of a COG exists, the
+driver writes the header and copies the blocks into place (`blocks.assemble`), while the actors go on with the
+next shard. Each pixel is decoded, warped, evaluated, reduced and encoded once.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import ray
+from rasterio.windows import Window
+from ray.exceptions import RayActorError, RayError
+
+from ray_render.blocks import BlockSpill, StoredBlock, assemble, spill_dir
+from ray_render.codec import COMPRESSION_TAGS, BlockCodec, predictor_for
+from ray_render.encoding import BlockSpec
+from ray_render.grid import OutputGrid, TileIndex
+from ray_render.overviews import Validity
+from ray_render.pyramid import Pyramid, Reduction, UnitKey
+from ray_render.results import RenderResult, Shard
+from ray_render.scheduling import TILE_ATTEMPTS, ActorPool, TileQueues, is_permanent
+from ray_render.tiff import Profile, gdal_tags, overview_tags
+from ray_render.writer import CogOptions, sha256_of
+
+ProgressCallback = Callable[[int, int], None]
+OVERVIEW_METHODS = {"AVERAGE": "average", "NEAREST": "nearest"}
+MIN_BLOCK = 128
+
+
+def block_size(cog: CogOptions, tile_size: int) -> int | None:
+    """The COG block size when actors can write this COG themselves, else None (GDAL's COG driver writes it).
+
+    Lossy codecs need GDAL (their masks), as do overview methods other than average and nearest. A tile holds
+    whole blocks: the configured block size when it divides the tile, else one block per tile, if that is a
+    block GDAL's COG driver would write too (a multiple of 16, at least 128).
+    """
+    if cog.compress not in COMPRESSION_TAGS or cog.overview_resampling.upper() not in OVERVIEW_METHODS:
+        return None
+    if tile_size % cog.blocksize == 0:
+        return cog.blocksize
+    if MIN_BLOCK <= tile_size < cog.blocksize and tile_size % 16 == 0:
+        return tile_size
+    return None
+
+
+def block_spec(cog: CogOptions, blocksize: int, dtype: str, nodata: float | None, alpha: bool) -> BlockSpec:
+    """What the actors need to encode and reduce this render's blocks."""
+    return BlockSpec(BlockCodec(cog.compress, dtype, blocksize, cog.level), Validity(dtype, nodata, alpha),
+                     OVERVIEW_METHODS[cog.overview_resampling.upper()])
+
+
+@dataclass
+class _Cog:
+    """One COG being made: its pyramid, its IFD tags, the blocks made so far and how many are still to come."""
+
+    shard: Shard
+    pyramid: Pyramid
+    tags: list
+    tiles: int
+    outstanding: int
+    started: float = 0.0
+    blocks: dict[UnitKey, StoredBlock] = field(default_factory=dict)
+
+
+def make_cog(shard: Shard, grid: OutputGrid, tiles: list[tuple[int, int]], tile_size: int, spec: BlockSpec,
+             band_names: list[str]) -> _Cog:
+    """The plan of one COG: `tiles` are its rendered tiles' (row, col) within the shard."""
+    window = shard.window
+    shard_grid = OutputGrid(grid.crs, grid.window_transform(window), int(window.width), int(window.height))
+    pyramid = Pyramid(shard_grid.width, shard_grid.height, tile_size, spec.codec.blocksize, tiles, spec.method)
+    profile = Profile(shard_grid, len(band_names), spec.codec.dtype, spec.validity.nodata, tuple(band_names),
+                      spec.codec.compress, predictor_for(spec.codec.dtype), spec.codec.blocksize, spec.validity.alpha)
+    full = gdal_tags(profile)
+    tags = [full] + [overview_tags(full, w, h) for w, h in pyramid.sizes[1:]]
+    return _Cog(shard, pyramid, tags, len(tiles), len(tiles) + len(pyramid.reductions()))
+
+
+def finish_cog(cog: _Cog, bands: list[str], dtype: str, spills: Path) -> RenderResult:
+    """Assemble the COG at its path from its blocks (spilled in `spills`) and describe the file."""
+    path = Path(cog.shard.path)
+    grids = [cog.pyramid.grid(level) for level in range(cog.pyramid.levels)]
+    assemble(path, cog.tags, grids, cog.blocks, spills)
+    window = cog.shard.window
+    return RenderResult(
+        path=str(path), bytes=path.stat().st_size, sha256=sha256_of(path), width=int(window.width),
+        height=int(window.height), bands=bands, dtype=dtype, tiles=cog.tiles,
+        seconds=round(time.perf_counter() - cog.started, 3), name=cog.shard.name, col_off=int(window.col_off),
+        row_off=int(window.row_off),
+    )
+
+
+@dataclass(frozen=True)
+class _Job:
+    """One call to an actor: a tile to render (`tile`) or an overview block to reduce (`reduction`)."""
+
+    cog: str
+    tile: tuple[int, int] | None = None  # the tile's (row, col) in the whole grid
+    reduction: Reduction | None = None
+
+
+class BlockRender:
+    """Drives one render through the actors in `pool`, COG by COG; `run()` returns what was written."""
+
+    def __init__(self, pool: ActorPool, queues: TileQueues, cogs: dict[str, _Cog], cog_of: dict[tuple[int, int], str],
+                 tile_size: int, per_actor: int, bands: list[str], dtype: str, spills: Path,
+                 on_progress: ProgressCallback | None = None):
+        self.pool, self.queues, self.cogs, self.cog_of = pool, queues, cogs, cog_of
+        self.tile_size, self.per_actor, self.bands, self.dtype = tile_size, per_actor, bands, dtype
+        self.on_progress = on_progress
+        self._spills = spills
+        self._driver_spill: BlockSpill | None = None
+        self._windows = {(i.row, i.col): w for i, w in queues.tiles}
+        self._pending: dict = {}  # meta ref -> (actor index, job, pixels ref)
+        self._pixels: dict[tuple[str, UnitKey], object] = {}  # pixels an overview block still needs, by reference
+        self._made_by: dict[tuple[str, UnitKey], int] = {}
+        self._tries: dict[_Job, int] = {}
+        self._tiles_in_flight = [0] * len(pool.actors)
+        self._finisher = ThreadPoolExecutor(max_workers=1, thread_name_prefix="cog")
+        self.finishing: dict[str, Future] = {}
+        self._done = 0
+
+    def run(self) -> list[RenderResult]:
+        try:
+            for actor in range(len(self.pool.actors)):
+                self._feed(actor)
+            while self._pending:
+                ready, _ = ray.wait(list(self._pending), num_returns=1)
+                self._land(ready[0])
+            return [self.finishing[name].result() for name in self.cogs if name in self.finishing]
+        finally:
+            self._finisher.shutdown(wait=True)
+            if self._driver_spill is not None:
+                self._driver_spill.close()
+
+    def _feed(self, actor: int) -> None:
+        """Keep `per_actor` tiles in flight on `actor` while tiles remain."""
+        while self._tiles_in_flight[actor] < self.per_actor:
+            nxt = self.queues.next_for(actor)
+            if nxt is None:
+                return
+            index: TileIndex = nxt[0]
+            self._send(actor, _Job(self.cog_of[(index.row, index.col)], tile=(index.row, index.col)))
+
+    def _send(self, actor: int, job: _Job) -> None:
+        cog = self.cogs[job.cog]
+        handle = self.pool.actors[actor]
+        if job.tile is not None:
+            local = self._local(cog, job.tile)
+            w: Window = self._windows[job.tile]
+            keep = cog.pyramid.needed((0, *local))
+            meta, pixels = handle.render_blocks.remote(local, (w.col_off, w.row_off, w.width, w.height), self.tile_size, keep)
+            self._tiles_in_flight[actor] += 1
+            if not cog.started:
+                cog.started = time.perf_counter()
+        else:
+            inputs = [self._pixels[(job.cog, piece.unit)] for piece in job.reduction.pieces]
+            keep = cog.pyramid.needed(job.reduction.key)
+            meta, pixels = handle.reduce.remote(job.reduction, keep, *inputs)
+        self._pending[meta] = (actor, job, pixels)
+        self._tries[job] = self._tries.get(job, 0) + 1
+
+    def _land(self, ref) -> None:
+        actor, job, pixels = self._pending.pop(ref)
+        if job.tile is not None:
+            self._tiles_in_flight[actor] -= 1
+        try:
+            made = ray.get(ref)
+        except RayError as exc:
+            if is_permanent(exc) or self._tries[job] >= TILE_ATTEMPTS:
+                raise
+            if isinstance(exc, RayActorError):
+                self.pool.replace(actor)
+            self._send(self.pool.other_than(actor), job)
+            return
+        cog = self.cogs[job.cog]
+        for key, block in made.items():
+            cog.blocks[key] = block if isinstance(block, StoredBlock) else self._spill_here(block)
+        if job.tile is not None:
+            unit = (0, *self._local(cog, job.tile))
+            self._done += 1
+            if self.on_progress:
+                self.on_progress(self._done, len(self.queues))
+        else:
+            unit = job.reduction.key
+            for released in cog.pyramid.reduced(job.reduction):
+                self._pixels.pop((job.cog, released), None)
+        if cog.pyramid.needed(unit):
+            self._pixels[(job.cog, unit)] = pixels
+            self._made_by[(job.cog, unit)] = actor
+        for reduction in cog.pyramid.finished(unit):
+            first = self._made_by.get((job.cog, reduction.pieces[0].unit), actor)
+            self._send(first % len(self.pool.actors), _Job(job.cog, reduction=reduction))
+        cog.outstanding -= 1
+        if cog.outstanding == 0:
+            self.finishing[job.cog] = self._finisher.submit(finish_cog, cog, self.bands, self.dtype, self._spills)
+        self._feed(actor)
+
+    def _local(self, cog: _Cog, tile: tuple[int, int]) -> tuple[int, int]:
+        """A tile's (row, col) within its COG."""
+        window = cog.shard.window
+        return tile[0] - int(window.row_off) // self.tile_size, tile[1] - int(window.col_off) // self.tile_size
+
+    def _spill_here(self, framed: bytes) -> StoredBlock:
+        """Blocks an actor could not spill where the driver reads (another node) are spilled by the driver."""
+        if self._driver_spill is None:
+            self._driver_spill = BlockSpill(self._spills / "driver.bin")
+        return self._driver_spill.put_framed(framed)
+
+
+def spills_for(shards: list[Shard]) -> Path:
+    """The spill directory of a render: beside its first file."""
+    return spill_dir(Path(shards[0].path))
