@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from dataclasses import asdict
-from pathlib import Path
+from pathlib import Path, PurePosixPath
+from urllib.parse import urlparse
 
 import typer
 from rich.table import Table
@@ -120,10 +121,16 @@ def _parse_band_options(bands: list[str]) -> list[tuple[str, str]]:
     return pairs
 
 
+def _stem(location: str) -> str:
+    """A scene's default name: its file's name without the extension, for paths and URLs alike."""
+    return PurePosixPath(urlparse(location).path).stem if "://" in location else Path(location).stem
+
+
 @scenes_app.command("add")
 @reports_errors
 def scenes_add(
-    paths: list[Path] = typer.Argument(None, help="Multi-band files, one scene each."),
+    paths: list[str] = typer.Argument(None, help="Multi-band files, one scene each: paths, s3://bucket/key or "
+                                                 "http(s):// URLs of COGs."),
     project: str = typer.Option(..., "--project", help="Project to append the scene(s) to."),
     bands: str = typer.Option(None, "--bands", help="Band names of each file, in order, e.g. red,green,blue,nir."),
     name: str = typer.Option(None, "--name", help="Scene name (required with --band)."),
@@ -151,7 +158,7 @@ def scenes_add(
     elif paths:
         if name and len(paths) > 1:
             raise InvalidRequest("name", "--name names one scene; give one file")
-        infos = [(name or p.stem, inspect_scene(path=str(p), band_names=band_names, nodata=nodata)) for p in paths]
+        infos = [(name or _stem(p), inspect_scene(path=p, band_names=band_names, nodata=nodata)) for p in paths]
     else:
         raise InvalidRequest("paths", "give at least one file, or --band NAME=FILE options")
     with session_scope() as session:

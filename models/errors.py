@@ -52,7 +52,11 @@ class Conflict(PermanentError):
 
 
 class SceneReadError(RetryableError, OSError):
-    """A scene could not be opened or read."""
+    """A scene could not be opened or read (a network failure, a timeout): worth another try."""
+
+
+class SceneUnavailable(PermanentError, OSError):
+    """A scene's file is missing, or the platform's credentials may not read it: no retry will help."""
 
 
 class RenderError(RetryableError):

@@ -25,8 +25,12 @@ class TileActor:
 
     def __init__(self, tree: dict, grid: dict, resampling: str, gdal_cache_mb: int, label: str = "render",
                  error_threshold: float = 0.125, blocks=None, spill_to: str | None = None,
-                 spill_node: str | None = None, name: str = "tile"):
-        # Set before the first dataset opens: GDAL reads its cache size once.
+                 spill_node: str | None = None, name: str = "tile", environment: dict | None = None):
+        # The render's settings for remote scenes (credentials included: ray_render.remote), and GDAL's cache
+        # size, set before the first dataset opens: GDAL reads its cache size once.
+        from ray_render.remote import adopt
+
+        adopt(environment or {})
         os.environ["GDAL_CACHEMAX"] = str(gdal_cache_mb)
         from ray_render.encoding import BlockMaker  # imported here so the actor's worker builds them
         from ray_render.tile import TileRenderer

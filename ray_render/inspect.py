@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -12,6 +13,7 @@ from rasterio.errors import RasterioIOError
 
 from models.errors import InvalidRequest
 from ray_render.geometry import bounds_polygon, to_geojson
+from ray_render.remote import ON_REMOTE_OPEN, gdal_options, gdal_path, is_remote
 
 _COLOR_NAMES = {ColorInterp.red: "red", ColorInterp.green: "green", ColorInterp.blue: "blue", ColorInterp.alpha: "alpha"}
 
@@ -34,11 +36,17 @@ class SceneInfo:
     acquired_at: datetime | None = None
 
 
+@contextmanager
 def _open(uri: str):
-    try:
-        return rasterio.open(uri)
-    except RasterioIOError as exc:
-        raise InvalidRequest("path", f"cannot read {uri} as a raster: {exc}") from None
+    """Open a scene for inspection; remote ones with the COG network settings (credentials from the environment)."""
+    settings = {**gdal_options(), **ON_REMOTE_OPEN} if is_remote(uri) else {}
+    with rasterio.Env(**settings):
+        try:
+            src = rasterio.open(gdal_path(uri))
+        except RasterioIOError as exc:
+            raise InvalidRequest("path", f"cannot read {uri} as a raster: {exc}") from None
+        with src:
+            yield src
 
 
 def file_band_names(src) -> list[str | None]:

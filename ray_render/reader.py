@@ -25,10 +25,11 @@ from rasterio.errors import NodataShadowWarning, RasterioError
 from rasterio.vrt import WarpedVRT
 from rasterio.windows import Window
 
-from models.errors import SceneReadError
+from models.errors import SceneReadError, SceneUnavailable
 from models.tooltree import SceneSource
 from ray_render.geometry import bounds_polygon
 from ray_render.grid import OutputGrid
+from ray_render.remote import ON_REMOTE_OPEN, gdal_path, is_missing_or_forbidden, is_remote
 
 # Side of the blocks the warped VRT computes at once, fixed to the output grid (see the module docstring).
 WARP_BLOCK = 512
@@ -74,9 +75,10 @@ class SceneReader:
     def _vrt(self, uri: str) -> WarpedVRT:
         if uri not in self._vrts:
             try:
-                src = self._stack.enter_context(rasterio.open(uri))
+                with rasterio.Env(**(ON_REMOTE_OPEN if is_remote(uri) else {})):
+                    src = self._stack.enter_context(rasterio.open(gdal_path(uri)))
             except RasterioError as exc:
-                raise SceneReadError(f"scene {self.scene.name}: cannot open {uri}: {exc}") from None
+                raise self._failure("open", uri, exc) from None
             options = dict(
                 crs=self.grid.crs,
                 transform=self.grid.transform @ Affine.translation(-self.pad, -self.pad),
@@ -123,5 +125,14 @@ class SceneReader:
                     valid[positions] = vrt.read_masks(indexes, window=padded) > 0
                 self.bytes_read += data[positions].nbytes
             except RasterioError as exc:
-                raise SceneReadError(f"scene {self.scene.name}: cannot read {uri}: {exc}") from None
+                raise self._failure("read", uri, exc) from None
         return data, valid
+
+    def _failure(self, doing: str, uri: str, exc: Exception) -> Exception:
+        """Our error for a failed open or read, naming the scene: permanent when the file is missing or forbidden
+        (retrying cannot help), else retryable (a network failure)."""
+        message = str(exc).replace(gdal_path(uri), uri)
+        if is_remote(uri) and is_missing_or_forbidden(uri):
+            return SceneUnavailable(f"scene {self.scene.name}: {uri} is missing or not readable with the platform's "
+                                    f"credentials: {message}")
+        return SceneReadError(f"scene {self.scene.name}: cannot {doing} {uri}: {message}")

@@ -35,6 +35,7 @@ from ray_render.cog_render import BlockRender, block_size, block_spec, finish_co
 from ray_render.geometry import coverage, shares_area
 from ray_render.grid import OutputGrid, TileIndex, starts_inside, tile_windows
 from ray_render.reader import DEFAULT_ERROR_THRESHOLD
+from ray_render.remote import scene_environment
 from ray_render.results import RenderResult, Shard
 from ray_render.scheduling import LOCALITY_BAND_TILES, TILE_ATTEMPTS, ActorPool, TileQueues, is_permanent, translate
 from ray_render.writer import CogOptions, CogWriter, sha256_of
@@ -127,13 +128,15 @@ def _start_pool(tree: ToolTree, grid: OutputGrid, options: RenderOptions, size: 
     """`size` tile actors for this render, each holding the tree and grid (put in the object store once)."""
     tree_ref = ray.put(tree.to_json())
     grid_dict = grid.to_dict()
+    environment = scene_environment()  # read here, where the render starts, and given to every actor
     names = itertools.count()
     run = uuid.uuid4().hex[:6]  # two renders of one label (a retry while the old run dies) must not clash
 
     def make_actor():
         name = f"tile-{options.label}-{run}-{next(names)}"  # readable in the Ray dashboard's actor list
         return TileActor.options(name=name).remote(tree_ref, grid_dict, options.resampling, options.gdal_cache_mb,
-                                                   options.label, options.warp_error_threshold, name=name, **blocks)
+                                                   options.label, options.warp_error_threshold, name=name,
+                                                   environment=environment, **blocks)
 
     return ActorPool([make_actor() for _ in range(max(1, size))], make_actor)
 

@@ -79,3 +79,28 @@ def test_reordering_changes_mosaic_priority_and_needs_every_scene(geoship_home, 
     assert [s["name"] for s in shown["scenes"]] == ["other", "rgbn"]
     partial = geoship("projects", "reorder", "farms", "other")
     assert partial.exit_code == 2 and "exactly once" in partial.stderr
+
+
+def test_scenes_in_s3_and_on_http_servers_are_added_by_url(geoship_home, rgbn, s3_server, monkeypatch):
+    from tests.support.range_server import RangeServer
+
+    bucket = s3_server.new_bucket()
+    s3_server.client().upload_file(str(rgbn), bucket, "2024/rgbn.tif")
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", s3_server.reader.access_key_id)
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", s3_server.reader.secret_access_key)
+    monkeypatch.setenv("AWS_REGION", "us-east-1")
+    monkeypatch.setenv("AWS_ENDPOINT_URL", s3_server.url)
+    server = RangeServer(rgbn.parent).start()
+    try:
+        geoship("projects", "create", "farms")
+        result = geoship("scenes", "add", f"s3://{bucket}/2024/rgbn.tif", f"{server.url}/rgbn.tif", "--project", "farms",
+                         "--bands", "red,green,blue,nir")
+        assert result.exit_code == 0, result.stderr
+        missing = geoship("scenes", "add", f"s3://{bucket}/2024/gone.tif", "--project", "farms", "--bands", "red")
+        assert missing.exit_code == 2 and f"s3://{bucket}/2024/gone.tif" in missing.stderr
+    finally:
+        server.stop()
+    scenes = json.loads(geoship("projects", "show", "farms", "--json").stdout)["scenes"]
+    assert [s["name"] for s in scenes] == ["rgbn", "rgbn"]
+    assert [s["bands"][0]["uri"] for s in scenes] == [f"s3://{bucket}/2024/rgbn.tif", f"{server.url}/rgbn.tif"]
+    assert scenes[0]["epsg"] == scenes[1]["epsg"] == 32618
