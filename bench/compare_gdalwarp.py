@@ -1,10 +1,15 @@
 """geoship's renderer against GDAL's gdalwarp on the same mosaic, reprojection and AOI clip.
 
 Generates overlapping 3-band uint16 scenes in two UTM zones (cached under bench/out/), then alternates:
-  (a) geoship: ray_render.render() on an already running local Ray (warm, as a service runs it);
-  (b) gdalwarp -of COG -multi -wo NUM_THREADS=ALL_CPUS -co NUM_THREADS=ALL_CPUS with a cutline;
-both writing a deflate COG with overviews onto the same grid. Reports the median wall times, their ratio, and
-how many valid pixels agree exactly and within 1 DN. Run:  .venv/bin/python bench/compare_gdalwarp.py
+  (a) geoship: ray_render.render() on an already running local Ray (warm, as a service runs it), the tile
+      actors writing the COG's blocks themselves;
+  (b) the same render with GDAL's COG driver writing the COG (`CogOptions(writer="gdal")`, the old path);
+  (c) gdalwarp -of COG -multi -wo NUM_THREADS=ALL_CPUS -co NUM_THREADS=ALL_CPUS with a cutline;
+all writing a deflate COG with overviews onto the same grid. `--job mosaic` renders instead the plain mosaic of
+the scenes as uint8 (no AOI, no cutline). Reports the median wall times, their ratios, the render's floor on
+this machine (bench/floor.py: per-core rates of each step measured here), how many valid pixels agree with
+gdalwarp, whether (a) and (b) are identical at full resolution, and how their overviews agree.
+Run:  .venv/bin/python bench/compare_gdalwarp.py
 """
 
 from __future__ import annotations
@@ -22,22 +27,27 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 os.environ.setdefault("RAY_AUTH_MODE", "disabled")
 
+import floor  # noqa: E402
 import numpy as np  # noqa: E402
 import rasterio  # noqa: E402
+from rio_cogeo.cogeo import cog_validate  # noqa: E402
 from shapely.geometry import shape  # noqa: E402
+from shapely.ops import unary_union  # noqa: E402
 
 from cli.samples import SampleScene, write_scene  # noqa: E402
 from models.catalogue import scene_source  # noqa: E402
 from models.tables import Scene  # noqa: E402
 from models.tooltree import Identity, Mask, Output, ProjectSource, parse_tool_tree  # noqa: E402
 from ray_render.cluster import ensure_ray  # noqa: E402
-from ray_render.geometry import reproject_geometry, to_geojson  # noqa: E402
+from ray_render.geometry import bounds_polygon, reproject_geometry, to_geojson  # noqa: E402
 from ray_render.grid import plan_grid  # noqa: E402
 from ray_render.inspect import inspect_scene  # noqa: E402
-from ray_render.render import RenderOptions, render  # noqa: E402
+from ray_render.render import RenderOptions, plan_tiles, render  # noqa: E402
+from ray_render.writer import CogOptions  # noqa: E402
 
 OUT = ROOT / "bench" / "out"
 AOI = {"type": "Polygon", "coordinates": [[[11.90, 45.91], [12.20, 45.90], [12.26, 46.05], [12.18, 46.16],
@@ -72,19 +82,21 @@ def rgb_views(paths: list[Path]) -> list[Path]:
     return views
 
 
-def run_geoship(tree, grid, path: Path, tile_size: int) -> float:
+def run_geoship(tree, grid, path: Path, tile_size: int, writer: str = "actors", resampling: str = "nearest") -> float:
     started = time.perf_counter()
-    render(tree, grid, path, RenderOptions(tile_size=tile_size))
+    render(tree, grid, path, RenderOptions(tile_size=tile_size, resampling=resampling, cog=CogOptions(writer=writer)))
     return time.perf_counter() - started
 
 
-def run_gdalwarp(paths, grid, aoi_path: Path, path: Path, error_threshold: float | None = None) -> float:
+def run_gdalwarp(paths, grid, aoi_path: Path | None, path: Path, error_threshold: float | None = None,
+                 resampling: str = "near") -> float:
     """gdalwarp paints inputs in order (the last one wins overlaps), so it gets them in reverse project order."""
     left, bottom, right, top = grid.bounds
     threshold = ["-et", str(error_threshold)] if error_threshold is not None else []
+    cutline = ["-cutline", str(aoi_path)] if aoi_path is not None else []
     command = ["gdalwarp", "-q", "-overwrite", "-t_srs", grid.crs, "-tr", str(grid.resolution), str(grid.resolution),
-               "-te", str(left), str(bottom), str(right), str(top), "-cutline", str(aoi_path),
-               "-srcnodata", "0", "-dstnodata", "0", "-r", "near",
+               "-te", str(left), str(bottom), str(right), str(top), *cutline,
+               "-srcnodata", "0", "-dstnodata", "0", "-r", resampling,
                "-of", "COG", "-co", "COMPRESS=DEFLATE", "-co", "PREDICTOR=YES", "-co", "BLOCKSIZE=512",
                "-multi", "-wo", "NUM_THREADS=ALL_CPUS", "-co", "NUM_THREADS=ALL_CPUS", *threshold,
                *[str(p) for p in reversed(paths)], str(path)]
@@ -119,54 +131,121 @@ def job_arguments(description: str, output: str) -> argparse.ArgumentParser:
     return parser
 
 
-def main() -> None:
-    parser = job_arguments(__doc__, "results.json")
-    parser.add_argument("--skip-exact", action="store_true", help="leave out gdalwarp -et 0 (slow on big outputs)")
-    args = parser.parse_args()
-    if shutil.which("gdalwarp") is None:
-        sys.exit("gdalwarp not found: apt-get install gdal-bin")
-    OUT.mkdir(parents=True, exist_ok=True)
-    paths = scenes(args.size, args.resolution)
+def mosaic_scenes(paths: list[Path]) -> list[Path]:
+    """uint8 copies of the scenes' first three bands (value / 16, valid pixels at least 1), for the mosaic job."""
+    copies = []
+    for path in paths:
+        copy = path.with_name(path.stem + ".uint8.tif")
+        if not copy.exists():
+            with rasterio.open(path) as src:
+                profile = dict(src.profile, count=3, dtype="uint8", nodata=0, blockxsize=512, blockysize=512)
+                with rasterio.open(copy, "w", **profile) as dst:
+                    for _, window in src.block_windows(1):
+                        data = src.read((1, 2, 3), window=window)
+                        dst.write(np.where(data > 0, np.clip(data // 16, 1, 255), 0).astype("uint8"), window=window)
+        copies.append(copy)
+    return copies
 
+
+def job(args, paths: list[Path]):
+    """(tree, grid, scenes for gdalwarp, AOI file or None) of the chosen job."""
+    if args.job == "mosaic":
+        paths = mosaic_scenes(paths)
     sources = []
     for path in paths:
-        info = asdict(inspect_scene(path=str(path)))
+        info = asdict(inspect_scene(path=str(path), band_names=["red", "green", "blue"] if args.job == "mosaic" else None))
         sources.append(scene_source(Scene(name=path.stem, owner_id=0, **info)))
+    resolution = float(args.resolution / np.cos(np.radians(46.0)))  # native pixel size in Web Mercator here
+    leaf = ProjectSource(scenes=sources, bands=["red", "green", "blue"])
+    if args.job == "mosaic":  # the whole union of the scenes, no AOI
+        union = unary_union([bounds_polygon(s.bounds, s.crs, "EPSG:3857") for s in sources])
+        grid = plan_grid("EPSG:3857", union.bounds, resolution)
+        tree = parse_tool_tree(Output(input=Identity(input=leaf), dtype="uint8", nodata=0).model_dump(mode="json"))
+        return tree, grid, paths, None
     aoi = reproject_geometry(shape(AOI), "EPSG:4326", "EPSG:3857")
-    resolution = args.resolution / np.cos(np.radians(46.0))  # native pixel size in Web Mercator here
-    grid = plan_grid("EPSG:3857", aoi.bounds, float(resolution))
-    node = Mask(input=Identity(input=ProjectSource(scenes=sources, bands=["red", "green", "blue"])),
-                geometry=to_geojson(aoi), crs="EPSG:3857")
+    grid = plan_grid("EPSG:3857", aoi.bounds, resolution)
+    node = Mask(input=Identity(input=leaf), geometry=to_geojson(aoi), crs="EPSG:3857")
     tree = parse_tool_tree(Output(input=node, dtype="uint16", nodata=0).model_dump(mode="json"))
     aoi_path = OUT / "aoi.geojson"
     feature = {"type": "Feature", "properties": {}, "geometry": AOI}
     aoi_path.write_text(json.dumps({"type": "FeatureCollection", "features": [feature]}))
+    return tree, grid, rgb_views(paths), aoi_path
 
-    rgb_paths = rgb_views(paths)
+
+def identical(a: Path, b: Path) -> bool:
+    """Whether two COGs hold the same full-resolution pixels."""
+    with rasterio.open(a) as da, rasterio.open(b) as db:
+        return all(np.array_equal(da.read(window=w), db.read(window=w)) for _, w in da.block_windows(1))
+
+
+def overview_agreement(ours: Path, gdal: Path) -> list[float]:
+    """Per overview level, the share of pixels within 1 DN of GDAL's own overviews of the same pixels."""
+    shares = []
+    with rasterio.open(ours) as cog:
+        levels = len(cog.overviews(1))
+    for level in range(levels):
+        with rasterio.open(ours, overview_level=level) as a, rasterio.open(gdal, overview_level=level) as b:
+            x, y = a.read().astype(np.int64), b.read().astype(np.int64)
+            shares.append(round(float((np.abs(x - y) <= 1).all(axis=0).mean()), 6))
+    return shares
+
+
+def main() -> None:
+    parser = job_arguments(__doc__, "results.json")
+    parser.add_argument("--job", choices=["aoi", "mosaic"], default="aoi",
+                        help="aoi: uint16 clipped to the 7-vertex polygon; mosaic: uint8, the whole union, no AOI")
+    parser.add_argument("--resampling", default="nearest", help="nearest or bilinear (both sides)")
+    parser.add_argument("--skip-exact", action="store_true", help="leave out gdalwarp -et 0 (slow on big outputs)")
+    parser.add_argument("--skip-gdal-writer", action="store_true", help="leave out geoship with GDAL's COG driver")
+    args = parser.parse_args()
+    if shutil.which("gdalwarp") is None:
+        sys.exit("gdalwarp not found: apt-get install gdal-bin")
+    OUT.mkdir(parents=True, exist_ok=True)
+    tree, grid, warp_inputs, aoi_path = job(args, scenes(args.size, args.resolution))
+    warp_resampling = {"nearest": "near"}.get(args.resampling, args.resampling)
+
     started = time.perf_counter()
     ensure_ray(num_cpus=os.cpu_count())
     ray_start = time.perf_counter() - started
-    times: dict[str, list[float]] = {"geoship": [], "gdalwarp": []}
+    runs = {"geoship": lambda: run_geoship(tree, grid, OUT / "geoship.tif", args.tile_size, resampling=args.resampling),
+            "gdalwarp": lambda: run_gdalwarp(warp_inputs, grid, aoi_path, OUT / "gdalwarp.tif", resampling=warp_resampling)}
+    if not args.skip_gdal_writer:
+        runs["geoship_gdal_writer"] = lambda: run_geoship(tree, grid, OUT / "geoship-gdal-writer.tif", args.tile_size,
+                                                          writer="gdal", resampling=args.resampling)
     if not args.skip_exact:
-        times["gdalwarp_exact"] = []
+        runs["gdalwarp_exact"] = lambda: run_gdalwarp(warp_inputs, grid, aoi_path, OUT / "gdalwarp-exact.tif", 0,
+                                                      resampling=warp_resampling)
+    times: dict[str, list[float]] = {name: [] for name in runs}
     for i in range(args.repeats):
-        times["geoship"].append(run_geoship(tree, grid, OUT / "geoship.tif", args.tile_size))
-        times["gdalwarp"].append(run_gdalwarp(rgb_paths, grid, aoi_path, OUT / "gdalwarp.tif"))
-        if not args.skip_exact:
-            times["gdalwarp_exact"].append(run_gdalwarp(rgb_paths, grid, aoi_path, OUT / "gdalwarp-exact.tif", 0))
+        for name, run in runs.items():
+            times[name].append(run())
         print(f"run {i + 1}: " + ", ".join(f"{k} {v[-1]:.2f} s" for k, v in times.items()), flush=True)
     medians = {k: statistics.median(v) for k, v in times.items()}
+
+    rates = floor.measure(warp_inputs[0] if args.job == "mosaic" else scenes(args.size, args.resolution)[0],
+                          masked=aoi_path is not None)
+    rates["encode"] = round(floor.encode_rate(floor.output_blocks(OUT / "geoship.tif")), 1)  # on what it really met
+    tile_pixels = sum(int(w.width * w.height) for _, w in plan_tiles(tree, grid, args.tile_size))
+    floor_s = floor.floor_seconds(rates, tile_pixels, os.cpu_count(), nodata=True)
     result = {
-        "output": {"width": grid.width, "height": grid.height, "bands": 3, "dtype": "uint16",
-                   "megapixels": round(grid.pixels / 1e6, 1)},
-        "scenes": {"count": len(paths), "size_px": args.size, "resolution_m": args.resolution},
+        "job": args.job, "resampling": args.resampling,
+        "output": {"width": grid.width, "height": grid.height, "bands": 3, "dtype": tree.root.dtype,
+                   "megapixels": round(grid.pixels / 1e6, 1), "tile_megapixels": round(tile_pixels / 1e6, 1)},
+        "scenes": {"count": len(warp_inputs), "size_px": args.size, "resolution_m": args.resolution},
         "cpus": os.cpu_count(), "tile_size": args.tile_size, "ray_start_s": round(ray_start, 2),
         "seconds": {k: [round(t, 2) for t in v] for k, v in times.items()},
         "median_s": {k: round(v, 2) for k, v in medians.items()},
         "ratio_geoship_to_gdalwarp": round(medians["geoship"] / medians["gdalwarp"], 3),
+        "per_core_rates_mp_s": rates, "floor_s": round(floor_s, 2),
+        "ratio_geoship_to_floor": round(medians["geoship"] / floor_s, 3),
         "agreement_with_gdalwarp": agreement(OUT / "geoship.tif", OUT / "gdalwarp.tif"),
+        "cog_valid": cog_validate(str(OUT / "geoship.tif"))[0],
         "gdal": subprocess.run(["gdalwarp", "--version"], capture_output=True, text=True).stdout.strip(),
     }
+    if not args.skip_gdal_writer:
+        result["ratio_geoship_to_gdal_writer"] = round(medians["geoship"] / medians["geoship_gdal_writer"], 3)
+        result["identical_to_gdal_writer_at_full_resolution"] = identical(OUT / "geoship.tif", OUT / "geoship-gdal-writer.tif")
+        result["overviews_within_1_dn_of_gdal"] = overview_agreement(OUT / "geoship.tif", OUT / "geoship-gdal-writer.tif")
     if not args.skip_exact:
         result["agreement_with_gdalwarp_exact"] = agreement(OUT / "geoship.tif", OUT / "gdalwarp-exact.tif")
     (OUT / args.output).write_text(json.dumps(result, indent=2))

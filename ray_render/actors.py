@@ -49,6 +49,8 @@ class TileActor:
         for metric in (self._tiles, self._bytes, self._latency):
             metric.set_default_tags(tags)
         self._bytes_reported = 0
+        # Busy seconds by step, read with stats() (tuning: is the time in reading, encoding or reducing?).
+        self._seconds = {"render": 0.0, "encode": 0.0, "reduce": 0.0}
 
     def render(self, key: tuple[int, int], window: tuple[int, int, int, int]):
         """(key, pixels) for the window (col_off, row_off, width, height)."""
@@ -59,22 +61,30 @@ class TileActor:
         """Render the tile `key` (its row and column in its COG) and make its blocks: ({block key: block}, pixels
         when `keep`, for the overview above, else None)."""
         pixels = self._render(window)
-        return self._blocks.tile_blocks(key, pixels, tile_size), (pixels if keep else None)
+        started = time.perf_counter()
+        made = self._blocks.tile_blocks(key, pixels, tile_size)
+        self._seconds["encode"] += time.perf_counter() - started
+        return made, (pixels if keep else None)
 
     @ray.method(num_returns=2)
     def reduce(self, reduction, keep: bool, *arrays):
         """Make one overview block from the pixels below it: ({block key: block}, its pixels when `keep`)."""
+        started = time.perf_counter()
         made, pixels = self._blocks.reduce(reduction, list(arrays))
+        self._seconds["reduce"] += time.perf_counter() - started
         return {reduction.key: made}, (pixels if keep else None)
 
     def stats(self) -> dict[str, int | str]:
         """What this actor has done, and where it runs: bytes read (readable without a metrics backend), node."""
-        return {"bytes_read": self._renderer.bytes_read, "node_id": ray.get_runtime_context().get_node_id()}
+        return {"bytes_read": self._renderer.bytes_read, "node_id": ray.get_runtime_context().get_node_id(),
+                "seconds": {step: round(seconds, 3) for step, seconds in self._seconds.items()}}
 
     def _render(self, window: tuple[int, int, int, int]):
         started = time.perf_counter()
         pixels = self._renderer.render(Window(*window))
-        self._latency.observe(time.perf_counter() - started)
+        elapsed = time.perf_counter() - started
+        self._seconds["render"] += elapsed
+        self._latency.observe(elapsed)
         self._tiles.inc()
         read = self._renderer.bytes_read
         if read > self._bytes_reported:

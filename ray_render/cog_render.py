@@ -43,7 +43,7 @@ def block_size(cog: CogOptions, tile_size: int) -> int | None:
     whole blocks: the configured block size when it divides the tile, else one block per tile, if that is a
     block GDAL's COG driver would write too (a multiple of 16, at least 128).
     """
-    if cog.compress not in COMPRESSION_TAGS or cog.overview_resampling.upper() not in OVERVIEW_METHODS:
+    if cog.writer != "actors" or cog.compress not in COMPRESSION_TAGS or cog.overview_resampling.upper() not in OVERVIEW_METHODS:
         return None
     if tile_size % cog.blocksize == 0:
         return cog.blocksize

@@ -40,6 +40,9 @@ class CogOptions:
     blocksize: int = 512
     overview_resampling: str = "AVERAGE"
     num_threads: str = "ALL_CPUS"
+    # Who writes lossless COGs: "actors" (each tile actor encodes its blocks: ray_render.cog_render) or "gdal"
+    # (GDAL's COG driver finishes a working file, as JPEG and WEBP always are): the reference benchmarks compare.
+    writer: str = "actors"
 
 
 LOSSY = ("JPEG", "WEBP")
