@@ -36,7 +36,8 @@ class BlockMaker:
 
     def __init__(self, spec: BlockSpec, spill_to: Path | None, name: str):
         self.spec = spec
-        self._spill = BlockSpill(Path(spill_to) / f"{name}.bin") if spill_to is not None else None
+        self._spill_path = Path(spill_to) / f"{name}.bin" if spill_to is not None else None
+        self._spill: BlockSpill | None = None  # opened with the first block: an actor that makes none leaves no file
 
     def tile_blocks(self, tile: tuple[int, int], pixels: np.ndarray, tile_size: int) -> dict[UnitKey, Made]:
         """Encode the full-resolution blocks of the tile (row, col): {(0, block row, block col): block}."""
@@ -72,4 +73,8 @@ class BlockMaker:
 
     def _store(self, pixels: np.ndarray) -> Made:
         data = self.spec.codec.encode(pixels)
-        return self._spill.put(data) if self._spill is not None else frame(data)
+        if self._spill_path is None:
+            return frame(data)
+        if self._spill is None:
+            self._spill = BlockSpill(self._spill_path)
+        return self._spill.put(data)

@@ -106,6 +106,8 @@ def render_shards(tree: ToolTree, grid: OutputGrid, shards: list[Shard], options
     blocks = {}
     if blocksize is not None:
         spec = block_spec(cog, blocksize, output.dtype, output.nodata, tree.is_rgba())
+        for shard in shards:
+            Path(shard.path).parent.mkdir(parents=True, exist_ok=True)
         blocks = dict(blocks=spec, spill_to=str(spills_for(shards)), spill_node=ray.get_runtime_context().get_node_id())
     pool = _start_pool(tree, grid, options, min(options.pool_size or cluster_cpus(), len(tiles)), blocks)
     # Neighbouring tiles on one actor: halos reuse its warped blocks, overviews find their pixels local.
@@ -120,6 +122,8 @@ def render_shards(tree: ToolTree, grid: OutputGrid, shards: list[Shard], options
         raise translate(exc) from None
     finally:
         pool.kill_all()
+        if blocksize is not None:  # after the actors are gone: none can spill into it again
+            remove_spills(shards[0].path)
     seconds = round(time.perf_counter() - started, 3)
     return [replace(result, seconds=seconds) for result in results]
 
@@ -163,8 +167,6 @@ def _render_blocks(tree, grid, shards, by_shard, queues, pool, options, spec, on
         for future in driver.finishing.values():
             _remove_result(future)
         raise
-    finally:
-        remove_spills(shards[0].path)
 
 
 def _all_nodata(tree: ToolTree, grid: OutputGrid, shard: Shard, options: RenderOptions) -> RenderResult:

@@ -37,8 +37,14 @@ class ActorPool:
         return (index + 1) % len(self.actors)
 
     def kill_all(self) -> None:
+        """Kill every actor and wait until each is gone, so none still writes once the render has cleaned up."""
         for actor in self.actors:
             ray.kill(actor)
+        for actor in self.actors:
+            try:
+                ray.get(actor.__ray_ready__.remote(), timeout=30)
+            except (RayError, ray.exceptions.GetTimeoutError):
+                pass  # dead, as asked
 
 
 class TileQueues:
