@@ -193,6 +193,7 @@ class BlockRender:
             unit = job.reduction.key
             for released in cog.pyramid.reduced(job.reduction):
                 self._pixels.pop((job.cog, released), None)
+                self._made_by.pop((job.cog, released), None)
         if cog.pyramid.needed(unit):
             self._pixels[(job.cog, unit)] = pixels
             self._made_by[(job.cog, unit)] = actor
