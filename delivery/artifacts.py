@@ -11,6 +11,7 @@ import shutil
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 from urllib.parse import urlparse
@@ -32,6 +33,13 @@ class ArtifactStore(Protocol):
     def publish(self, export_id: int, staged: Path, sha256: str) -> str:
         """Make the staged file the export's artifact; returns its URI."""
 
+    def upload_location(self, export_id: int) -> ObjectLocation | None:
+        """Where the renderer may upload the export's COG itself (an object store), or None (it writes the
+        staging path)."""
+
+    def adopt(self, export_id: int, uri: str) -> str:
+        """Take the object the renderer uploaded to `upload_location` as the export's artifact; returns its URI."""
+
     def put_sidecar(self, export_id: int, name: str, data: bytes) -> str:
         """Store a small file beside the export's artifact (its STAC item); returns its URI."""
 
@@ -45,6 +53,15 @@ class ArtifactStore(Protocol):
         """A context manager yielding a local path of the stored file."""
 
 
+@dataclass(frozen=True)
+class ObjectLocation:
+    """An object in the artifact store's bucket, and the endpoint that serves it."""
+
+    bucket: str
+    key: str
+    endpoint_url: str | None
+
+
 class LocalArtifactStore:
     """A directory: the render is written in place, so publishing is a no-op."""
 
@@ -56,6 +73,12 @@ class LocalArtifactStore:
 
     def publish(self, export_id: int, staged: Path, sha256: str) -> str:
         return str(staged)
+
+    def upload_location(self, export_id: int) -> ObjectLocation | None:
+        return None
+
+    def adopt(self, export_id: int, uri: str) -> str:
+        raise ValueError("a local artifact store has no uploads to adopt")
 
     def put_sidecar(self, export_id: int, name: str, data: bytes) -> str:
         path = self.staging_path(export_id).with_name(name)
@@ -89,7 +112,7 @@ class S3ArtifactStore:
         if parsed.scheme != "s3" or not parsed.netloc:
             raise InvalidRequest("GEOSHIP_ARTIFACTS_URL", f"expected s3://bucket/prefix, got {url!r}")
         self.bucket, self.prefix = parsed.netloc, parsed.path.strip("/")
-        self.staging_root = staging_root
+        self.staging_root, self.endpoint_url = staging_root, endpoint_url
         self.client = s3_client(endpoint_url=endpoint_url, attempts=get_settings().delivery_attempts)
 
     def _key(self, export_id: int, filename: str | None = None) -> str:
@@ -110,6 +133,16 @@ class S3ArtifactStore:
                     part_size=settings.s3_part_size)
         shutil.rmtree(staged.parent, ignore_errors=True)
         return f"s3://{self.bucket}/{key}"
+
+    def upload_location(self, export_id: int) -> ObjectLocation | None:
+        return ObjectLocation(self.bucket, self._key(export_id), self.endpoint_url)
+
+    def adopt(self, export_id: int, uri: str) -> str:
+        expected = self.upload_location(export_id)
+        if uri != f"s3://{expected.bucket}/{expected.key}":
+            raise ValueError(f"{uri} is not where export {export_id} uploads")
+        shutil.rmtree(self.staging_path(export_id).parent, ignore_errors=True)
+        return uri
 
     def put_sidecar(self, export_id: int, name: str, data: bytes) -> str:
         key = self._key(export_id).rsplit("/", 1)[0] + "/" + name

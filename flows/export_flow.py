@@ -36,6 +36,7 @@ from ray_render.grid import OutputGrid
 from ray_render.render import RenderOptions, Shard, render, render_shards
 from ray_render.shards import SHARDS_DIR, plan_shards
 from ray_render.stac import stac_item
+from ray_render.upload import S3Output
 from ray_render.writer import CogOptions
 
 # The export's final status is written by these hooks, whichever way its flow run ends.
@@ -81,8 +82,14 @@ def render_export(export_id: int) -> dict[str, Any]:
     staged = store.staging_path(export_id)
     windows = plan_shards(grid, tree.root, options.tile_size, settings.shard_max_bytes)
     if not windows:
-        result = render(tree, grid, staged, options, on_progress=ProgressReporter(export_id))
-        uri = store.publish(export_id, Path(result.path), result.sha256)
+        location = store.upload_location(export_id)
+        upload = None if location is None else S3Output(location.bucket, location.key, location.endpoint_url,
+                                                        settings.s3_part_size)
+        result = render(tree, grid, staged, options, on_progress=ProgressReporter(export_id), upload=upload)
+        if upload is not None and result.path == upload.uri:  # the actors uploaded it themselves
+            uri = store.adopt(export_id, result.path)
+        else:
+            uri = store.publish(export_id, Path(result.path), result.sha256)
         item = _stac_item(export_id, tree, grid, result, export.compression)
         summary = {**asdict(result)}
     else:

@@ -63,6 +63,10 @@ class RenderError(RetryableError):
     """Rendering failed for a reason other than bad input (a worker died, an unexpected error in a tile)."""
 
 
+class OutputRefused(PermanentError):
+    """The artifact store refuses the render's output (a missing bucket, denied writes): no retry will help."""
+
+
 class DeliveryError(GeoshipError):
     """A delivery target failed; see the permanent/retryable subclasses."""
 

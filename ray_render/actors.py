@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import time
+from pathlib import Path
 
 import ray
 from rasterio.windows import Window
@@ -37,9 +38,12 @@ class TileActor:
 
         self._renderer = TileRenderer(tree, grid, resampling=resampling, error_threshold=error_threshold)
         node = ray.get_runtime_context().get_node_id()
-        # Spill files are only of use to a driver that can read them: on its own node.
+        # Spill files are only of use to a driver that can read them (on its own node), or, when actors upload
+        # the output themselves (spill_node None), to the actors on this node.
         local = spill_to if spill_node in (None, node) else None
-        self._blocks = BlockMaker(blocks, local, name) if blocks is not None else None
+        self._spills = local
+        self._blocks = BlockMaker(blocks, local, name, node) if blocks is not None else None
+        self._s3 = None  # a client for uploads, made with the first
         # Custom metrics, shown in the Ray dashboard (Metrics) and exported to Prometheus, tagged by render.
         tags = {"render": label}
         self._tiles = Counter("geoship_tiles_rendered", "Output tiles rendered.", tag_keys=("render",))
@@ -50,7 +54,7 @@ class TileActor:
             metric.set_default_tags(tags)
         self._bytes_reported = 0
         # Busy seconds by step, read with stats() (tuning: is the time in reading, encoding or reducing?).
-        self._seconds = {"render": 0.0, "encode": 0.0, "reduce": 0.0}
+        self._seconds = {"render": 0.0, "encode": 0.0, "reduce": 0.0, "upload": 0.0}
 
     def render(self, key: tuple[int, int], window: tuple[int, int, int, int]):
         """(key, pixels) for the window (col_off, row_off, width, height)."""
@@ -73,6 +77,45 @@ class TileActor:
         made, pixels = self._blocks.reduce(reduction, list(arrays))
         self._seconds["reduce"] += time.perf_counter() - started
         return {reduction.key: made}, (pixels if keep else None)
+
+    def node(self) -> str:
+        """The Ray node this actor runs on: its spill file is on that node's disk."""
+        return ray.get_runtime_context().get_node_id()
+
+    def read_spill(self, ranges: list[tuple[str, int, int]]) -> bytes:
+        """The bytes of spill files on this node at each (file name, offset, length), one after another."""
+        from ray_render.blocks import read_ranges
+
+        return b"".join(read_ranges(Path(self._spills) / name, [(offset, length)]) for name, offset, length in ranges)
+
+    def upload_part(self, output, upload_id: str, number: int, segments, header: bytes, nodes: list[str], *fetched):
+        """Upload part `number` of the output's multipart upload (`upload.put_part`); `fetched` holds the bytes
+        of its segments on `nodes`, read there by other actors."""
+        from ray_render.upload import local_reader, put_part
+
+        started = time.perf_counter()
+        answer = put_part(self._client(output), output, upload_id, number, segments, header,
+                          local_reader(Path(self._spills)), dict(zip(nodes, fetched, strict=True)))
+        self._seconds["upload"] += time.perf_counter() - started
+        return answer
+
+    def hash_object(self, output) -> tuple[int, str]:
+        """The uploaded object's size and SHA-256, read back from the store."""
+        from ray_render.upload import hash_object
+
+        return hash_object(self._client(output), output)
+
+    def drop_spill(self) -> None:
+        """Remove this actor's spill file: the render has no more use for it."""
+        if self._blocks is not None:
+            self._blocks.discard()
+
+    def _client(self, output):
+        if self._s3 is None:
+            from ray_render.upload import s3_client
+
+            self._s3 = s3_client(output.endpoint_url)
+        return self._s3
 
     def stats(self) -> dict[str, int | str]:
         """What this actor has done, and where it runs: bytes read (readable without a metrics backend), node."""

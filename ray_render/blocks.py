@@ -27,13 +27,14 @@ class StoredBlock:
     spill: str
     offset: int
     length: int
+    node: str = ""  # the Ray node whose disk holds the spill file ("" when it does not matter)
 
 
 class BlockSpill:
     """An append-only file of framed blocks, written by one process."""
 
-    def __init__(self, path: Path):
-        self.path = Path(path)
+    def __init__(self, path: Path, node: str = ""):
+        self.path, self.node = Path(path), node
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
         self._size = os.fstat(self._fd).st_size
@@ -50,7 +51,7 @@ class BlockSpill:
             written = os.write(self._fd, view)
             view = view[written:]
         self._size += len(framed)
-        return StoredBlock(self.path.name, offset, len(framed))
+        return StoredBlock(self.path.name, offset, len(framed), self.node)
 
     def close(self) -> None:
         os.close(self._fd)
@@ -66,14 +67,24 @@ def remove_spills(path: Path) -> None:
     shutil.rmtree(spill_dir(path), ignore_errors=True)
 
 
-def assemble(path: Path, levels: list[list[Tag]], grids: list[tuple[int, int]], blocks: dict[BlockKey, StoredBlock],
-             spills: Path) -> None:
-    """Write the COG at `path`: header, then every stored block in COG order (absent blocks are sparse).
+@dataclass(frozen=True)
+class Layout:
+    """A COG's bytes as they will lie in the file: its header, then these stored blocks one after another."""
 
-    `levels` are each level's IFD tags and `grids` its size in blocks (rows, cols), full resolution first;
-    `spills` is the directory of the spill files the blocks name.
+    header: bytes
+    blocks: list[StoredBlock]
+
+    @property
+    def size(self) -> int:
+        return len(self.header) + sum(block.length for block in self.blocks)
+
+
+def layout(levels: list[list[Tag]], grids: list[tuple[int, int]], blocks: dict[BlockKey, StoredBlock]) -> Layout:
+    """The header and block order of the COG made of `blocks` (absent blocks are sparse).
+
+    `levels` are each level's IFD tags and `grids` its size in blocks (rows, cols), full resolution first.
+    Blocks follow COG order: the smallest overview first, row by row, full resolution last.
     """
-    path = Path(path)
     order = [(level, row, col) for level in reversed(range(len(grids)))
              for row in range(grids[level][0]) for col in range(grids[level][1])]
     counts = [rows * cols for rows, cols in grids]
@@ -83,6 +94,7 @@ def assemble(path: Path, levels: list[list[Tag]], grids: list[tuple[int, int]], 
     offsets = [np.zeros(n, dtype=np.uint64) for n in counts]
     sizes = [np.zeros(n, dtype=np.uint64) for n in counts]
     position = start
+    placed = []
     for level, row, col in order:
         block = blocks.get((level, row, col))
         if block is not None:
@@ -90,25 +102,46 @@ def assemble(path: Path, levels: list[list[Tag]], grids: list[tuple[int, int]], 
             offsets[level][index] = position + LEADER
             sizes[level][index] = block.length - 8
             position += block.length
+            placed.append(block)
     header = cog_header(levels, offsets, sizes, bigtiff)
     assert len(header) == start
+    return Layout(header, placed)
+
+
+def assemble(path: Path, planned: Layout, spills: Path) -> None:
+    """Write the COG at `path`: its header, then its blocks copied from the spill files in `spills`."""
+    path = Path(path)
     partial = path.with_name(path.name + ".partial")
     sources: dict[str, int] = {}
     try:
         with open(partial, "wb") as out:
-            out.write(header)
+            out.write(planned.header)
             out.flush()
-            for key in order:
-                block = blocks.get(key)
-                if block is not None:
-                    if block.spill not in sources:
-                        sources[block.spill] = os.open(Path(spills) / block.spill, os.O_RDONLY)
-                    _copy(sources[block.spill], out.fileno(), block.offset, block.length)
+            for block in planned.blocks:
+                if block.spill not in sources:
+                    sources[block.spill] = os.open(Path(spills) / block.spill, os.O_RDONLY)
+                _copy(sources[block.spill], out.fileno(), block.offset, block.length)
         os.replace(partial, path)
     finally:
         for fd in sources.values():
             os.close(fd)
         partial.unlink(missing_ok=True)
+
+
+def read_ranges(path: Path, ranges: list[tuple[int, int]]) -> bytes:
+    """The bytes of `path` at each (offset, length), one after another."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        return b"".join(_read_exactly(fd, offset, length) for offset, length in ranges)
+    finally:
+        os.close(fd)
+
+
+def _read_exactly(fd: int, offset: int, length: int) -> bytes:
+    data = os.pread(fd, length, offset)
+    if len(data) != length:
+        raise OSError(f"spill file ended early at offset {offset + len(data)}")
+    return data
 
 
 def _copy(source: int, target: int, offset: int, length: int) -> None:

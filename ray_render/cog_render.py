@@ -5,7 +5,8 @@ Ray's object store until the overview block above them is made. As soon as every
 made, the block is reduced by the actor that made its first input (its pixels are local there), level by level up
 to the top. The driver sees block positions and object references only. When every block of a COG exists, the
 driver writes the header and copies the blocks into place (`blocks.assemble`), while the actors go on with the
-next shard. Each pixel is decoded, warped, evaluated, reduced and encoded once.
+next shard; or, for a COG in object storage, the actors upload it as the parts of one multipart upload
+(`upload`). Each pixel is decoded, warped, evaluated, reduced and encoded once.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import ray
 from rasterio.windows import Window
 from ray.exceptions import RayActorError, RayError
 
-from ray_render.blocks import BlockSpill, StoredBlock, assemble, spill_dir
+from ray_render.blocks import BlockSpill, Layout, StoredBlock, assemble, layout, spill_dir
 from ray_render.codec import COMPRESSION_TAGS, BlockCodec, predictor_for
 from ray_render.encoding import BlockSpec
 from ray_render.grid import OutputGrid, TileIndex
@@ -29,6 +30,7 @@ from ray_render.pyramid import Pyramid, Reduction, UnitKey
 from ray_render.results import RenderResult, Shard
 from ray_render.scheduling import TILE_ATTEMPTS, ActorPool, TileQueues, is_permanent
 from ray_render.tiff import Profile, gdal_tags, overview_tags
+from ray_render.upload import S3Output, upload_cog
 from ray_render.writer import CogOptions, sha256_of
 
 ProgressCallback = Callable[[int, int], None]
@@ -87,14 +89,26 @@ def make_cog(shard: Shard, grid: OutputGrid, tiles: list[tuple[int, int]], tile_
 def finish_cog(cog: _Cog, bands: list[str], dtype: str, spills: Path) -> RenderResult:
     """Assemble the COG at its path from its blocks (spilled in `spills`) and describe the file."""
     path = Path(cog.shard.path)
-    grids = [cog.pyramid.grid(level) for level in range(cog.pyramid.levels)]
-    assemble(path, cog.tags, grids, cog.blocks, spills)
+    assemble(path, _layout(cog), spills)
+    return _described(cog, str(path), path.stat().st_size, sha256_of(path), bands, dtype)
+
+
+def upload_finished_cog(cog: _Cog, bands: list[str], dtype: str, pool: ActorPool, output: S3Output) -> RenderResult:
+    """Have the actors upload the COG from their spill files to `output` and describe the object."""
+    uploaded = upload_cog(pool, _layout(cog), output)
+    return _described(cog, uploaded.uri, uploaded.bytes, uploaded.sha256, bands, dtype)
+
+
+def _layout(cog: _Cog) -> Layout:
+    return layout(cog.tags, [cog.pyramid.grid(level) for level in range(cog.pyramid.levels)], cog.blocks)
+
+
+def _described(cog: _Cog, where: str, size: int, sha256: str, bands: list[str], dtype: str) -> RenderResult:
     window = cog.shard.window
     return RenderResult(
-        path=str(path), bytes=path.stat().st_size, sha256=sha256_of(path), width=int(window.width),
-        height=int(window.height), bands=bands, dtype=dtype, tiles=cog.tiles,
-        seconds=round(time.perf_counter() - cog.started, 3), name=cog.shard.name, col_off=int(window.col_off),
-        row_off=int(window.row_off),
+        path=where, bytes=size, sha256=sha256, width=int(window.width), height=int(window.height), bands=bands,
+        dtype=dtype, tiles=cog.tiles, seconds=round(time.perf_counter() - cog.started, 3), name=cog.shard.name,
+        col_off=int(window.col_off), row_off=int(window.row_off),
     )
 
 
@@ -112,10 +126,12 @@ class BlockRender:
 
     def __init__(self, pool: ActorPool, queues: TileQueues, cogs: dict[str, _Cog], cog_of: dict[tuple[int, int], str],
                  tile_size: int, per_actor: int, bands: list[str], dtype: str, spills: Path,
-                 on_progress: ProgressCallback | None = None):
+                 on_progress: ProgressCallback | None = None, upload: S3Output | None = None):
         self.pool, self.queues, self.cogs, self.cog_of = pool, queues, cogs, cog_of
         self.tile_size, self.per_actor, self.bands, self.dtype = tile_size, per_actor, bands, dtype
-        self.on_progress = on_progress
+        self.on_progress, self.upload = on_progress, upload
+        if upload is not None and len(cogs) > 1:
+            raise ValueError("only a render of one COG uploads it from the actors; shards are packaged first")
         self._spills = spills
         self._driver_spill: BlockSpill | None = None
         self._windows = {(i.row, i.col): w for i, w in queues.tiles}
@@ -201,7 +217,11 @@ class BlockRender:
             first = self._made_by.get((job.cog, reduction.pieces[0].unit), actor)
             self._send(first % len(self.pool.actors), _Job(job.cog, reduction=reduction))
         cog.outstanding -= 1
-        if cog.outstanding == 0:
+        if cog.outstanding == 0 and self.upload is not None:  # the last unit of the only COG: the actors are free
+            finished = Future()  # kept only once it holds the result: a failed upload has nothing to remove
+            finished.set_result(upload_finished_cog(cog, self.bands, self.dtype, self.pool, self.upload))
+            self.finishing[job.cog] = finished
+        elif cog.outstanding == 0:
             self.finishing[job.cog] = self._finisher.submit(finish_cog, cog, self.bands, self.dtype, self._spills)
         self._feed(actor)
 

@@ -34,8 +34,8 @@ class BlockSpec:
 class BlockMaker:
     """Encodes blocks for one render; `spill_to` is the render's spill directory (None: return the bytes)."""
 
-    def __init__(self, spec: BlockSpec, spill_to: Path | None, name: str):
-        self.spec = spec
+    def __init__(self, spec: BlockSpec, spill_to: Path | None, name: str, node: str = ""):
+        self.spec, self.node = spec, node
         self._spill_path = Path(spill_to) / f"{name}.bin" if spill_to is not None else None
         self._spill: BlockSpill | None = None  # opened with the first block: an actor that makes none leaves no file
 
@@ -71,10 +71,21 @@ class BlockMaker:
         if self._spill is not None:
             self._spill.close()
 
+    def discard(self) -> None:
+        """Close and remove the spill file (and its directory once empty)."""
+        self.close()
+        self._spill = None
+        if self._spill_path is not None:
+            self._spill_path.unlink(missing_ok=True)
+            try:
+                self._spill_path.parent.rmdir()
+            except OSError:  # other actors' files are still there
+                pass
+
     def _store(self, pixels: np.ndarray) -> Made:
         data = self.spec.codec.encode(pixels)
         if self._spill_path is None:
             return frame(data)
         if self._spill is None:
-            self._spill = BlockSpill(self._spill_path)
+            self._spill = BlockSpill(self._spill_path, self.node)
         return self._spill.put(data)

@@ -13,6 +13,8 @@ more than the tiles in flight.
 from __future__ import annotations
 
 import itertools
+import shutil
+import tempfile
 import time
 import uuid
 from collections.abc import Callable
@@ -29,7 +31,6 @@ from shapely.prepared import prep
 
 from models.tooltree import ToolTree
 from ray_render.actors import TileActor
-from ray_render.blocks import remove_spills
 from ray_render.cluster import cluster_cpus
 from ray_render.cog_render import BlockRender, block_size, block_spec, finish_cog, make_cog, spills_for
 from ray_render.geometry import coverage, shares_area
@@ -38,6 +39,7 @@ from ray_render.reader import DEFAULT_ERROR_THRESHOLD
 from ray_render.remote import scene_environment
 from ray_render.results import RenderResult, Shard
 from ray_render.scheduling import LOCALITY_BAND_TILES, TILE_ATTEMPTS, ActorPool, TileQueues, is_permanent, translate
+from ray_render.upload import S3Output
 from ray_render.writer import CogOptions, CogWriter, sha256_of
 
 ProgressCallback = Callable[[int, int], None]
@@ -78,19 +80,25 @@ def cog_options(tree: ToolTree, cog: CogOptions) -> CogOptions:
 
 
 def render(tree: ToolTree, grid: OutputGrid, path: Path, options: RenderOptions = RenderOptions(),
-           on_progress: ProgressCallback | None = None) -> RenderResult:
-    """Render `tree` onto `grid` into a COG at `path`, calling `on_progress(done, total)` per tile."""
+           on_progress: ProgressCallback | None = None, upload: S3Output | None = None) -> RenderResult:
+    """Render `tree` onto `grid` into a COG at `path`, calling `on_progress(done, total)` per tile.
+
+    With `upload`, a COG the actors write themselves goes straight to that S3 object instead (the result's path
+    is its s3:// URI); a COG that GDAL's driver writes (lossy codecs) or one without data is still written at
+    `path`, for the caller to publish.
+    """
     whole = Shard("all", Window(0, 0, grid.width, grid.height), Path(path))
-    results = render_shards(tree, grid, [whole], options, on_progress)
+    results = render_shards(tree, grid, [whole], options, on_progress, upload)
     return results[0] if results else _all_nodata(tree, grid, whole, options)
 
 
 def render_shards(tree: ToolTree, grid: OutputGrid, shards: list[Shard], options: RenderOptions = RenderOptions(),
-                  on_progress: ProgressCallback | None = None) -> list[RenderResult]:
+                  on_progress: ProgressCallback | None = None, upload: S3Output | None = None) -> list[RenderResult]:
     """Render `tree` onto `grid`, each shard (a window of it, a multiple of the tile size) into its own COG.
 
     Shards without a tile worth rendering write no file and have no result. Either every shard's COG
-    appears or, on error, none of this render's working files remain.
+    appears or, on error, none of this render's working files remain. `upload` (one shard only) sends the COG
+    to S3 from the actors (`render`).
     """
     started = time.perf_counter()
     planned = plan_tiles(tree, grid, options.tile_size)
@@ -104,26 +112,33 @@ def render_shards(tree: ToolTree, grid: OutputGrid, shards: list[Shard], options
     blocksize = block_size(cog, options.tile_size)
     output = tree.root
     blocks = {}
+    upload = upload if blocksize is not None else None
+    spills = _node_spills() if upload is not None else spills_for(shards)
     if blocksize is not None:
         spec = block_spec(cog, blocksize, output.dtype, output.nodata, tree.is_rgba())
         for shard in shards:
             Path(shard.path).parent.mkdir(parents=True, exist_ok=True)
-        blocks = dict(blocks=spec, spill_to=str(spills_for(shards)), spill_node=ray.get_runtime_context().get_node_id())
+        # Uploading actors spill on their own nodes; otherwise the driver must read the spills (its node only).
+        spill_node = None if upload is not None else ray.get_runtime_context().get_node_id()
+        blocks = dict(blocks=spec, spill_to=str(spills), spill_node=spill_node)
     pool = _start_pool(tree, grid, options, min(options.pool_size or cluster_cpus(), len(tiles)), blocks)
     # Neighbouring tiles on one actor: halos reuse its warped blocks, overviews find their pixels local.
     bands = LOCALITY_BAND_TILES if tree.halo() or blocksize is not None else None
     queues = TileQueues(tiles, len(pool.actors), bands)
     try:
         if blocksize is not None:
-            results = _render_blocks(tree, grid, shards, by_shard, queues, pool, options, spec, on_progress)
+            results = _render_blocks(tree, grid, shards, by_shard, queues, pool, options, spec, spills, on_progress,
+                                     upload)
         else:
             results = _render_with_gdal(tree, grid, shards, by_shard, queues, pool, options, cog, on_progress)
     except RayError as exc:
         raise translate(exc) from None
     finally:
+        if blocksize is not None:
+            pool.drop_spills()  # on every node; what dead actors left on this one goes below
         pool.kill_all()
         if blocksize is not None:  # after the actors are gone: none can spill into it again
-            remove_spills(shards[0].path)
+            shutil.rmtree(spills, ignore_errors=True)
     seconds = round(time.perf_counter() - started, 3)
     return [replace(result, seconds=seconds) for result in results]
 
@@ -145,8 +160,15 @@ def _start_pool(tree: ToolTree, grid: OutputGrid, options: RenderOptions, size: 
     return ActorPool([make_actor() for _ in range(max(1, size))], make_actor)
 
 
-def _render_blocks(tree, grid, shards, by_shard, queues, pool, options, spec, on_progress) -> list[RenderResult]:
-    """The actors make every block; the driver assembles each COG as its last block lands."""
+def _node_spills() -> Path:
+    """A spill directory for a render whose actors upload its COG: the same temporary path on every node."""
+    return Path(tempfile.gettempdir()) / "geoship-spills" / uuid.uuid4().hex
+
+
+def _render_blocks(tree, grid, shards, by_shard, queues, pool, options, spec, spills, on_progress,
+                   upload) -> list[RenderResult]:
+    """The actors make every block; the driver assembles each COG as its last block lands (or the actors
+    upload it)."""
     output = tree.root
     cogs = {}
     cog_of = {}
@@ -158,9 +180,8 @@ def _render_blocks(tree, grid, shards, by_shard, queues, pool, options, spec, on
         cogs[shard.name] = make_cog(shard, grid, [(i.row - row0, i.col - col0) for i, _ in found], options.tile_size,
                                     spec, output.output_bands())
         cog_of.update({(i.row, i.col): shard.name for i, _ in found})
-    spills = spills_for(shards)
     driver = BlockRender(pool, queues, cogs, cog_of, options.tile_size, options.in_flight_per_actor,
-                         output.output_bands(), output.dtype, spills, on_progress)
+                         output.output_bands(), output.dtype, spills, on_progress, upload)
     try:
         return driver.run()
     except BaseException:

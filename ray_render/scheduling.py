@@ -36,6 +36,15 @@ class ActorPool:
         """Another actor's index when there is one: a retried tile should not meet the same worker."""
         return (index + 1) % len(self.actors)
 
+    def drop_spills(self) -> None:
+        """Have every live actor remove its spill file (on its own node); dead ones are skipped."""
+        refs = [actor.drop_spill.remote() for actor in self.actors]
+        for ref in refs:
+            try:
+                ray.get(ref, timeout=30)
+            except (RayError, ray.exceptions.GetTimeoutError):
+                pass  # a dead actor's file on the driver's node is removed with the directory
+
     def kill_all(self) -> None:
         """Kill every actor and wait until each is gone, so none still writes once the render has cleaned up."""
         for actor in self.actors:

@@ -129,6 +129,11 @@ def test_with_an_s3_artifact_store_renders_live_in_the_bucket(session, owner, pr
     assert f'"file:checksum": "1220{view.targets[0].result["sha256"]}"' in stac["Body"].read().decode()
     part = TestClient(create_app()).get(urlsplit(view.targets[0].result["url"]).path, headers={"Range": "bytes=100-4195"})
     assert part.status_code == 206 and part.content == data[100:4196]
+    # The tile actors uploaded it as a multipart upload (a publish from this machine's disk would have been one
+    # PUT, its ETag a plain MD5), and nothing of it stays here.
+    head = s3_server.client().head_object(Bucket=bucket, Key=f"artifacts/export-{export_id}/export-{export_id}.tif")
+    assert head["ETag"].strip('"').endswith("-1")
+    assert not (Path(get_settings().home) / "staging" / f"export-{export_id}").exists()
 
 
 def test_an_export_end_to_end_into_seaweedfs(session, owner, project, seaweedfs):

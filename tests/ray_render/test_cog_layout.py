@@ -10,7 +10,7 @@ from rasterio.enums import ColorInterp
 from rio_cogeo.cogeo import cog_validate
 
 from ray_render import blocks as blocks_module
-from ray_render.blocks import assemble, remove_spills, spill_dir
+from ray_render.blocks import assemble, layout, remove_spills, spill_dir
 from ray_render.codec import BlockCodec, predictor_for
 from ray_render.encoding import BlockMaker, BlockSpec
 from ray_render.grid import OutputGrid
@@ -42,7 +42,7 @@ def write_cog(path, pixels, nodata=0, compress="DEFLATE", alpha=False, skip=(), 
     full = gdal_tags(Profile(grid, pixels.shape[0], dtype, nodata, tuple(names), compress, predictor_for(dtype), BLOCK,
                              alpha))
     tags = [full] + [overview_tags(full, w, h) for w, h in pyramid.sizes[1:]]
-    assemble(path, tags, [pyramid.grid(level) for level in range(pyramid.levels)], made, spill_dir(path))
+    assemble(path, layout(tags, [pyramid.grid(level) for level in range(pyramid.levels)], made), spill_dir(path))
     remove_spills(path)
     return pyramid
 

@@ -1,0 +1,116 @@
+"""COGs uploaded by the tile actors as the parts of one S3 multipart upload, on a real S3 API on loopback: the
+object equals the local file byte for byte, a refused store ends the render cleanly, and an actor killed before
+the upload does not lose its blocks."""
+
+import hashlib
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import ray_render.cog_render as cog_render
+from models.errors import OutputRefused
+from models.tooltree import Identity, Output, ProjectSource, parse_tool_tree
+from ray_render.blocks import Layout, StoredBlock
+from ray_render.grid import plan_grid
+from ray_render.render import RenderOptions, render
+from ray_render.upload import MIN_PART, S3Output, Segment, part_size_for, plan_parts
+from tests.ray_render.test_mosaic import source_of
+
+MiB = 1024**2
+# 1,600 x 1,600 px of noise in three bands: about 7.3 MiB that deflate cannot shrink, so two parts.
+SIZE = 1600
+GRID = plan_grid("EPSG:32618", (500000, 4000000 - SIZE * 10, 500000 + SIZE * 10, 4000000), 10.0)
+OPTIONS = RenderOptions(tile_size=512)
+
+
+@pytest.fixture
+def noise_tree(make_raster):
+    rng = np.random.default_rng(5)
+    data = rng.integers(1, 256, (3, SIZE, SIZE), dtype=np.uint8)
+    path = make_raster("noise.tif", data, origin=(500000, 4000000), nodata=0, bands=["red", "green", "blue"])
+    source = source_of(path, "noise", bands=("red", "green", "blue"))
+    node = Identity(input=ProjectSource(scenes=[source], bands=["red", "green", "blue"]))
+    return parse_tool_tree(Output(input=node, dtype="uint8", nodata=0).model_dump(mode="json"))
+
+
+@pytest.fixture
+def platform_writer(s3_server, monkeypatch):
+    """The standard AWS environment of a platform that may write its artifact bucket."""
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", s3_server.writer.access_key_id)
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", s3_server.writer.secret_access_key)
+    monkeypatch.setenv("AWS_REGION", "us-east-1")
+    return s3_server
+
+
+def spill_dirs() -> set[str]:
+    root = Path(tempfile.gettempdir()) / "geoship-spills"
+    return {p.name for p in root.iterdir()} if root.exists() else set()
+
+
+def test_parts_cut_the_file_in_order_at_the_part_size():
+    blocks = [StoredBlock("a.bin", 0, 300, "n1"), StoredBlock("b.bin", 40, 500, "n2"), StoredBlock("a.bin", 300, 200, "n1")]
+    planned = Layout(b"H" * 120, blocks)
+    parts = plan_parts(planned, 400)
+    assert [sum(s.length for s in part) for part in parts] == [400, 400, 320]
+    assert parts[0] == [Segment(None, 0, 120), Segment("a.bin", 0, 280, "n1")]
+    assert parts[1] == [Segment("a.bin", 280, 20, "n1"), Segment("b.bin", 40, 380, "n2")]  # a block straddles parts
+    assert parts[2] == [Segment("b.bin", 420, 120, "n2"), Segment("a.bin", 300, 200, "n1")]
+    assert part_size_for(10, 1) == MIN_PART  # S3's floor
+    assert part_size_for(200_000 * MiB, 5 * MiB) == 20 * MiB  # at most 10,000 parts
+
+
+def test_the_actors_upload_the_same_bytes_the_local_file_holds(ray_cluster, platform_writer, noise_tree, tmp_path):
+    local = render(noise_tree, GRID, tmp_path / "local.tif", OPTIONS)
+    bucket = platform_writer.new_bucket()
+    output = S3Output(bucket, "exports/export-1.tif", platform_writer.url, part_size=5 * MiB)
+    before = spill_dirs()
+    uploaded = render(noise_tree, GRID, tmp_path / "staged" / "export-1.tif", OPTIONS, upload=output)
+
+    data = (tmp_path / "local.tif").read_bytes()
+    assert local.bytes > 5 * MiB  # so the upload had more than one part
+    client = platform_writer.client()
+    stored = client.get_object(Bucket=bucket, Key="exports/export-1.tif")["Body"].read()
+    assert stored == data
+    assert uploaded.path == f"s3://{bucket}/exports/export-1.tif"
+    assert uploaded.bytes == len(data) and uploaded.sha256 == hashlib.sha256(data).hexdigest() == local.sha256
+    head = client.head_object(Bucket=bucket, Key="exports/export-1.tif")
+    assert head["ETag"].strip('"').endswith(f"-{-(-len(data) // (5 * MiB))}")  # a multipart object
+    assert head["ContentType"].startswith("image/tiff")
+    assert not (tmp_path / "staged" / "export-1.tif").exists()  # nothing local under the final name
+    assert not client.list_multipart_uploads(Bucket=bucket).get("Uploads")
+    assert spill_dirs() == before  # every actor removed its spill file
+
+
+def test_a_refused_store_ends_the_render_with_nothing_under_the_key(ray_cluster, platform_writer, noise_tree, tmp_path):
+    output = S3Output("no-such-bucket-here", "export-2.tif", platform_writer.url)
+    before = spill_dirs()
+    with pytest.raises(OutputRefused) as refused:
+        render(noise_tree, GRID, tmp_path / "export-2.tif", OPTIONS, upload=output)
+    assert "NoSuchBucket" in str(refused.value)
+    assert platform_writer.writer.secret_access_key not in str(refused.value)
+    assert spill_dirs() == before and not list(tmp_path.glob("export-2*"))
+
+
+def test_an_actor_killed_before_the_upload_leaves_its_blocks_to_the_others(ray_cluster, platform_writer, noise_tree,
+                                                                           tmp_path, monkeypatch):
+    import ray
+
+    real_upload = cog_render.upload_cog
+    killed = []
+
+    def kill_one_then_upload(pool, planned, output):
+        killed.append(pool.actors[0])
+        ray.kill(pool.actors[0], no_restart=True)  # its spill file stays on this node's disk
+        return real_upload(pool, planned, output)
+
+    monkeypatch.setattr(cog_render, "upload_cog", kill_one_then_upload)
+    bucket = platform_writer.new_bucket()
+    output = S3Output(bucket, "export-3.tif", platform_writer.url, part_size=5 * MiB)
+    uploaded = render(noise_tree, GRID, tmp_path / "export-3.tif", OPTIONS, upload=output)
+    local = render(noise_tree, GRID, tmp_path / "local.tif", OPTIONS)
+    assert killed and uploaded.sha256 == local.sha256
+    stored = platform_writer.client().get_object(Bucket=bucket, Key="export-3.tif")["Body"].read()
+    assert stored == (tmp_path / "local.tif").read_bytes()
+    assert not platform_writer.client().list_multipart_uploads(Bucket=bucket).get("Uploads")
