@@ -2,8 +2,8 @@
 
 With a `BlockSpec`, the actor also makes the COG's blocks where the pixels are: it encodes each tile's
 full-resolution blocks and reduces overview blocks from the level below, spilling the encoded bytes to its own
-file. Pixels an overview still needs go into Ray's object store as a second return value, which the driver
-only passes on by reference, never fetches.
+file. Pixels an overview still needs go into Ray's object store on the actor's node; the driver only passes
+them on by reference, never fetches them.
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ class TileActor:
         from ray_render.tile import TileRenderer
 
         self._renderer = TileRenderer(tree, grid, resampling=resampling, error_threshold=error_threshold)
-        node = ray.get_runtime_context().get_node_id()
+        self._node = node = ray.get_runtime_context().get_node_id()
         # Spill files are only of use to a driver that can read them (on its own node), or, when actors upload
         # the output themselves (spill_node None), to the actors on this node.
         local = spill_to if spill_node in (None, node) else None
@@ -60,23 +60,28 @@ class TileActor:
         """(key, pixels) for the window (col_off, row_off, width, height)."""
         return key, self._render(window)
 
-    @ray.method(num_returns=2)
     def render_blocks(self, key: tuple[int, int], window: tuple[int, int, int, int], tile_size: int, keep: bool):
-        """Render the tile `key` (its row and column in its COG) and make its blocks: ({block key: block}, pixels
-        when `keep`, for the overview above, else None)."""
+        """Render the tile `key` (its row and column in its COG) and make its blocks: ({block key: block}, a
+        reference to the pixels when `keep`, for the overview above, else None, and this actor's node)."""
         pixels = self._render(window)
         started = time.perf_counter()
         made = self._blocks.tile_blocks(key, pixels, tile_size)
         self._seconds["encode"] += time.perf_counter() - started
-        return made, (pixels if keep else None)
+        return made, self._kept(pixels, keep), self._node
 
-    @ray.method(num_returns=2)
     def reduce(self, reduction, keep: bool, *arrays):
-        """Make one overview block from the pixels below it: ({block key: block}, its pixels when `keep`)."""
+        """Make one overview block from the pixels below it: ({block key: block}, a reference to its pixels when
+        `keep`, this actor's node)."""
         started = time.perf_counter()
         made, pixels = self._blocks.reduce(reduction, list(arrays))
         self._seconds["reduce"] += time.perf_counter() - started
-        return {reduction.key: made}, (pixels if keep else None)
+        return {reduction.key: made}, self._kept(pixels, keep), self._node
+
+    @staticmethod
+    def _kept(pixels, keep: bool):
+        # Put in this node's object store and handed back by reference: a small return value would be inlined
+        # into the driver's memory, and pixels never go to the driver.
+        return ray.put(pixels) if keep else None
 
     def node(self) -> str:
         """The Ray node this actor runs on: its spill file is on that node's disk."""

@@ -11,6 +11,7 @@ next shard; or, for a COG in object storage, the actors upload it as the parts o
 
 from __future__ import annotations
 
+import pickle
 import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -71,6 +72,10 @@ class _Cog:
     outstanding: int
     started: float = 0.0
     blocks: dict[UnitKey, StoredBlock] = field(default_factory=dict)
+    # Where its tiles were rendered, and what the driver took in for it (the pickled size of every answer the
+    # actors sent: block positions and references, never pixels, unless an actor could not spill).
+    nodes: dict[str, int] = field(default_factory=dict)
+    received: int = 0
 
 
 def make_cog(shard: Shard, grid: OutputGrid, tiles: list[tuple[int, int]], tile_size: int, spec: BlockSpec,
@@ -96,6 +101,7 @@ def finish_cog(cog: _Cog, bands: list[str], dtype: str, spills: Path) -> RenderR
 def upload_finished_cog(cog: _Cog, bands: list[str], dtype: str, pool: ActorPool, output: S3Output) -> RenderResult:
     """Have the actors upload the COG from their spill files to `output` and describe the object."""
     uploaded = upload_cog(pool, _layout(cog), output)
+    cog.received += uploaded.received
     return _described(cog, uploaded.uri, uploaded.bytes, uploaded.sha256, bands, dtype)
 
 
@@ -108,7 +114,8 @@ def _described(cog: _Cog, where: str, size: int, sha256: str, bands: list[str], 
     return RenderResult(
         path=where, bytes=size, sha256=sha256, width=int(window.width), height=int(window.height), bands=bands,
         dtype=dtype, tiles=cog.tiles, seconds=round(time.perf_counter() - cog.started, 3), name=cog.shard.name,
-        col_off=int(window.col_off), row_off=int(window.row_off),
+        col_off=int(window.col_off), row_off=int(window.row_off), tiles_by_node=dict(cog.nodes),
+        driver_bytes=cog.received,
     )
 
 
@@ -135,7 +142,7 @@ class BlockRender:
         self._spills = spills
         self._driver_spill: BlockSpill | None = None
         self._windows = {(i.row, i.col): w for i, w in queues.tiles}
-        self._pending: dict = {}  # meta ref -> (actor index, job, pixels ref)
+        self._pending: dict = {}  # answer ref -> (actor index, job)
         self._pixels: dict[tuple[str, UnitKey], object] = {}  # pixels an overview block still needs, by reference
         self._made_by: dict[tuple[str, UnitKey], int] = {}
         self._tries: dict[_Job, int] = {}
@@ -173,23 +180,23 @@ class BlockRender:
             local = self._local(cog, job.tile)
             w: Window = self._windows[job.tile]
             keep = cog.pyramid.needed((0, *local))
-            meta, pixels = handle.render_blocks.remote(local, (w.col_off, w.row_off, w.width, w.height), self.tile_size, keep)
+            meta = handle.render_blocks.remote(local, (w.col_off, w.row_off, w.width, w.height), self.tile_size, keep)
             self._tiles_in_flight[actor] += 1
             if not cog.started:
                 cog.started = time.perf_counter()
         else:
             inputs = [self._pixels[(job.cog, piece.unit)] for piece in job.reduction.pieces]
             keep = cog.pyramid.needed(job.reduction.key)
-            meta, pixels = handle.reduce.remote(job.reduction, keep, *inputs)
-        self._pending[meta] = (actor, job, pixels)
+            meta = handle.reduce.remote(job.reduction, keep, *inputs)
+        self._pending[meta] = (actor, job)
         self._tries[job] = self._tries.get(job, 0) + 1
 
     def _land(self, ref) -> None:
-        actor, job, pixels = self._pending.pop(ref)
+        actor, job = self._pending.pop(ref)
         if job.tile is not None:
             self._tiles_in_flight[actor] -= 1
         try:
-            made = ray.get(ref)
+            answer = ray.get(ref)
         except RayError as exc:
             if is_permanent(exc) or self._tries[job] >= TILE_ATTEMPTS:
                 raise
@@ -197,11 +204,14 @@ class BlockRender:
                 self.pool.replace(actor)
             self._send(self.pool.other_than(actor), job)
             return
+        made, pixels, node = answer
         cog = self.cogs[job.cog]
+        cog.received += len(pickle.dumps(answer))
         for key, block in made.items():
             cog.blocks[key] = block if isinstance(block, StoredBlock) else self._spill_here(block)
         if job.tile is not None:
             unit = (0, *self._local(cog, job.tile))
+            cog.nodes[node] = cog.nodes.get(node, 0) + 1
             self._done += 1
             if self.on_progress:
                 self.on_progress(self._done, len(self.queues))

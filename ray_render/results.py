@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from rasterio.windows import Window
@@ -33,3 +33,6 @@ class RenderResult:
     name: str = "all"
     col_off: int = 0
     row_off: int = 0
+    # When the actors wrote the COG: tiles rendered per Ray node, and the bytes of the answers the driver received.
+    tiles_by_node: dict[str, int] = field(default_factory=dict)
+    driver_bytes: int = 0

@@ -18,6 +18,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import math
+import pickle
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -67,11 +68,13 @@ class Segment:
 
 @dataclass(frozen=True)
 class Uploaded:
-    """The completed object, as read back: its size and SHA-256."""
+    """The completed object, as read back: its size and SHA-256; `received`, the bytes of the answers the driver
+    took in while uploading it."""
 
     uri: str
     bytes: int
     sha256: str
+    received: int = 0
 
 
 def part_size_for(size: int, preferred: int) -> int:
@@ -189,7 +192,7 @@ def upload_cog(pool: ActorPool, planned: Layout, output: S3Output) -> Uploaded:
     etag = _etag(client, output)
     if size != planned.size or etag not in (expected, None):
         raise RenderError(f"{output.uri} holds {size} bytes (ETag {etag}) after upload, expected {planned.size} ({expected})")
-    return Uploaded(output.uri, size, sha256)
+    return Uploaded(output.uri, size, sha256, len(pickle.dumps(done)) + len(pickle.dumps((size, sha256))))
 
 
 def _etag(client, output: S3Output) -> str | None:

@@ -25,14 +25,23 @@ GRID = plan_grid("EPSG:32618", (500000, 4000000 - SIZE * 10, 500000 + SIZE * 10,
 OPTIONS = RenderOptions(tile_size=512)
 
 
-@pytest.fixture
-def noise_tree(make_raster):
+def noise_scene(make_raster) -> Path:
+    """A 3-band uint8 GeoTIFF of noise covering GRID."""
     rng = np.random.default_rng(5)
     data = rng.integers(1, 256, (3, SIZE, SIZE), dtype=np.uint8)
-    path = make_raster("noise.tif", data, origin=(500000, 4000000), nodata=0, bands=["red", "green", "blue"])
-    source = source_of(path, "noise", bands=("red", "green", "blue"))
+    return make_raster("noise.tif", data, origin=(500000, 4000000), nodata=0, bands=["red", "green", "blue"])
+
+
+def rgb_of(uri: str):
+    """The tool tree exporting the scene at `uri` (a path or s3://) as it is."""
+    source = source_of(uri, "noise", bands=("red", "green", "blue"))
     node = Identity(input=ProjectSource(scenes=[source], bands=["red", "green", "blue"]))
     return parse_tool_tree(Output(input=node, dtype="uint8", nodata=0).model_dump(mode="json"))
+
+
+@pytest.fixture
+def noise_tree(make_raster):
+    return rgb_of(str(noise_scene(make_raster)))
 
 
 @pytest.fixture
