@@ -26,6 +26,7 @@ from delivery.http_link import check_quota, record_served, resolve_link
 from delivery.names import media_type_of, name_of
 from models.db import get_engine
 from models.errors import NotFound
+from models.rendered import rendered_of
 from models.settings import get_settings
 from models.tables import Download
 from models.timestamps import utcnow
@@ -83,8 +84,8 @@ def _prepare(request: Request, token: str, filename: str | None, limits: Downloa
             raise NotFound("the file of this download link is no longer available")
         if filename is not None and filename != name_of(export.artifact):
             raise NotFound(f"this download link serves {name_of(export.artifact)}, not {filename}")
-        rendered = (export.result or {}).get("render", {})
-        etag = f'"{rendered.get("sha256", "")}"'
+        rendered = rendered_of(export)
+        etag = f'"{rendered.sha256 if rendered else ""}"'
         if_range = request.headers.get("if-range")
         header = request.headers.get("range") if if_range in (None, etag) else None
         byte_range = parse_range(header, size)

@@ -10,6 +10,7 @@ from sqlmodel import Session
 
 from delivery.names import name_of
 from models.errors import InvalidRequest
+from models.rendered import Rendered
 from models.schemas import TargetRequest
 from models.tables import ExportTarget
 
@@ -24,6 +25,11 @@ class Artifact:
     uri: str
     bytes: int
     sha256: str
+
+    @classmethod
+    def of(cls, export_id: int, rendered: Rendered) -> Artifact:
+        """The deliverable of a render, as stored."""
+        return cls(export_id=export_id, uri=rendered.uri, bytes=rendered.bytes, sha256=rendered.sha256)
 
     @property
     def filename(self) -> str:

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -18,24 +16,23 @@ from delivery.base import Artifact
 from delivery.registry import DELIVERIES
 from flows.heartbeat import heartbeat
 from flows.hooks import mark_export_crashed, mark_export_failed, mark_export_finished
-from flows.packaging import package_shards
 from flows.progress import ProgressReporter
 from flows.status import advance_export, claim_export, set_export_fields, set_target_status
 from flows.submission import create_export
 from models.db import get_engine
-from models.errors import Conflict, DeliveryError, InvalidRequest, NotFound, RenderError
-from models.schemas import LOSSY_COMPRESSIONS, ExportRequest
+from models.errors import Conflict, DeliveryError, InvalidRequest, NotFound
+from models.rendered import Rendered, rendered_of
+from models.schemas import ExportRequest
 from models.settings import get_settings
 from models.status import ExportStatus, TargetStatus
 from models.tables import Export, ExportTarget, Scene, User
 from models.timestamps import utcnow
 from models.tooltree import parse_tool_tree
 from ray_render.cluster import ensure_ray
-from ray_render.geometry import coverage
 from ray_render.grid import OutputGrid
-from ray_render.render import RenderOptions, Shard, render, render_shards
-from ray_render.shards import SHARDS_DIR, plan_shards
-from ray_render.stac import stac_item
+from ray_render.product import render_product
+from ray_render.render import RenderOptions
+from ray_render.shards import plan_shards
 from ray_render.upload import S3Output
 from ray_render.writer import CogOptions
 
@@ -59,8 +56,8 @@ def mark_status(export_id: int, status: ExportStatus) -> None:
 
 
 @task(name="render-export")
-def render_export(export_id: int) -> dict[str, Any]:
-    """Render the export's tool tree into a COG in the artifact store; returns the render summary."""
+def render_export(export_id: int) -> Rendered:
+    """Render the export's tool tree into its deliverable in the artifact store; returns what was rendered."""
     settings = get_settings()
     with Session(get_engine()) as session:
         export = session.get(Export, export_id)
@@ -79,53 +76,22 @@ def render_export(export_id: int) -> dict[str, Any]:
     logger.info("export %s: rendering %s x %s px in %s with %s px tiles", export_id, grid.width, grid.height,
                 grid.crs, options.tile_size)
     store = artifact_store()
-    staged = store.staging_path(export_id)
     windows = plan_shards(grid, tree.root, options.tile_size, settings.shard_max_bytes)
-    if not windows:
-        location = store.upload_location(export_id)
-        upload = None if location is None else S3Output(location.bucket, location.key, location.endpoint_url,
-                                                        settings.s3_part_size)
-        result = render(tree, grid, staged, options, on_progress=ProgressReporter(export_id), upload=upload)
-        if upload is not None and result.path == upload.uri:  # the actors uploaded it themselves
-            uri = store.adopt(export_id, result.path)
-        else:
-            uri = store.publish(export_id, Path(result.path), result.sha256)
-        item = _stac_item(export_id, tree, grid, result, export.compression)
-        summary = {**asdict(result)}
+    location = None if windows else store.upload_location(export_id)
+    upload = None if location is None else S3Output(location.bucket, location.key, location.endpoint_url,
+                                                    settings.s3_part_size)
+    product = render_product(tree, grid, store.staging_path(export_id), options, shard_windows=windows, upload=upload,
+                             acquired=_acquired(tree), created=utcnow(), on_progress=ProgressReporter(export_id))
+    if upload is not None and product.uri == upload.uri:  # the actors uploaded it themselves
+        uri = store.adopt(export_id, product.uri)
     else:
-        shards = [Shard(name, window, staged.parent / SHARDS_DIR / f"export-{export_id}-{name}.tif")
-                  for name, window in windows]
-        summary = _render_sharded(export_id, tree, grid, shards, options, export.compression)
-        uri = store.publish(export_id, Path(summary["path"]), summary["sha256"])
-        item = json.dumps(summary.pop("collection"), indent=2).encode()
-    stac_uri = store.put_sidecar(export_id, f"export-{export_id}.stac.json", item)
-    logger.info("export %s: wrote %s (%s bytes, %s tiles, %s shard(s)) in %.1f s", export_id, uri, summary["bytes"],
-                summary["tiles"], len(summary.get("shards", [])) or 1, summary["seconds"])
-    summary = {**summary, "uri": uri, "stac": stac_uri}
-    set_export_fields(export_id, artifact=uri, result={**(export.result or {}), "render": summary})
-    return summary
-
-
-def _render_sharded(export_id: int, tree, grid: OutputGrid, shards: list[Shard], options: RenderOptions,
-                    compression: str) -> dict[str, Any]:
-    """Render the shards with one actor pool and package them as export-<id>.zip; returns the render summary."""
-    started = time.perf_counter()
-    shards[0].path.parent.mkdir(parents=True, exist_ok=True)
-    results = render_shards(tree, grid, shards, options, on_progress=ProgressReporter(export_id))
-    if not results:
-        raise RenderError("nothing to render: no shard of the output has a tile with data")
-    lossy = compression in LOSSY_COMPRESSIONS
-    package = package_shards(export_id=export_id, directory=shards[0].path.parent, grid=grid, results=results,
-                             footprint=coverage(tree, grid), nodata=None if lossy else tree.root.nodata, masked=lossy,
-                             acquired=_acquired(tree), created=utcnow(), alpha=tree.is_rgba())
-    first = results[0]
-    return {
-        "path": str(package.path), "bytes": package.bytes, "sha256": package.sha256, "width": grid.width,
-        "height": grid.height, "bands": first.bands, "dtype": first.dtype, "tiles": sum(r.tiles for r in results),
-        "seconds": round(time.perf_counter() - started, 3), "collection": package.collection,
-        "shards": [{"name": r.name, "col_off": r.col_off, "row_off": r.row_off, "width": r.width, "height": r.height,
-                    "bytes": r.bytes, "sha256": r.sha256, "tiles": r.tiles} for r in results],
-    }
+        uri = store.publish(export_id, Path(product.uri), product.sha256)
+    stac_uri = store.put_sidecar(export_id, f"export-{export_id}.stac.json", json.dumps(product.stac, indent=2).encode())
+    rendered = product.stored(uri, stac_uri)
+    logger.info("export %s: wrote %s (%s bytes, %s tiles, %s shard(s)) in %.1f s", export_id, uri, rendered.bytes,
+                rendered.tiles, len(rendered.shards) or 1, rendered.seconds)
+    set_export_fields(export_id, artifact=uri, rendered=rendered.model_dump(mode="json"))
+    return rendered
 
 
 def _acquired(tree) -> list:
@@ -135,21 +101,10 @@ def _acquired(tree) -> list:
         return [t for t in session.exec(select(Scene.acquired_at).where(Scene.id.in_(scene_ids))) if t is not None]
 
 
-def _stac_item(export_id: int, tree, grid: OutputGrid, result, compression: str) -> bytes:
-    """The STAC item of a render, with the acquisition times of the scenes it read."""
-    # A lossy COG marks missing pixels in its internal mask, not with a nodata value.
-    nodata = None if compression in LOSSY_COMPRESSIONS else tree.root.nodata
-    acquired = _acquired(tree)
-    item = stac_item(item_id=f"export-{export_id}", grid=grid, footprint=coverage(tree, grid),
-                     asset_href=f"./export-{export_id}.tif", size=result.bytes, sha256=result.sha256, bands=result.bands,
-                     dtype=result.dtype, nodata=nodata, acquired=acquired, created=utcnow())
-    return json.dumps(item, indent=2).encode()
-
-
 @flow(name="deliver-target", flow_run_name="export-{export_id}-target-{target_id}")
-def deliver_target(export_id: int, target_id: int, rendered: dict[str, Any]) -> dict[str, Any]:
+def deliver_target(export_id: int, target_id: int, rendered: Rendered) -> dict[str, Any]:
     """Deliver the rendered file to one target, recording the target's own status and result."""
-    artifact = Artifact(export_id=export_id, uri=rendered["uri"], bytes=rendered["bytes"], sha256=rendered["sha256"])
+    artifact = Artifact.of(export_id, rendered)
     set_target_status(target_id, TargetStatus.delivering)
     try:
         with Session(get_engine()) as session:
@@ -191,7 +146,7 @@ def export_flow(export_id: int | None = None, request: ExportRequest | None = No
         rendered = render_export(export_id)
         mark_status(export_id, ExportStatus.delivering)
         deliver_all(export_id, rendered)
-    return {"export_id": export_id, "render": rendered}
+    return {"export_id": export_id, "render": rendered.model_dump(mode="json")}
 
 
 def _order(request: ExportRequest | None, user: str) -> int:
@@ -214,7 +169,7 @@ def _order(request: ExportRequest | None, user: str) -> int:
     return export_id
 
 
-def deliver_all(export_id: int, rendered: dict[str, Any], only: list[int] | None = None) -> None:
+def deliver_all(export_id: int, rendered: Rendered, only: list[int] | None = None) -> None:
     """Run one delivery subflow per target (or per target id in `only`); failures are reported together."""
     with Session(get_engine()) as session:
         targets = session.exec(
@@ -231,8 +186,8 @@ def deliver_all(export_id: int, rendered: dict[str, Any], only: list[int] | None
         raise DeliveryFailed("delivery failed for " + "; ".join(failures))
     create_markdown_artifact(
         key=f"export-{export_id}-result",
-        markdown=(f"**Export {export_id}** rendered {rendered['width']} x {rendered['height']} px, "
-                  f"{rendered['bytes']:,} bytes, sha256 `{rendered['sha256']}`, delivered to {len(chosen)} target(s)."),
+        markdown=(f"**Export {export_id}** rendered {rendered.width} x {rendered.height} px, "
+                  f"{rendered.bytes:,} bytes, sha256 `{rendered.sha256}`, delivered to {len(chosen)} target(s)."),
     )
 
 
@@ -244,7 +199,9 @@ def retry_delivery_flow(export_id: int, target_ids: list[int]) -> dict[str, Any]
     """
     set_export_fields(export_id, flow_run_id=str(current_flow_run.id))
     with Session(get_engine()) as session:
-        rendered = session.get(Export, export_id).result["render"]
+        rendered = rendered_of(session.get(Export, export_id))
+    if rendered is None:
+        raise Conflict(f"export {export_id} has no rendered file to deliver again")
     with heartbeat(export_id):
         deliver_all(export_id, rendered, only=target_ids)
-    return {"export_id": export_id, "render": rendered}
+    return {"export_id": export_id, "render": rendered.model_dump(mode="json")}

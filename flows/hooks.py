@@ -16,6 +16,7 @@ from delivery.base import Artifact
 from delivery.registry import DELIVERIES
 from flows.status import advance_export, requeue_export
 from models.db import get_engine
+from models.rendered import rendered_of
 from models.settings import get_settings
 from models.status import ExportStatus, TargetStatus
 from models.tables import Export, ExportTarget
@@ -57,10 +58,10 @@ def undelivered(export_id: int) -> list[str]:
         export = session.get(Export, export_id)
         targets = session.exec(select(ExportTarget).where(ExportTarget.export_id == export_id)
                                .order_by(ExportTarget.position)).all()
-        rendered = (export.result or {}).get("render", {})
-        if not export.artifact or artifact_store().size(export.artifact) != rendered.get("bytes"):
+        rendered = rendered_of(export)
+        if rendered is None or artifact_store().size(rendered.uri) != rendered.bytes:
             return ["the rendered file is missing from the artifact store"]
-        artifact = Artifact(export_id=export_id, uri=export.artifact, bytes=rendered["bytes"], sha256=rendered["sha256"])
+        artifact = Artifact.of(export_id, rendered)
         problems = []
         for target in targets:
             if target.status != TargetStatus.success:

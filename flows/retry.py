@@ -12,6 +12,7 @@ from delivery.artifacts import artifact_store
 from flows.views import get_export
 from models.db import get_engine
 from models.errors import Conflict, NotFound
+from models.rendered import rendered_of
 from models.status import ExportStatus, TargetStatus
 from models.tables import Export, ExportTarget, User
 from models.timestamps import utcnow
@@ -42,8 +43,8 @@ def reopen_for_delivery(session: Session, *, owner: User, export_id: int, positi
     export = get_export(session, owner=owner, export_id=export_id)
     if not export.status.is_final:
         raise Conflict(f"export {export_id} is {export.status.value}; delivery can be retried once it has finished")
-    rendered = (export.result or {}).get("render")
-    if not export.artifact or not rendered or artifact_store().size(export.artifact) != rendered.get("bytes"):
+    rendered = rendered_of(export)
+    if rendered is None or artifact_store().size(rendered.uri) != rendered.bytes:
         raise Conflict(f"export {export_id} has no rendered file in the artifact store to deliver again; "
                        "order the export again instead")
     targets = _targets_to_retry(session, export, position)

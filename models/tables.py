@@ -150,8 +150,9 @@ class Export(SQLModel, table=True):
     tiles_done: int = 0
     tiles_total: int = 0
     progress: float = 0.0
-    artifact: str | None = None
-    result: dict | None = Field(default=None, sa_column=Column(JSON))
+    artifact: str | None = None  # where the deliverable is (rendered.uri, as a column to query by)
+    rendered: dict | None = Field(default=None, sa_column=Column(JSON))  # a models.rendered.Rendered
+    result: dict | None = Field(default=None, sa_column=Column(JSON))  # what the request's planning found
     error: str | None = None
     flow_run_id: str | None = None
     # Runs started for this export: the reconciler re-queues a crashed run while this is under the budget.

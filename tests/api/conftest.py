@@ -3,7 +3,6 @@ sits in the local artifact store."""
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import asdict, dataclass
 
 import pytest
@@ -12,6 +11,7 @@ from fastapi.testclient import TestClient
 from api.app import create_app
 from delivery.artifacts import artifact_store
 from models.tables import Export, User
+from tests.support.rendered import rendered_record
 
 
 @pytest.fixture
@@ -28,7 +28,7 @@ def export_with_file(session):
     data = bytes(range(256)) * 9000
     path.write_bytes(data)
     export.artifact = str(path)
-    export.result = {"render": {"bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()}}
+    export.rendered = rendered_record(path)
     session.add(export)
     session.commit()
     return export, path

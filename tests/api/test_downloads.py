@@ -38,7 +38,7 @@ def test_a_live_link_streams_the_file_and_meters_every_byte(session, export_with
     assert response.content == path.read_bytes()
     assert response.headers["content-length"] == str(path.stat().st_size)
     assert response.headers["accept-ranges"] == "bytes"
-    assert response.headers["etag"] == f'"{export.result["render"]["sha256"]}"'
+    assert response.headers["etag"] == f'"{export.rendered["sha256"]}"'
     assert f'filename="export-{export.id}.tif"' in response.headers["content-disposition"]
     (download,) = downloads(session)
     assert (download.bytes_sent, download.completed, download.range_start, download.range_end) == (

@@ -5,7 +5,6 @@ setting."""
 
 from __future__ import annotations
 
-import hashlib
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
@@ -22,6 +21,7 @@ from delivery.artifacts import artifact_store
 from delivery.http_link import issue_link, link_url, list_links
 from models.tables import Export, User
 from tests.support.live_server import serving
+from tests.support.rendered import rendered_record
 
 
 @pytest.fixture
@@ -43,7 +43,7 @@ def cog_export(session, tmp_path):
     path.parent.mkdir(parents=True, exist_ok=True)
     rasterio.shutil.copy(source, path, driver="COG", compress="DEFLATE", blocksize=256, overviews="AUTO")
     export.artifact = str(path)
-    export.result = {"render": {"bytes": path.stat().st_size, "sha256": hashlib.sha256(path.read_bytes()).hexdigest()}}
+    export.rendered = rendered_record(path)
     session.add(export)
     session.commit()
     return export, path, data

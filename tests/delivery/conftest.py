@@ -9,6 +9,7 @@ import pytest
 from delivery.artifacts import artifact_store
 from delivery.base import Artifact
 from models.tables import Export, ExportTarget, User
+from tests.support.rendered import rendered_record
 
 
 @pytest.fixture
@@ -33,7 +34,7 @@ def make_artifact(session, user):
         path.write_bytes(data)
         sha256 = hashlib.sha256(data).hexdigest()
         export.artifact = str(path)
-        export.result = {"render": {"bytes": size, "sha256": sha256}}
+        export.rendered = rendered_record(path)
         session.add(export)
         session.commit()
         return Artifact(export_id=export.id, uri=str(path), bytes=size, sha256=sha256)

@@ -83,7 +83,7 @@ def test_a_failed_target_fails_the_export_and_delivery_is_retried_without_render
     assert view.status == ExportStatus.error
     assert "target 2 (dropbox)" in view.error and "too little free space" in view.error
     assert [t.status for t in view.targets] == [TargetStatus.success, TargetStatus.success, TargetStatus.error]
-    rendered, mtime = export.result["render"], Path(export.artifact).stat().st_mtime_ns
+    rendered, mtime = export.rendered, Path(export.artifact).stat().st_mtime_ns
 
     dropbox.account.other_usage = 0  # the user makes room
     target_ids = reopen_for_delivery(session, owner=owner, export_id=export_id)
@@ -94,7 +94,7 @@ def test_a_failed_target_fails_the_export_and_delivery_is_retried_without_render
     view = export_view(session, export)
     assert view.status == ExportStatus.success, view.error
     assert [t.status for t in view.targets] == [TargetStatus.success] * 3
-    assert export.result["render"] == rendered and Path(export.artifact).stat().st_mtime_ns == mtime  # not rendered again
+    assert export.rendered == rendered and Path(export.artifact).stat().st_mtime_ns == mtime  # not rendered again
     assert dropbox.account.files[view.targets[2].result["path"].lower()] == Path(export.artifact).read_bytes()
 
     with pytest.raises(Conflict, match="already delivered; pick one with --target N"):

@@ -69,7 +69,7 @@ def test_an_export_renders_delivers_and_downloads(session, owner, project, monke
     # The two sample scenes were acquired a week apart: the item spans both.
     assert (stac["properties"]["start_datetime"], stac["properties"]["end_datetime"]) == (
         "2024-07-02T10:12:00Z", "2024-07-09T10:05:00Z")
-    assert export.result["render"]["stac"] == str(path.with_name(f"export-{export_id}.stac.json"))
+    assert export.rendered["stac_uri"] == str(path.with_name(f"export-{export_id}.stac.json"))
     with rasterio.open(path) as out:
         assert out.crs.to_epsg() == 3857 and out.count == 3 and out.nodata == 0
         assert (out.width, out.height) == (export.grid["width"], export.grid["height"])
@@ -119,7 +119,7 @@ def test_an_export_over_the_shard_size_arrives_as_one_zip_of_shards_a_vrt_and_a_
             assert item["assets"]["data"]["file:checksum"] == "1220" + hashlib.sha256(zipped.read(member)).hexdigest()
             assert item["collection"] == base
     shard_files = [n for n in names if n.endswith(".tif")]
-    assert len(shard_files) == len(items) == estimate.shards == len(export.result["render"]["shards"])
+    assert len(shard_files) == len(items) == estimate.shards == len(export.rendered["shards"])
     assert f"{base}/{base}.vrt" in names
     for name in shard_files:  # every shard is a valid COG, read straight from the archive
         assert cog_validate(f"/vsizip/{archive}/{name}")[0]

@@ -47,3 +47,41 @@ def test_a_production_database_must_be_upgraded_on_purpose(empty_engine):
         require_current(empty_engine)
     upgrade(empty_engine)
     require_current(empty_engine)
+
+
+def test_renders_recorded_in_the_result_move_to_the_rendered_column_and_back(empty_engine):
+    import json
+
+    from sqlalchemy import text
+
+    from models.rendered import Rendered
+
+    upgrade(empty_engine, "0002")
+    summary = {"path": "/a/export-1.tif", "bytes": 10, "sha256": "ab" * 32, "width": 4, "height": 3, "bands": ["red"],
+               "dtype": "uint8", "tiles": 1, "seconds": 0.5, "name": "all", "col_off": 0, "row_off": 0,
+               "uri": "s3://b/export-1/export-1.tif", "stac": "s3://b/export-1/export-1.stac.json"}
+    with empty_engine.begin() as connection:
+        connection.execute(text("INSERT INTO \"user\" (id, name, created_at) VALUES (1, 'ann', CURRENT_TIMESTAMP)"))
+        connection.execute(
+            text("INSERT INTO export (id, owner_id, tool, output_srid, resolution, grid, resampling, compression, status, "
+                 "tiles_done, tiles_total, progress, attempts, created_at, updated_at, result) VALUES (1, 1, '{}', 3857, "
+                 "1.0, '{}', 'nearest', 'deflate', 'success', 1, 1, 1.0, 1, CURRENT_TIMESTAMP, CURRENT_TIMESTAMP, :r)"),
+            {"r": json.dumps({"render": summary, "skipped_scenes": {"red": ["x"]}})})
+    upgrade(empty_engine)
+    with empty_engine.connect() as connection:
+        rendered, result = connection.execute(text("SELECT rendered, result FROM export WHERE id = 1")).one()
+    rendered = Rendered.model_validate(json.loads(rendered) if isinstance(rendered, str) else rendered)
+    assert rendered.kind == "cog" and rendered.uri == summary["uri"] and rendered.stac_uri == summary["stac"]
+    assert rendered.bytes == 10 and rendered.sha256 == summary["sha256"]
+    assert (json.loads(result) if isinstance(result, str) else result) == {"skipped_scenes": {"red": ["x"]}}
+
+    from alembic import command
+
+    from models.migrate import _config
+
+    with empty_engine.begin() as connection:
+        command.downgrade(_config(connection), "0002")
+    with empty_engine.connect() as connection:
+        result = connection.execute(text("SELECT result FROM export WHERE id = 1")).scalar_one()
+    back = (json.loads(result) if isinstance(result, str) else result)["render"]
+    assert back["uri"] == summary["uri"] and back["stac"] == summary["stac"] and back["bytes"] == 10

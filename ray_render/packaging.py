@@ -21,7 +21,7 @@ from rasterio.windows import Window
 from shapely.geometry import box
 
 from ray_render.grid import OutputGrid
-from ray_render.render import RenderResult
+from ray_render.results import RenderResult
 from ray_render.shards import mosaic_vrt
 from ray_render.stac import in_collection, stac_collection, stac_item
 from ray_render.writer import sha256_of
@@ -37,12 +37,12 @@ class Package:
     collection: dict
 
 
-def package_shards(*, export_id: int, directory: Path, grid: OutputGrid, results: list[RenderResult], footprint,
+def package_shards(*, base: str, directory: Path, grid: OutputGrid, results: list[RenderResult], footprint,
                    nodata: float | None, masked: bool, acquired: list[datetime], created: datetime,
                    alpha: bool = False) -> Package:
     """Write each shard's item, the VRT and the collection beside the shards in `directory`, then ZIP them all
-    into `directory`'s parent as export-<id>.zip (via a temporary name). `directory` is removed afterwards."""
-    base = f"export-{export_id}"
+    into `directory`'s parent as <base>.zip (via a temporary name), `base` being the export's name (export-7).
+    `directory` is removed afterwards."""
     hrefs, items = [], []
     for result in results:
         window = Window(result.col_off, result.row_off, result.width, result.height)
@@ -61,7 +61,7 @@ def package_shards(*, export_id: int, directory: Path, grid: OutputGrid, results
                      first.bands, first.dtype, nodata, masked, alpha)
     (directory / f"{base}.vrt").write_text(vrt)
     collection = stac_collection(collection_id=base, item_hrefs=hrefs, vrt_href=f"./{base}.vrt", items=items,
-                                 description=f"geoship export {export_id}: {len(results)} shards of one "
+                                 description=f"geoship {base}: {len(results)} shards of one "
                                              f"{grid.width} x {grid.height} px grid in {grid.crs}")
     (directory / "collection.json").write_text(json.dumps(collection, indent=2))
 

@@ -1,0 +1,61 @@
+"""What a render made, as one typed value: `ray_render` returns it, the export row stores it, delivery reads it.
+
+A render makes one COG, or shards of one grid packaged as a ZIP (their COGs, STAC items, a VRT and a STAC
+collection). Either way there is one deliverable file with its size and SHA-256; `uri` says where it is
+(a path, or s3:// in the artifact store) and `stac_uri` where its STAC item or collection is.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class RenderedShard(BaseModel):
+    """One shard of a packaged render: its window of the output grid, its COG's size and checksum."""
+
+    model_config = ConfigDict(frozen=True)
+
+    name: str
+    col_off: int
+    row_off: int
+    width: int
+    height: int
+    bytes: int
+    sha256: str
+    tiles: int
+
+
+class Rendered(BaseModel):
+    """The deliverable a render made and how it was made."""
+
+    model_config = ConfigDict(frozen=True)
+
+    kind: Literal["cog", "package"]
+    uri: str
+    bytes: int = Field(ge=0)
+    sha256: str
+    width: int
+    height: int
+    bands: list[str]
+    dtype: str
+    tiles: int
+    seconds: float
+    shards: list[RenderedShard] = Field(default_factory=list)
+    stac_uri: str | None = None
+    # The STAC item (a COG) or collection (a package) as JSON, until it is stored beside the file (`stac_uri`);
+    # not kept on the export row.
+    stac: dict[str, Any] | None = Field(default=None, exclude=True)
+    # Tiles rendered per Ray node, and the bytes of the answers the render's driver took in (a cluster's figures).
+    tiles_by_node: dict[str, int] = Field(default_factory=dict)
+    driver_bytes: int = 0
+
+    def stored(self, uri: str, stac_uri: str) -> Rendered:
+        """The same render once published: the file at `uri`, its STAC beside it at `stac_uri`."""
+        return self.model_copy(update={"uri": uri, "stac_uri": stac_uri, "stac": None})
+
+
+def rendered_of(export) -> Rendered | None:
+    """The export's rendered product, or None before its render finished."""
+    return Rendered.model_validate(export.rendered) if export.rendered else None

@@ -1,0 +1,71 @@
+"""From a tool tree to one deliverable: a COG, or shards of one grid packaged as a ZIP, with its STAC, described
+by a `models.rendered.Rendered`. The export flow only orchestrates around this call (publish, status, delivery).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+
+from rasterio.windows import Window
+
+from models.errors import RenderError
+from models.rendered import Rendered, RenderedShard
+from models.schemas import LOSSY_COMPRESSIONS
+from models.tooltree import ToolTree
+from ray_render.geometry import coverage
+from ray_render.grid import OutputGrid
+from ray_render.packaging import package_shards
+from ray_render.render import RenderOptions, render, render_shards
+from ray_render.results import RenderResult, Shard
+from ray_render.shards import SHARDS_DIR
+from ray_render.stac import stac_item
+from ray_render.upload import S3Output
+
+ProgressCallback = Callable[[int, int], None]
+
+
+def render_product(tree: ToolTree, grid: OutputGrid, staged: Path, options: RenderOptions, *,
+                   shard_windows: list[tuple[str, Window]] | None = None, upload: S3Output | None = None,
+                   acquired: list[datetime] = (), created: datetime,
+                   on_progress: ProgressCallback | None = None) -> Rendered:
+    """Render `tree` onto `grid` as the deliverable named by `staged` (export-7.tif; a package is export-7.zip
+    beside it): one COG, or with `shard_windows` one COG per window, packaged. `upload` lets the actors put a
+    single COG straight into S3 (`render`). `acquired` are the source scenes' acquisition times, for the STAC."""
+    masked = options.cog.compress.lower() in LOSSY_COMPRESSIONS
+    # A lossy COG marks missing pixels in its internal mask, not with a nodata value.
+    nodata = None if masked else tree.root.nodata
+    if not shard_windows:
+        result = render(tree, grid, staged, options, on_progress=on_progress, upload=upload)
+        item = stac_item(item_id=staged.stem, grid=grid, footprint=coverage(tree, grid), asset_href=f"./{staged.name}",
+                         size=result.bytes, sha256=result.sha256, bands=result.bands, dtype=result.dtype, nodata=nodata,
+                         acquired=list(acquired), created=created)
+        return _rendered(result, "cog", result.path, result.bytes, result.sha256, [result], item)
+    started = time.perf_counter()
+    shards = [Shard(name, window, staged.parent / SHARDS_DIR / f"{staged.stem}-{name}.tif") for name, window in shard_windows]
+    shards[0].path.parent.mkdir(parents=True, exist_ok=True)
+    results = render_shards(tree, grid, shards, options, on_progress=on_progress)
+    if not results:
+        raise RenderError("nothing to render: no shard of the output has a tile with data")
+    package = package_shards(base=staged.stem, directory=shards[0].path.parent, grid=grid,
+                             results=results, footprint=coverage(tree, grid), nodata=nodata, masked=masked,
+                             acquired=list(acquired), created=created, alpha=tree.is_rgba())
+    whole = RenderResult(path=str(package.path), bytes=package.bytes, sha256=package.sha256, width=grid.width,
+                         height=grid.height, bands=results[0].bands, dtype=results[0].dtype,
+                         tiles=sum(r.tiles for r in results), seconds=round(time.perf_counter() - started, 3))
+    return _rendered(whole, "package", str(package.path), package.bytes, package.sha256, results, package.collection)
+
+
+def _rendered(whole: RenderResult, kind: str, uri: str, size: int, sha256: str, parts: list[RenderResult],
+              stac: dict) -> Rendered:
+    nodes: dict[str, int] = {}
+    for part in parts:
+        for node, tiles in part.tiles_by_node.items():
+            nodes[node] = nodes.get(node, 0) + tiles
+    shards = [RenderedShard(name=r.name, col_off=r.col_off, row_off=r.row_off, width=r.width, height=r.height,
+                            bytes=r.bytes, sha256=r.sha256, tiles=r.tiles) for r in parts] if kind == "package" else []
+    return Rendered(kind=kind, uri=uri, bytes=size, sha256=sha256, width=whole.width, height=whole.height,
+                    bands=whole.bands, dtype=whole.dtype, tiles=whole.tiles, seconds=whole.seconds, shards=shards,
+                    stac=stac, tiles_by_node=nodes, driver_bytes=sum(p.driver_bytes for p in parts))
