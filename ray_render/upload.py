@@ -34,6 +34,7 @@ MIN_PART = 5 * 1024**2  # S3's limits: every part but the last at least 5 MiB, a
 MAX_PART = 5 * 1024**3
 MAX_PARTS = 10_000
 PARTS_IN_FLIGHT_PER_ACTOR = 2
+REPLACEMENT_WAIT_S = 300  # for a replacement actor to start (a cluster scaling up takes minutes)
 READ_CHUNK = 8 * 1024**2
 COG_MEDIA_TYPE = "image/tiff; application=geotiff; profile=cloud-optimized"
 # What S3 answers when retrying cannot help: the store refuses this output.
@@ -245,16 +246,20 @@ class _PartUploads:
         return [done[i] for i in range(len(self.parts))]
 
     def _find_nodes(self) -> None:
-        """Each actor's node, replacing actors that have died."""
+        """Each actor's node, replacing actors that have died. An actor busy with parts answers after them."""
+        asked = [actor.node.remote() for actor in self.pool.actors]
         nodes = []
-        for index in range(len(self.pool.actors)):
+        for index, ref in enumerate(asked):
             try:
-                nodes.append(ray.get(self.pool.actors[index].node.remote(), timeout=60))
-            except (RayError, ray.exceptions.GetTimeoutError):
+                nodes.append(ray.get(ref))
+            except RayActorError:
                 self.pool.replace(index)
-                nodes.append(ray.get(self.pool.actors[index].node.remote(), timeout=120))
+                try:
+                    nodes.append(ray.get(self.pool.actors[index].node.remote(), timeout=REPLACEMENT_WAIT_S))
+                except ray.exceptions.GetTimeoutError:
+                    raise RenderError("a tile actor died during the upload and no replacement could start") from None
         self._nodes = nodes
-        self._busy = [0] * len(nodes) if not self._busy else self._busy
+        self._busy = self._busy or [0] * len(nodes)
 
     def _actor_on(self, node: str) -> int:
         """The least busy live actor on `node`."""
