@@ -123,3 +123,18 @@ def test_an_actor_killed_before_the_upload_leaves_its_blocks_to_the_others(ray_c
     stored = platform_writer.client().get_object(Bucket=bucket, Key="export-3.tif")["Body"].read()
     assert stored == (tmp_path / "local.tif").read_bytes()
     assert not platform_writer.client().list_multipart_uploads(Bucket=bucket).get("Uploads")
+
+
+def test_a_part_refused_mid_upload_aborts_the_upload(ray_cluster, platform_writer, noise_tree, tmp_path):
+    from tests.support.flaky_proxy import FlakyProxy
+
+    bucket = platform_writer.new_bucket()
+    with FlakyProxy(platform_writer.url, failures=1, refuse=True,
+                    should_fail=lambda method, path: method == "PUT" and "partNumber=2" in path) as proxy:
+        output = S3Output(bucket, "export-4.tif", proxy.url, part_size=5 * MiB)
+        with pytest.raises(OutputRefused, match="part 2 of s3://.*AccessDenied"):
+            render(noise_tree, GRID, tmp_path / "export-4.tif", OPTIONS, upload=output)
+    assert proxy.failed and any("partNumber=1" in sent for sent in proxy.forwarded)  # part 1 went up
+    client = platform_writer.client()
+    assert not client.list_multipart_uploads(Bucket=bucket).get("Uploads")  # aborted: its parts are gone
+    assert not client.list_objects_v2(Bucket=bucket).get("Contents")  # nothing under the key

@@ -13,13 +13,17 @@ from urllib.parse import urlsplit
 
 SLOW_DOWN = (b'<?xml version="1.0" encoding="UTF-8"?><Error><Code>SlowDown</Code>'
              b"<Message>Please reduce your request rate.</Message></Error>")
+ACCESS_DENIED = (b'<?xml version="1.0" encoding="UTF-8"?><Error><Code>AccessDenied</Code>'
+                 b"<Message>Access Denied</Message></Error>")
 
 
 class FlakyProxy:
-    """Forwards to `upstream`; the first `failures` requests matching `should_fail(method, path)` get a 503."""
+    """Forwards to `upstream`; the first `failures` requests matching `should_fail(method, path)` get a 503
+    SlowDown, or with `refuse`, a 403 AccessDenied."""
 
-    def __init__(self, upstream: str, failures: int, should_fail: Callable[[str, str], bool]):
+    def __init__(self, upstream: str, failures: int, should_fail: Callable[[str, str], bool], refuse: bool = False):
         self.upstream = urlsplit(upstream)
+        self.status, self.error = (403, ACCESS_DENIED) if refuse else (503, SLOW_DOWN)
         self.remaining, self.should_fail = failures, should_fail
         self.failed: list[str] = []
         self.forwarded: list[str] = []
@@ -40,11 +44,11 @@ class FlakyProxy:
                         proxy.remaining -= 1
                         proxy.failed.append(f"{self.command} {self.path}")
                 if fail:
-                    self.send_response(503)
+                    self.send_response(proxy.status)
                     self.send_header("Content-Type", "application/xml")
-                    self.send_header("Content-Length", str(len(SLOW_DOWN)))
+                    self.send_header("Content-Length", str(len(proxy.error)))
                     self.end_headers()
-                    self.wfile.write(SLOW_DOWN)
+                    self.wfile.write(proxy.error)
                     return
                 proxy.forwarded.append(f"{self.command} {self.path}")
                 connection = http.client.HTTPConnection(proxy.upstream.hostname, proxy.upstream.port, timeout=60)
