@@ -306,12 +306,10 @@ def plan_export(session: Session, *, owner: User, request: ExportRequest, check_
 def create_export(session: Session, *, owner: User, request: ExportRequest) -> Export:
     """Validate `request` and insert its export row (status `pending`) with its targets."""
     plan = plan_export(session, owner=owner, request=request)
-    dst_crs = plan.grid.crs
     export = Export(
         owner_id=owner.id, project_id=plan.project.id if plan.project else None, tool=plan.tree.to_json(),
         output_srid=request.srid,
-        resolution=plan.resolution, mask=to_geojson(plan.aoi) if plan.aoi is not None else None,
-        mask_crs=dst_crs if plan.aoi is not None else None, grid=plan.grid.to_dict(),
+        resolution=plan.resolution, grid=plan.grid.to_dict(),
         resampling=plan.resampling, compression=request.compression,
         result={"skipped_scenes": skipped} if (skipped := skipped_scenes(plan.tree)) else None,
     )

@@ -141,8 +141,6 @@ class Export(SQLModel, table=True):
     tool: dict = _json()
     output_srid: int
     resolution: float
-    mask: dict | None = Field(default=None, sa_column=Column(JSON))  # GeoJSON (Multi)Polygon
-    mask_crs: str | None = None
     grid: dict = _json()  # the planned output grid (see ray_render.grid.OutputGrid.to_dict)
     resampling: str = "nearest"
     compression: str = "deflate"

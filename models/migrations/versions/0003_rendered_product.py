@@ -1,5 +1,6 @@
 """The rendered product gets a column of its own: `export.rendered` (a models.rendered.Rendered) instead of the
-free-form `result["render"]`; `result` keeps what planning found.
+free-form `result["render"]`; `result` keeps what planning found. The `mask` and `mask_crs` columns go: nothing
+read them (the AOI is part of the tool tree, `tool`); a downgrade brings them back empty.
 
 Revision ID: 0003
 Revises: 0002
@@ -21,6 +22,8 @@ SHARD_KEYS = ("name", "col_off", "row_off", "width", "height", "bytes", "sha256"
 def upgrade() -> None:
     with op.batch_alter_table('export', schema=None) as batch_op:
         batch_op.add_column(sa.Column('rendered', sa.JSON(), nullable=True))
+        batch_op.drop_column('mask')
+        batch_op.drop_column('mask_crs')
     connection = op.get_bind()
     for row in connection.execute(sa.select(export.c.id, export.c.result)).all():
         render = (row.result or {}).get("render")
@@ -48,3 +51,5 @@ def downgrade() -> None:
                                .values(result={**(row.result or {}), "render": render}))
     with op.batch_alter_table('export', schema=None) as batch_op:
         batch_op.drop_column('rendered')
+        batch_op.add_column(sa.Column('mask', sa.JSON(), nullable=True))
+        batch_op.add_column(sa.Column('mask_crs', sa.String(), nullable=True))
