@@ -274,25 +274,24 @@ class _PartUploads:
         for segment in segments:
             if segment.spill is not None:
                 weight[segment.node] = weight.get(segment.node, 0) + segment.length
-        home = max(weight, key=weight.get) if weight else self._nodes[0]
-        uploader = self._actor_on(home) if weight else min(range(len(self._nodes)), key=lambda i: self._busy[i])
+        if weight:
+            uploader = self._actor_on(max(weight, key=weight.get))
+        else:  # a part of header only
+            uploader = min(range(len(self._nodes)), key=self._busy.__getitem__)
         others = [node for node in weight if node != self._nodes[uploader]]
         fetches = []
         for node in others:  # read where the spill file is, handed actor to actor
             reader = self.pool.actors[self._actor_on(node)]
             ranges = [(s.spill, s.offset, s.length) for s in segments if s.spill is not None and s.node == node]
             fetches.append(reader.read_spill.remote(ranges))
-        header = b"".join(self.header[s.offset:s.offset + s.length] for s in segments if s.spill is None)
-        header_segments = [s for s in segments if s.spill is None]
-        # Header segments are renumbered into the slice sent along: only the header bytes this part needs travel.
-        renumbered, at = [], 0
+        # Only the header bytes this part holds travel with it (a part is contiguous: one header run at most),
+        # their segment renumbered into that slice.
+        header, renumbered = b"", []
         for segment in segments:
             if segment.spill is None:
-                renumbered.append(Segment(None, at, segment.length))
-                at += segment.length
-            else:
-                renumbered.append(segment)
-        assert at == sum(s.length for s in header_segments)
+                header = self.header[segment.offset:segment.offset + segment.length]
+                segment = Segment(None, 0, segment.length)
+            renumbered.append(segment)
         ref = self.pool.actors[uploader].upload_part.remote(self.output, self.upload_id, index + 1, renumbered, header,
                                                             others, *fetches)
         self._pending[ref] = (index, uploader)
