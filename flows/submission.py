@@ -43,7 +43,7 @@ from ray_render.geometry import (
     reproject_geometry,
     to_geojson,
 )
-from ray_render.grid import OutputGrid, native_resolution_in, plan_grid
+from ray_render.grid import MAX_SIDE_PX, OutputGrid, native_resolution_in, plan_grid
 from ray_render.shards import count_shards
 from ray_render.stats import percentile_stretch
 
@@ -97,6 +97,9 @@ def _grid(dst_crs: str, area, resolution: float) -> OutputGrid:
     if resolution > side:
         raise InvalidRequest("resolution", f"{resolution:g} is larger than the whole area ({side:.6g} units of "
                                            f"{dst_crs} across); give the pixel size in the output CRS's units")
+    if not side / resolution <= MAX_SIDE_PX:
+        raise InvalidRequest("resolution", f"{resolution:g} would make the output {side / resolution:.3g} px across; a "
+                                           f"GeoTIFF holds at most {MAX_SIDE_PX:,} px a side")
     return plan_grid(dst_crs, area.bounds, resolution)
 
 

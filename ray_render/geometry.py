@@ -20,6 +20,9 @@ from models.tooltree import BandMath, Leaf, Mask, MaskBy, ToolTree, uses_operato
 DENSIFY_PARTS = 100
 # More vertices than this is a traced coastline, not an area of interest: refused, to keep masks cheap.
 MAX_AOI_VERTICES = 10_000
+# No CRS used on Earth has coordinates this large (metres, feet or degrees); beyond it GEOS's arithmetic
+# (densifying, validity) loses its footing, so such a polygon is refused as a mistake.
+MAX_COORDINATE = 1e10
 
 
 def _check_vertex_count(geom):
@@ -28,6 +31,13 @@ def _check_vertex_count(geom):
         raise InvalidAOI("aoi", f"the polygon has {vertices:,} vertices, more than the {MAX_AOI_VERTICES:,} allowed; "
                                 "simplify it first")
     return geom
+
+
+def _check_coordinates(geom) -> None:
+    largest = float(np.max(np.abs(shapely.get_coordinates(geom))))
+    if not largest <= MAX_COORDINATE:
+        raise InvalidAOI("aoi", f"a coordinate of {largest:g} is beyond any CRS's range on Earth (at most "
+                                f"{MAX_COORDINATE:g}); check the polygon's units and aoi_crs")
 
 
 def parse_crs(value: str | int, field: str = "srid") -> ProjCRS:
@@ -92,6 +102,7 @@ def geojson_to_polygonal(data: Any):
     if geom.is_empty:
         raise InvalidAOI("aoi", "the polygon is empty")
     _check_vertex_count(geom)
+    _check_coordinates(geom)
     if not geom.is_valid:
         raise InvalidAOI("aoi", f"the polygon is invalid: {shapely.is_valid_reason(geom)}")
     if geom.area == 0:

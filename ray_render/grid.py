@@ -12,6 +12,9 @@ from rasterio.crs import CRS
 from rasterio.warp import calculate_default_transform
 from rasterio.windows import Window
 
+# A (Big)TIFF stores its width and height as 32-bit unsigned integers: no grid may be wider or taller.
+MAX_SIDE_PX = 2**32 - 1
+
 
 @dataclass(frozen=True)
 class OutputGrid:
@@ -66,6 +69,10 @@ def plan_grid(crs: str, bounds: tuple[float, float, float, float], resolution: f
     if not resolution > 0 or not math.isfinite(resolution):
         raise ValueError(f"resolution must be a positive number, not {resolution}")
     left, bottom, right, top = bounds
+    across = max(right - left, top - bottom) / resolution
+    if not across <= MAX_SIDE_PX:
+        raise ValueError(f"resolution {resolution:g} makes a grid {across:.3g} px across, more than a GeoTIFF's "
+                         f"{MAX_SIDE_PX:,}")
     # A small epsilon keeps float noise (e.g. 299.99999999) from adding a whole row or column.
     eps = 1e-9 * resolution
     left = math.floor(left / resolution + eps) * resolution

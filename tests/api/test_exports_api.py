@@ -76,6 +76,12 @@ def test_cancelling_ends_an_unfinished_export_once(people):
     ({"aoi": SMALL_AOI, "aoi_crs": "EPSG:123456789"}, "aoi_crs", "unknown CRS"),
     ({"bands": ["red", "swir16", "blue"]}, "bands", "no band(s) swir16"),
     ({"resolution": 0.01}, "aoi", "over the limit of"),
+    # Finite but absurd: no grid of infinite pixels, no overflow in the planner.
+    ({"resolution": 1e308}, "resolution", "larger than the whole area"),
+    ({"resolution": 1e-12}, "resolution", "5.79e+16 px across; a GeoTIFF holds at most 4,294,967,295 px a side"),
+    ({"resolution": 5e-324}, "resolution", "a GeoTIFF holds at most"),
+    ({"aoi": {"type": "Polygon", "coordinates": [[[0, 0], [1e300, 0], [1e300, 1e300], [0, 0]]]}, "aoi_crs": "EPSG:3857"},
+     "aoi", "a coordinate of 1e+300 is beyond any CRS's range"),
     ({"tool_tree": {"type": "sepia", "input": {"type": "project", "bands": ["red"]}}}, "tool.input", "sepia"),
     ({"tool_tree": {"type": "normalized_difference", "a": "nir", "b": "swir16", "input": {"type": "project",
                                                                                            "bands": ["nir", "red"]}}},

@@ -58,6 +58,8 @@ def test_export_wait_runs_it_and_prints_the_result(farms, aoi_file):
     (["--aoi", "/no/such.geojson"], "no such file"),
     (["--tool", "sepia"], "tool"),
     (["--stretch", "red:0"], "expected BAND:MIN:MAX"),
+    (["--resolution", "1e308"], "resolution: 1e+308 is larger than the whole area"),
+    (["--resolution", "1e-12"], "a GeoTIFF holds at most 4,294,967,295 px a side"),
 ])
 def test_bad_export_requests_exit_2_and_write_nothing(farms, args, needle):
     result = runner.invoke(app, ["export", "--project", farms, *args])

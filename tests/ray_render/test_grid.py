@@ -23,6 +23,12 @@ def test_invalid_resolution_is_refused():
         plan_grid("EPSG:3857", (0, 0, 1, 1), 0)
 
 
+@pytest.mark.parametrize("resolution", [1e-12, 5e-324])
+def test_a_grid_wider_than_a_tiff_is_refused_not_overflowed(resolution):
+    with pytest.raises(ValueError, match="more than a GeoTIFF's 4,294,967,295"):
+        plan_grid("EPSG:3857", (-20037508.34, -20037508.34, 20037508.34, 20037508.34), resolution)
+
+
 def test_tiles_cover_the_grid_exactly_once_with_clipped_edges():
     grid = OutputGrid("EPSG:3857", Affine(1, 0, 0, 0, -1, 0), width=1100, height=600)
     tiles = list(tile_windows(grid, 512))
