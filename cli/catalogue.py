@@ -9,18 +9,7 @@ from urllib.parse import urlparse
 import typer
 from rich.table import Table
 
-from cli.common import acting_user, console, print_json, reports_errors
-from models.catalogue import (
-    add_scene,
-    create_project,
-    find_project,
-    project_scenes,
-    readable_projects,
-    reorder_scenes,
-    scene_counts,
-    share_project,
-)
-from models.db import session_scope
+from cli.common import acting_user, console, print_json, reports_errors, session_scope
 from models.errors import InvalidRequest
 
 projects_app = typer.Typer(help="Create, list and inspect projects (ordered mosaics of scenes).", no_args_is_help=True)
@@ -41,6 +30,8 @@ def _parse_time(value: str):
 @reports_errors
 def projects_create(name: str, public: bool = typer.Option(False, help="Readable by every user.")) -> None:
     """Create an empty project."""
+    from models.catalogue import create_project
+
     with session_scope() as session:
         project = create_project(session, owner=acting_user(session), name=name,
                                  visibility="public" if public else "private")
@@ -51,7 +42,7 @@ def projects_create(name: str, public: bool = typer.Option(False, help="Readable
 @reports_errors
 def projects_share(name: str, user: str = typer.Argument(..., help="The user to share with.")) -> None:
     """Share a project, and your scenes in it, read-only with another user."""
-    from models.catalogue import find_user
+    from models.catalogue import find_project, find_user, share_project
 
     with session_scope() as session:
         owner = acting_user(session)
@@ -65,6 +56,8 @@ def projects_share(name: str, user: str = typer.Argument(..., help="The user to 
 @reports_errors
 def projects_list(as_json: bool = typer.Option(False, "--json")) -> None:
     """List the projects you can read."""
+    from models.catalogue import readable_projects, scene_counts
+
     with session_scope() as session:
         user = acting_user(session)
         projects = list(session.exec(readable_projects(session, user=user)).all())
@@ -83,6 +76,8 @@ def projects_list(as_json: bool = typer.Option(False, "--json")) -> None:
 @reports_errors
 def projects_show(name: str, as_json: bool = typer.Option(False, "--json")) -> None:
     """Show a project's scenes in mosaic order (first wins)."""
+    from models.catalogue import find_project, project_scenes
+
     with session_scope() as session:
         project = find_project(session, user=acting_user(session), ref=name)
         scenes = project_scenes(session, project=project)
@@ -105,6 +100,8 @@ def projects_show(name: str, as_json: bool = typer.Option(False, "--json")) -> N
 @reports_errors
 def projects_reorder(name: str, scenes: list[str] = typer.Argument(..., help="Every scene, highest priority first.")) -> None:
     """Set the mosaic order of a project's scenes (the first valid pixel wins)."""
+    from models.catalogue import find_project, reorder_scenes
+
     with session_scope() as session:
         user = acting_user(session)
         ordered = reorder_scenes(session, owner=user, project=find_project(session, user=user, ref=name), scene_names=scenes)
@@ -143,6 +140,7 @@ def scenes_add(
     offset: float = typer.Option(None, "--offset", help="See --scale (e.g. -0.2 for Landsat C2 reflectance)."),
 ) -> None:
     """Register scenes: each PATH is one scene, or --band NAME=FILE ... make one scene of single-band files."""
+    from models.catalogue import add_scene, find_project
     from ray_render.inspect import inspect_scene, with_scaling
 
     acquired_at = _parse_time(acquired) if acquired else None

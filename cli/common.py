@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import functools
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import typer
@@ -36,6 +38,17 @@ def reports_errors(command):
             raise typer.Exit(EXIT_INTERRUPTED) from None
 
     return wrapper
+
+
+@contextmanager
+def session_scope() -> Iterator:
+    """`models.db.session_scope`, imported when a command first reads a row: SQLAlchemy and the tables take
+    about a third of a second to import, which `--help` and commands that read nothing should not pay.
+    Command modules import services inside their commands for the same reason."""
+    from models.db import session_scope as database_session
+
+    with database_session() as session:
+        yield session
 
 
 def print_json(data: Any) -> None:

@@ -10,16 +10,8 @@ from __future__ import annotations
 import typer
 from rich.table import Table
 
-from cli.common import acting_user, console, print_json, reports_errors
-from delivery.credentials import list_credentials, remove_credential
-from delivery.dropbox_target import add_dropbox_credential
-from delivery.http_link import list_links, revoke_link
-from delivery.s3_target import add_s3_credential
-from delivery.sealing import reseal_all
-from models.db import session_scope
+from cli.common import acting_user, console, print_json, reports_errors, session_scope
 from models.errors import InvalidRequest
-from models.keys import keys_from_environment, new_key, push_key_file, retire_old_keys
-from models.schemas import DropboxSecret, S3CredentialConfig, S3Secret
 
 credentials_app = typer.Typer(help="Keys to your own storage (S3, Dropbox); secrets are stored encrypted.",
                               no_args_is_help=True)
@@ -51,6 +43,9 @@ def add_s3(
     endpoint_url: str = typer.Option(None, "--endpoint-url", help="For S3-compatible stores."),
 ) -> None:
     """Add an S3 credential, after checking it can write to the bucket."""
+    from delivery.s3_target import add_s3_credential  # boto3: imported by the commands that talk to S3
+    from models.schemas import S3CredentialConfig, S3Secret
+
     secret = _validated(S3Secret, access_key_id=access_key_id, secret_access_key=secret_access_key,
                         session_token=session_token)
     config = _validated(S3CredentialConfig, region=region, endpoint_url=endpoint_url)
@@ -72,6 +67,9 @@ def add_dropbox(
     app_secret: str = typer.Option(None, "--app-secret", envvar="GEOSHIP_DROPBOX_APP_SECRET"),
 ) -> None:
     """Add a Dropbox credential, after checking that Dropbox accepts it."""
+    from delivery.dropbox_target import add_dropbox_credential  # the Dropbox SDK: only where it is used
+    from models.schemas import DropboxSecret
+
     if access_token is None and refresh_token is None:
         access_token = typer.prompt("Dropbox access token", hide_input=True)
     secret = _validated(DropboxSecret, access_token=access_token, refresh_token=refresh_token, app_key=app_key,
@@ -86,6 +84,8 @@ def add_dropbox(
 @reports_errors
 def credentials_list(as_json: bool = typer.Option(False, "--json")) -> None:
     """List your credentials (never their secrets)."""
+    from delivery.credentials import list_credentials
+
     with session_scope() as session:
         views = list_credentials(session, owner=acting_user(session))
     if as_json:
@@ -102,6 +102,8 @@ def credentials_list(as_json: bool = typer.Option(False, "--json")) -> None:
 @reports_errors
 def credentials_remove(credential_id: int) -> None:
     """Remove one of your credentials (refused while an unfinished export needs it)."""
+    from delivery.credentials import remove_credential
+
     with session_scope() as session:
         remove_credential(session, owner=acting_user(session), credential_id=credential_id)
     console.print(f"removed credential {credential_id}")
@@ -111,6 +113,8 @@ def credentials_remove(credential_id: int) -> None:
 @reports_errors
 def links_list(export_id: int = typer.Option(None, "--export"), as_json: bool = typer.Option(False, "--json")) -> None:
     """List your download links with their limits and what they have served."""
+    from delivery.http_link import list_links
+
     with session_scope() as session:
         links = list_links(session, owner=acting_user(session), export_id=export_id)
     if as_json:
@@ -129,6 +133,8 @@ def links_list(export_id: int = typer.Option(None, "--export"), as_json: bool = 
 @reports_errors
 def links_revoke(link_id: int) -> None:
     """Revoke a download link: it answers 410 Gone from now on."""
+    from delivery.http_link import revoke_link
+
     with session_scope() as session:
         revoke_link(session, owner=acting_user(session), link_id=link_id)
     console.print(f"revoked download link {link_id}")
@@ -142,7 +148,8 @@ def keys_rotate() -> None:
     With the key file (the default) this makes the new key, re-encrypts, and retires the old key. With
     GEOSHIP_SECRET_KEY, put the new key first (NEW,OLD), run this, then drop OLD from the variable.
     """
-    from models.keys import get_secret_keys
+    from delivery.sealing import reseal_all
+    from models.keys import get_secret_keys, keys_from_environment, new_key, push_key_file, retire_old_keys
 
     if keys_from_environment():
         if len(get_secret_keys()) < 2:

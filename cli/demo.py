@@ -5,23 +5,23 @@ from __future__ import annotations
 from dataclasses import asdict
 
 import typer
-from sqlmodel import select
 
-from cli.common import EXIT_FAILED, acting_user, console, reports_errors
+from cli.common import EXIT_FAILED, acting_user, console, reports_errors, session_scope
 from cli.exports import show_export
-from cli.samples import DEMO_AOI, DEMO_SCENES, write_scene
-from models.catalogue import add_scene, create_project, project_scenes
-from models.db import session_scope
-from models.schemas import ColorCorrection, ExportRequest
-from models.settings import get_settings
+from cli.sample_scenes import DEMO_AOI, DEMO_SCENES
 from models.status import ExportStatus
-from models.tables import Project
 
 DEMO_PROJECT = "demo"
 
 
-def _demo_project(session, user) -> Project:
+def _demo_project(session, user):
     """The demo project with its sample scenes, created (and the scenes generated) on first run."""
+    from sqlmodel import select
+
+    from cli.samples import write_scene
+    from models.catalogue import add_scene, create_project, project_scenes
+    from models.settings import get_settings
+    from models.tables import Project
     from ray_render.inspect import inspect_scene
 
     project = session.exec(select(Project).where(Project.owner_id == user.id, Project.name == DEMO_PROJECT)).first()
@@ -44,6 +44,7 @@ def demo() -> None:
     into EPSG:3857, through the real pipeline: export row, Prefect flow, Ray tile actors, COG, HTTP link."""
     from cli.running import run_export_now
     from flows.submission import create_export
+    from models.schemas import ColorCorrection, ExportRequest
 
     with session_scope() as session:
         user = acting_user(session)

@@ -8,11 +8,8 @@ from pathlib import Path
 
 import typer
 
-from cli.common import EXIT_FAILED, acting_user, console, print_json, reports_errors
+from cli.common import EXIT_FAILED, acting_user, console, print_json, reports_errors, session_scope
 from cli.tools import read_tree_file
-from flows.submission import create_export
-from flows.views import export_view, get_export
-from models.db import session_scope
 from models.errors import InvalidAOI, InvalidRequest
 from models.schemas import (
     COMPRESSIONS,
@@ -77,6 +74,8 @@ def _color_correction(enabled: bool, stretch: list[str] | None, percentiles: str
 
 def show_export(export_id: int, as_json: bool) -> ExportStatus:
     """Print an export's status (human or JSON) and return it."""
+    from flows.views import export_view, get_export
+
     with session_scope() as session:
         view = export_view(session, get_export(session, owner=acting_user(session), export_id=export_id))
     if as_json:
@@ -184,6 +183,9 @@ def export(
                                         "whose leaves name their projects)")
     from pydantic import ValidationError
 
+    # Planning reads geometry and rasters (pyproj, rasterio): imported by the commands that plan.
+    from flows.submission import create_export
+
     with session_scope() as session:
         try:
             request = ExportRequest(
@@ -249,6 +251,7 @@ def cancel(export_id: int, as_json: bool = typer.Option(False, "--json")) -> Non
 def run(export_id: int, as_json: bool = typer.Option(False, "--json")) -> None:
     """Run a pending export now, in this process, with a progress bar (no poller needed)."""
     from cli.running import run_export_now
+    from flows.views import get_export
 
     with session_scope() as session:
         get_export(session, owner=acting_user(session), export_id=export_id)  # yours, or not found

@@ -8,8 +8,7 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from cli.common import acting_user, console, print_json, reports_errors
-from models.db import session_scope
+from cli.common import acting_user, console, print_json, reports_errors, session_scope
 from models.errors import InvalidToolTree
 
 tools_app = typer.Typer(help="Save tool trees and export them by name for any project (--bind fills their slots).")

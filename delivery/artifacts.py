@@ -7,18 +7,13 @@ Renders are written to a local staging path first (the COG writer needs a seekab
 
 from __future__ import annotations
 
-import shutil
-import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
-from urllib.parse import urlparse
 
 from delivery.names import artifact_name
-from delivery.s3 import delivery_error, s3_client, upload_file
-from models.errors import InvalidRequest
 from models.settings import get_settings
 
 READ_CHUNK = 1024 * 1024
@@ -104,90 +99,12 @@ class LocalArtifactStore:
         yield Path(uri)
 
 
-class S3ArtifactStore:
-    """A bucket and prefix, with credentials from the standard AWS environment of the machine."""
-
-    def __init__(self, url: str, endpoint_url: str | None, staging_root: Path):
-        parsed = urlparse(url)
-        if parsed.scheme != "s3" or not parsed.netloc:
-            raise InvalidRequest("GEOSHIP_ARTIFACTS_URL", f"expected s3://bucket/prefix, got {url!r}")
-        self.bucket, self.prefix = parsed.netloc, parsed.path.strip("/")
-        self.staging_root, self.endpoint_url = staging_root, endpoint_url
-        self.client = s3_client(endpoint_url=endpoint_url, attempts=get_settings().delivery_attempts)
-
-    def _key(self, export_id: int, filename: str | None = None) -> str:
-        name = f"export-{export_id}/{filename or artifact_name(export_id)}"
-        return f"{self.prefix}/{name}" if self.prefix else name
-
-    def _split(self, uri: str) -> tuple[str, str]:
-        parsed = urlparse(uri)
-        return parsed.netloc, parsed.path.lstrip("/")
-
-    def staging_path(self, export_id: int) -> Path:
-        return self.staging_root / f"export-{export_id}" / artifact_name(export_id)
-
-    def publish(self, export_id: int, staged: Path, sha256: str) -> str:
-        settings = get_settings()
-        key = self._key(export_id, staged.name)
-        upload_file(self.client, staged, self.bucket, key, sha256=sha256, threshold=settings.s3_multipart_threshold,
-                    part_size=settings.s3_part_size)
-        shutil.rmtree(staged.parent, ignore_errors=True)
-        return f"s3://{self.bucket}/{key}"
-
-    def upload_location(self, export_id: int) -> ObjectLocation | None:
-        return ObjectLocation(self.bucket, self._key(export_id), self.endpoint_url)
-
-    def adopt(self, export_id: int, uri: str) -> str:
-        expected = self.upload_location(export_id)
-        if uri != f"s3://{expected.bucket}/{expected.key}":
-            raise ValueError(f"{uri} is not where export {export_id} uploads")
-        shutil.rmtree(self.staging_path(export_id).parent, ignore_errors=True)
-        return uri
-
-    def put_sidecar(self, export_id: int, name: str, data: bytes) -> str:
-        key = self._key(export_id).rsplit("/", 1)[0] + "/" + name
-        try:
-            self.client.put_object(Bucket=self.bucket, Key=key, Body=data, ContentType="application/geo+json")
-        except Exception as exc:
-            raise delivery_error(exc, f"writing s3://{self.bucket}/{key}") from None
-        return f"s3://{self.bucket}/{key}"
-
-    def size(self, uri: str) -> int | None:
-        bucket, key = self._split(uri)
-        try:
-            return self.client.head_object(Bucket=bucket, Key=key)["ContentLength"]
-        except Exception as exc:
-            if getattr(exc, "response", {}).get("Error", {}).get("Code") in ("404", "NoSuchKey"):
-                return None
-            raise delivery_error(exc, f"reading the artifact {uri}") from None
-
-    def read(self, uri: str, start: int, end: int) -> Iterator[bytes]:
-        bucket, key = self._split(uri)
-        try:
-            body = self.client.get_object(Bucket=bucket, Key=key, Range=f"bytes={start}-{end}")["Body"]
-        except Exception as exc:
-            raise delivery_error(exc, f"reading the artifact {uri}") from None
-        try:
-            yield from body.iter_chunks(READ_CHUNK)
-        finally:
-            body.close()
-
-    @contextmanager
-    def local_copy(self, uri: str) -> Iterator[Path]:
-        bucket, key = self._split(uri)
-        self.staging_root.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryDirectory(prefix="geoship-artifact-", dir=self.staging_root) as tmp:
-            path = Path(tmp) / Path(key).name
-            try:
-                self.client.download_file(bucket, key, str(path))
-            except Exception as exc:
-                raise delivery_error(exc, f"reading the artifact {uri}") from None
-            yield path
-
-
 def artifact_store() -> ArtifactStore:
     """The configured artifact store."""
     settings = get_settings()
     if settings.artifacts_url:
+        # boto3 is imported only when a bucket is configured: commands that read rows stay quick to start.
+        from delivery.s3_artifacts import S3ArtifactStore
+
         return S3ArtifactStore(settings.artifacts_url, settings.artifacts_endpoint_url, Path(settings.home) / "staging")
     return LocalArtifactStore(settings.resolved_artifacts_dir())

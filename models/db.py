@@ -34,7 +34,7 @@ def make_engine(url: str) -> Engine:
 def get_engine() -> Engine:
     """The process's engine, built on first use: migrated when it is the embedded default (or
     GEOSHIP_AUTO_MIGRATE is set), else checked to be at the newest migration."""
-    from models.migrate import require_current, upgrade
+    from models.migrate import require_current, upgrade_if_behind
 
     settings = get_settings()
     url = settings.resolved_database_url()
@@ -43,7 +43,7 @@ def get_engine() -> Engine:
     engine = make_engine(url)
     auto = settings.auto_migrate if settings.auto_migrate is not None else settings.database_url is None
     if auto:
-        upgrade(engine)
+        upgrade_if_behind(engine)
     else:
         require_current(engine)
     return engine

@@ -4,7 +4,8 @@ import hashlib
 
 import pytest
 
-from delivery.artifacts import LocalArtifactStore, S3ArtifactStore, artifact_store
+from delivery.artifacts import LocalArtifactStore, artifact_store
+from delivery.s3_artifacts import S3ArtifactStore
 from models.settings import get_settings
 
 

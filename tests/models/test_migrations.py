@@ -1,12 +1,26 @@
 """Alembic migrations: they build exactly the schema the models declare, on SQLite and PostgreSQL, both ways."""
 
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import inspect
 from sqlmodel import SQLModel
 
-from models.migrate import SchemaOutdated, current_revision, head_revision, require_current, upgrade
+from models.migrate import (
+    VERSIONS,
+    SchemaOutdated,
+    current_revision,
+    head_revision,
+    require_current,
+    shipped_head,
+    upgrade,
+)
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
@@ -85,3 +99,26 @@ def test_renders_recorded_in_the_result_move_to_the_rendered_column_and_back(emp
         result = connection.execute(text("SELECT result FROM export WHERE id = 1")).scalar_one()
     back = (json.loads(result) if isinstance(result, str) else result)["render"]
     assert back["uri"] == summary["uri"] and back["stac"] == summary["stac"] and back["bytes"] == 10
+
+
+def test_each_script_is_named_by_its_revision_so_the_head_needs_no_alembic():
+    from alembic.script import ScriptDirectory
+
+    from models.migrate import _config
+
+    scripts = ScriptDirectory.from_config(_config())
+    for script in scripts.walk_revisions():
+        assert script.path.startswith(str(VERSIONS / f"{script.revision}_")), script.path
+    assert shipped_head() == head_revision()
+
+
+def test_a_current_database_is_recognised_without_importing_alembic(empty_engine):
+    upgrade(empty_engine)
+    code = ("import sys\n"
+            "from models.db import make_engine\n"
+            "from models.migrate import upgrade_if_behind\n"
+            f"print(upgrade_if_behind(make_engine({str(empty_engine.url.render_as_string(hide_password=False))!r})))\n"
+            "assert 'alembic' not in sys.modules, 'alembic was imported'\n")
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == head_revision()
