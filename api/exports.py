@@ -14,7 +14,7 @@ from sqlmodel import select
 
 from api.deps import RowId, SessionDep, UserDep
 from flows.retry import reopen_for_delivery
-from flows.starting import cancel_export, start_export_run, start_retry_delivery_run, starts_on_request
+from flows.starting import cancel_export, start_due_exports, start_retry_delivery_run, starts_on_request
 from flows.submission import create_export, plan_export
 from flows.views import export_view, get_export
 from models.errors import Conflict
@@ -63,7 +63,7 @@ def request_export(
         response.status_code = 200
         return export_view(session, earlier)
     if starts_on_request():
-        start_export_run(export.id)
+        start_due_exports()  # this export, if it is its turn; else it waits in the queue (its view says why)
         session.refresh(export)
     response.headers["Location"] = f"/api/v1/exports/{export.id}"
     return export_view(session, export)

@@ -14,6 +14,7 @@ from sqlmodel import Session, select
 from delivery.artifacts import artifact_store
 from delivery.base import Artifact
 from delivery.registry import DELIVERIES
+from flows.capacity import render_slot
 from flows.heartbeat import heartbeat
 from flows.hooks import mark_export_crashed, mark_export_failed, mark_export_finished
 from flows.progress import ProgressReporter
@@ -56,8 +57,9 @@ def mark_status(export_id: int, status: ExportStatus) -> None:
 
 
 @task(name="render-export")
-def render_export(export_id: int) -> Rendered:
-    """Render the export's tool tree into its deliverable in the artifact store; returns what was rendered."""
+def render_export(export_id: int, pool_size: int) -> Rendered:
+    """Render the export's tool tree with `pool_size` tile actors into its deliverable in the artifact store;
+    returns what was rendered."""
     settings = get_settings()
     with Session(get_engine()) as session:
         export = session.get(Export, export_id)
@@ -65,7 +67,7 @@ def render_export(export_id: int) -> Rendered:
     grid = OutputGrid.from_dict(export.grid)
     ensure_ray(settings.ray_address, settings.ray_num_cpus)
     options = RenderOptions(
-        tile_size=settings.tile_size, pool_size=settings.pool_size,
+        tile_size=settings.tile_size, pool_size=pool_size,
         in_flight_per_actor=settings.tiles_in_flight_per_actor, resampling=export.resampling,
         gdal_cache_mb=settings.gdal_cache_mb, warp_error_threshold=settings.warp_error_threshold,
         cog=CogOptions(compress=export.compression.upper(), quality=settings.lossy_quality,
@@ -142,8 +144,9 @@ def export_flow(export_id: int | None = None, request: ExportRequest | None = No
         export_id = _order(request, user)
     set_export_fields(export_id, flow_run_id=str(current_flow_run.id))
     with heartbeat(export_id):
-        mark_status(export_id, ExportStatus.rendering)
-        rendered = render_export(export_id)
+        with render_slot() as pool_size:  # waits, submitted, while every render slot is taken
+            mark_status(export_id, ExportStatus.rendering)
+            rendered = render_export(export_id, pool_size)
         mark_status(export_id, ExportStatus.delivering)
         deliver_all(export_id, rendered)
     return {"export_id": export_id, "render": rendered.model_dump(mode="json")}

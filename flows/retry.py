@@ -5,17 +5,15 @@ This is the one transition that goes backwards (`error`/`success` -> `delivering
 
 from __future__ import annotations
 
-from sqlalchemy import update
 from sqlmodel import Session, select
 
 from delivery.artifacts import artifact_store
+from flows import status
 from flows.views import get_export
-from models.db import get_engine
 from models.errors import Conflict, NotFound
 from models.rendered import rendered_of
-from models.status import ExportStatus, TargetStatus
+from models.status import TargetStatus
 from models.tables import Export, ExportTarget, User
-from models.timestamps import utcnow
 
 
 def _targets_to_retry(session: Session, export: Export, position: int | None) -> list[ExportTarget]:
@@ -49,15 +47,6 @@ def reopen_for_delivery(session: Session, *, owner: User, export_id: int, positi
                        "order the export again instead")
     targets = _targets_to_retry(session, export, position)
     ids = [t.id for t in targets]
-    with get_engine().begin() as connection:
-        reopened = connection.execute(
-            update(Export).where(Export.id == export_id, Export.status.in_([ExportStatus.success, ExportStatus.error]))
-            .values(status=ExportStatus.delivering, error=None, finished_at=None, updated_at=utcnow())
-        ).rowcount
-        if reopened != 1:
-            raise Conflict(f"export {export_id} changed status meanwhile; try again")
-        connection.execute(
-            update(ExportTarget).where(ExportTarget.id.in_(ids))
-            .values(status=TargetStatus.pending, error=None, result=None, updated_at=utcnow())
-        )
+    if not status.reopen_for_delivery(export_id, ids):
+        raise Conflict(f"export {export_id} changed status meanwhile; try again")
     return ids

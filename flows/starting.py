@@ -1,36 +1,29 @@
-"""Start an export's flow run the moment it is requested, and cancel exports.
+"""Start the exports that are due (the poller's and a request's one way to start), and cancel exports.
 
-Starting claims the row first (pending -> submitted, one conditional UPDATE), so the poller and an
-immediate start never both start one export. A run that cannot be created releases the claim, leaving the
-export pending for the poller.
+Starting claims rows first (`flows.queue.claim_due`: pending -> submitted under a lock), so two starters
+never both start one export, and no start takes the cluster or a user past their limits.
 """
 
 from __future__ import annotations
 
 import logging
 
-from sqlalchemy import update
+from sqlmodel import Session
 
+from flows.capacity import prefect_api_configured, render_slots
 from flows.hooks import clean_partial_deliveries
-from flows.status import advance_export, claim_export, set_export_fields
+from flows.queue import claim_due
+from flows.status import advance_export, fail_export, release_claim, set_export_fields
 from flows.views import get_export
 from models.db import get_engine
 from models.errors import Conflict
 from models.settings import get_settings
 from models.status import ExportStatus
 from models.tables import Export, User
-from models.timestamps import utcnow
 
 logger = logging.getLogger(__name__)
 
 CANCELLED = "cancelled by its owner"
-
-
-def prefect_api_configured() -> bool:
-    """Whether a Prefect server is configured (rather than Prefect's embedded temporary one)."""
-    from prefect.settings import PREFECT_API_URL
-
-    return bool(PREFECT_API_URL.value())
 
 
 def starts_on_request() -> bool:
@@ -39,34 +32,40 @@ def starts_on_request() -> bool:
     return prefect_api_configured() if setting is None else setting
 
 
-def _release_claim(export_id: int) -> None:
-    """submitted -> pending, only for a claim whose run was never created: the poller will try again."""
-    statement = (update(Export).where(Export.id == export_id, Export.status == ExportStatus.submitted,
-                                      Export.flow_run_id.is_(None))
-                 .values(status=ExportStatus.pending, updated_at=utcnow()))
-    with get_engine().begin() as connection:
-        connection.execute(statement)
+def start_due_exports(deployment: str | None = None, limit: int | None = None) -> list[int]:
+    """Claim the exports due to start (`flows.queue`: fairly, within the render slots and each user's limit;
+    at most `limit`) and create a flow run of the export deployment for each, without waiting for them.
+    Returns the ids whose runs were created.
 
-
-def start_export_run(export_id: int, deployment: str | None = None) -> str | None:
-    """Claim a pending export and create its flow run on the export deployment without waiting for it.
-
-    Returns the flow run id, or None when someone else had already claimed it or the run could not be
-    created (then the export is pending again, for the poller).
+    The one way exports start: the poller calls it on its schedule, a request calls it at once (when
+    Prefect is configured). A run that cannot be created leaves its export pending, saying why, for the next
+    start; once an export has used its `max_attempts`, it ends in error with the reason.
     """
     from prefect.deployments import run_deployment
 
-    if not claim_export(export_id):
-        return None
-    try:
-        flow_run = run_deployment(name=deployment or get_settings().export_deployment, parameters={"export_id": export_id},
-                                  timeout=0, flow_run_name=f"export-{export_id}")
-    except Exception as exc:  # Prefect unreachable, deployment missing: the poller is the safety net
-        logger.warning("export %s: could not start its flow run now (%s); it stays pending for the poller", export_id, exc)
-        _release_claim(export_id)
-        return None
-    set_export_fields(export_id, flow_run_id=str(flow_run.id))
-    return str(flow_run.id)
+    deployment = deployment or get_settings().export_deployment
+    started = []
+    for export_id in claim_due(render_slots(), limit):
+        try:
+            # Not a subflow of whoever starts it (the poller's run): each export's run stands on its own.
+            flow_run = run_deployment(name=deployment, parameters={"export_id": export_id}, timeout=0,
+                                      flow_run_name=f"export-{export_id}", as_subflow=False)
+        except Exception as exc:  # Prefect unreachable, deployment missing
+            _not_started(export_id, f"could not create its flow run on {deployment} ({exc})")
+            continue
+        set_export_fields(export_id, flow_run_id=str(flow_run.id))
+        started.append(export_id)
+    return started
+
+
+def _not_started(export_id: int, reason: str) -> None:
+    with Session(get_engine()) as session:
+        attempts = session.get(Export, export_id).attempts
+    if attempts >= get_settings().max_attempts:
+        fail_export(export_id, f"{reason}; gave up after {attempts} attempt(s)")
+    else:
+        release_claim(export_id, reason)
+    logger.warning("export %s: %s", export_id, reason)
 
 
 def start_retry_delivery_run(export_id: int, target_ids: list[int]) -> str:

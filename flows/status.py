@@ -12,7 +12,6 @@ from typing import Any
 
 from sqlalchemy import update
 from sqlalchemy.exc import DBAPIError
-from sqlmodel import Session, select
 
 from models.db import get_engine
 from models.status import ExportStatus, TargetStatus
@@ -28,8 +27,9 @@ RUNNING = [ExportStatus.submitted, ExportStatus.rendering, ExportStatus.deliveri
 WRITE_PATIENCE_SECONDS = 30.0
 
 
-def _write(statement) -> int:
+def _write(statement, then=None) -> int:
     """Execute one UPDATE in its own transaction, retrying while the database is unreachable; returns rowcount.
+    With `then`, that statement runs in the same transaction when the first one matched a row.
 
     A conditional UPDATE may safely run again: if an attempt committed before its connection dropped, the
     retry matches no row, which callers read as "someone already moved it".
@@ -38,7 +38,10 @@ def _write(statement) -> int:
     while True:
         try:
             with get_engine().begin() as connection:
-                return connection.execute(statement).rowcount
+                count = connection.execute(statement).rowcount
+                if then is not None and count:
+                    connection.execute(then)
+                return count
         except DBAPIError as exc:
             connection_lost = exc.connection_invalidated or "connection" in str(exc.orig).lower()
             if not connection_lost or time.monotonic() > deadline:
@@ -73,32 +76,25 @@ def claim_export(export_id: int) -> bool:
     return advance_export(export_id, ExportStatus.submitted, attempts=Export.attempts + 1)
 
 
-def claim_pending_exports(limit: int) -> list[int]:
-    """Claim up to `limit` pending exports, oldest first. Two claimers never get the same row.
+def release_claim(export_id: int, reason: str) -> bool:
+    """submitted -> pending for a claim whose flow run could not be created, noting why: the export waits for
+    the next start (the attempt stays counted, so a start that keeps failing ends it). False when it had moved
+    on meanwhile."""
+    statement = (update(Export).where(Export.id == export_id, Export.status == ExportStatus.submitted,
+                                      Export.flow_run_id.is_(None))
+                 .values(status=ExportStatus.pending, error=f"not started yet: {reason}", updated_at=utcnow()))
+    return _write(statement) == 1
 
-    On PostgreSQL one statement does it: UPDATE ... WHERE id IN (SELECT ... FOR UPDATE SKIP LOCKED), so
-    concurrent pollers each take different rows without waiting for one another. Elsewhere each candidate is
-    claimed by its own conditional UPDATE.
-    """
-    engine = get_engine()
-    if engine.dialect.name == "postgresql":
-        candidates = (
-            select(Export.id).where(Export.status == ExportStatus.pending)
-            .order_by(Export.created_at, Export.id).limit(limit).with_for_update(skip_locked=True)
-        )
-        statement = (
-            update(Export).where(Export.id.in_(candidates.scalar_subquery()))
-            .values(status=ExportStatus.submitted, attempts=Export.attempts + 1, updated_at=utcnow())
-            .returning(Export.id)
-        )
-        with engine.begin() as connection:
-            return sorted(connection.execute(statement).scalars())
-    with Session(engine) as session:
-        candidates = session.exec(
-            select(Export.id).where(Export.status == ExportStatus.pending)
-            .order_by(Export.created_at, Export.id).limit(limit)
-        ).all()
-    return [export_id for export_id in candidates if claim_export(export_id)]
+
+def reopen_for_delivery(export_id: int, target_ids: list[int]) -> bool:
+    """A finished export back to `delivering`, with the given targets pending again, in one transaction;
+    False when the export was not finished (it changed meanwhile). The operator's retry: the one transition
+    that moves a status backwards."""
+    reopen = (update(Export).where(Export.id == export_id, Export.status.in_([ExportStatus.success, ExportStatus.error]))
+              .values(status=ExportStatus.delivering, error=None, finished_at=None, updated_at=utcnow()))
+    targets = (update(ExportTarget).where(ExportTarget.id.in_(target_ids))
+               .values(status=TargetStatus.pending, error=None, result=None, updated_at=utcnow()))
+    return _write(reopen, then=targets) == 1
 
 
 def record_progress(export_id: int, done: int, total: int) -> bool:

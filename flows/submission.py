@@ -20,6 +20,7 @@ from models.errors import InvalidAOI, InvalidRequest, InvalidToolTree
 from models.saved_tools import find_tool
 from models.schemas import LOSSY_COMPRESSIONS, Estimate, ExportRequest, SourceView
 from models.settings import get_settings
+from models.status import Priority
 from models.tables import Export, ExportTarget, Project, Scene, User
 from models.tooltree import (
     INDICES,
@@ -293,11 +294,13 @@ def plan_export(session: Session, *, owner: User, request: ExportRequest, check_
         tree = build_tool_tree(request, scenes, aoi, dst_crs, project.id)
     _check_compression(request.compression, tree)
     size = estimate_bytes(grid, tree)
-    limit = get_settings().max_export_bytes
+    settings = get_settings()
+    limit = settings.max_export_bytes
+    priority = request.priority or (Priority.interactive if size <= settings.interactive_max_bytes else Priority.bulk)
     estimate = Estimate(width=grid.width, height=grid.height, pixels=grid.pixels, bands=tree.root.output_bands(),
                         dtype=tree.root.dtype, bytes=size, shards=_shards(tree, grid), limit_bytes=limit,
                         within_limit=size <= limit, output_srid=request.srid, resolution=resolution,
-                        sources=source_views(tree, projects, resampling))
+                        sources=source_views(tree, projects, resampling), priority=priority)
     if check_limit and size > limit:
         raise InvalidRequest("aoi", f"the export would be {size:,} bytes ({grid.width} x {grid.height} px), "
                                     f"over the limit of {limit:,} bytes; use a smaller area or a coarser resolution")
@@ -313,7 +316,7 @@ def create_export(session: Session, *, owner: User, request: ExportRequest) -> E
         owner_id=owner.id, project_id=plan.project.id if plan.project else None, tool=plan.tree.to_json(),
         output_srid=request.srid,
         resolution=plan.resolution, grid=plan.grid.to_dict(),
-        resampling=plan.resampling, compression=request.compression,
+        resampling=plan.resampling, compression=request.compression, priority=plan.estimate.priority,
         result={"skipped_scenes": skipped} if (skipped := skipped_scenes(plan.tree)) else None,
     )
     session.add(export)

@@ -6,6 +6,7 @@ from sqlmodel import Session, select
 
 from delivery.http_link import link_url
 from delivery.names import name_of
+from flows.queue import queue_view
 from models.errors import NotFound
 from models.schemas import ExportView, TargetView
 from models.status import TargetKind
@@ -35,6 +36,7 @@ def export_view(session: Session, export: Export) -> ExportView:
         created_at=export.created_at, updated_at=export.updated_at, finished_at=export.finished_at,
         targets=[_target_view(session, t, export) for t in targets],
         skipped_scenes=(export.result or {}).get("skipped_scenes", {}),
+        priority=export.priority, queue=queue_view(session, export),
     )
 
 

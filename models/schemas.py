@@ -8,7 +8,7 @@ from typing import Any, Literal
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, SecretStr, StrictInt, StrictStr, field_validator, model_validator
 
-from models.status import CredentialKind, ExportStatus, TargetKind, TargetStatus
+from models.status import CredentialKind, ExportStatus, Priority, TargetKind, TargetStatus
 from models.tooltree import INDICES, RESAMPLING_METHODS
 
 # A tool as a request names it: a built-in one, or a saved tool by name or owner/name (models.saved_tools).
@@ -230,6 +230,8 @@ class ExportRequest(BaseModel):
     resampling: Literal[RESAMPLING_METHODS] | None = None  # type: ignore[valid-type]
     compression: Literal[COMPRESSIONS] = "deflate"  # type: ignore[valid-type]
     targets: list[TargetRequest] = Field(default_factory=lambda: [TargetRequest()], min_length=1, max_length=10)
+    # None: interactive when the output is small (GEOSHIP_INTERACTIVE_MAX_BYTES uncompressed), else bulk.
+    priority: Priority | None = None
 
     def uses_saved_tool(self) -> bool:
         return self.tool_tree is None and self.tool not in TOOL_NAMES
@@ -282,6 +284,8 @@ class Estimate(BaseModel):
     resolution: float
     # The leaves of the tree and what each reads.
     sources: list[SourceView] = Field(default_factory=list)
+    # How the queue would start it: as asked, else interactive when small (GEOSHIP_INTERACTIVE_MAX_BYTES).
+    priority: Priority = Priority.bulk
 
 
 class TargetView(BaseModel):
@@ -292,6 +296,15 @@ class TargetView(BaseModel):
     status: TargetStatus
     result: dict[str, Any] | None
     error: str | None
+
+
+class QueueView(BaseModel):
+    """Where a pending export stands in the queue."""
+
+    position: int  # 1: the next to start
+    of: int  # pending exports in all
+    waiting_for: str
+    priority: Priority
 
 
 class ExportView(BaseModel):
@@ -317,6 +330,9 @@ class ExportView(BaseModel):
     targets: list[TargetView]
     # Scenes that lack a band the export reads (they contribute nothing to it), by band.
     skipped_scenes: dict[str, list[str]] = Field(default_factory=dict)
+    priority: Priority = Priority.bulk
+    # While pending: its place in the queue and what it waits for.
+    queue: QueueView | None = None
 
 
 class ExportPage(BaseModel):

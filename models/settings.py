@@ -60,6 +60,16 @@ class Settings(BaseSettings):
     max_attempts: int = Field(default=2, ge=1)
     # A claim whose flow run was never created is given back after this long.
     claim_timeout_seconds: float = Field(default=300.0, gt=0)
+    # Capacity and fairness. Renders running at once across the cluster: a Prefect global concurrency limit
+    # (`geoship-renders`) that each render holds a slot of; None sizes it from the Ray cluster, one render per
+    # `render_cpus` CPUs. Each render's actor pool gets its share of the cluster (CPUs / that limit).
+    max_concurrent_renders: int | None = Field(default=None, ge=1)
+    render_cpus: int = Field(default=4, ge=1)
+    # Exports of one user running at once (submitted, rendering or delivering); the rest wait, pending.
+    max_running_per_user: int = Field(default=2, ge=1)
+    # Exports of at most this many uncompressed bytes are interactive unless the request says otherwise: they
+    # start ahead of bulk ones.
+    interactive_max_bytes: int = Field(default=256 * 1024**2, ge=0)
     export_deployment: str = "export/export"
     retry_delivery_deployment: str = "retry-delivery/retry-delivery"
     # Largest output an export may have, in uncompressed bytes.

@@ -28,6 +28,13 @@ class ExportStatus(StrEnum):
         return [s for s in ExportStatus if s.rank < self.rank and not s.is_final]
 
 
+class Priority(StrEnum):
+    """How soon an export starts: interactive ones (small, or asked for) go ahead of bulk ones."""
+
+    interactive = "interactive"
+    bulk = "bulk"
+
+
 class TargetStatus(StrEnum):
     """Status of one delivery target of an export."""
 

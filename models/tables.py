@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import JSON, Column, Index, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
-from models.status import CredentialKind, ExportStatus, TargetKind, TargetStatus
+from models.status import CredentialKind, ExportStatus, Priority, TargetKind, TargetStatus
 from models.timestamps import UTCDateTime, utcnow
 
 
@@ -145,6 +145,7 @@ class Export(SQLModel, table=True):
     resampling: str = "nearest"
     compression: str = "deflate"
     status: ExportStatus = Field(default=ExportStatus.pending, index=True)
+    priority: Priority = Priority.bulk  # the queue starts interactive exports ahead of bulk ones (flows.queue)
     tiles_done: int = 0
     tiles_total: int = 0
     progress: float = 0.0

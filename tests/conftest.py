@@ -26,6 +26,9 @@ for _key, _value in {
     "AWS_EC2_METADATA_DISABLED": "true",
     # Requests stay pending unless a test asks for immediate start (tests/api/test_immediate_start.py).
     "GEOSHIP_START_ON_REQUEST": "false",
+    # Whatever joins Ray in the test process (the session's ray_cluster, or the queue sizing render slots)
+    # starts the same two-CPU instance.
+    "GEOSHIP_RAY_NUM_CPUS": "2",
     # Users' S3 endpoints may only be on loopback: no test can steer the server anywhere else.
     "GEOSHIP_S3_ENDPOINT_HOSTS": '["127.0.0.1"]',
 }.items():

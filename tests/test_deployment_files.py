@@ -37,6 +37,9 @@ def test_prefect_yaml_deploys_the_export_flow_and_a_minutely_poller():
     # The poller starts runs of the export deployment by its full name, flow/deployment.
     assert deployments["poll-pending-exports"]["parameters"]["deployment"] == f"{export_flow.name}/export"
     assert {d["work_pool"]["name"] for d in deployments.values()} == {"geoship"}
+    # The scheduled passes never overlap themselves: a pass that finds the last one still running is cancelled.
+    for name in ("poll-pending-exports", "reconcile-exports"):
+        assert deployments[name]["concurrency_limit"] == {"limit": 1, "collision_strategy": "CANCEL_NEW"}
 
 
 def test_ray_cluster_yaml_is_valid_for_the_cluster_launcher(monkeypatch):

@@ -1,11 +1,13 @@
-"""Claiming pending exports: pollers racing over the same rows never take one twice (on PostgreSQL with
-FOR UPDATE SKIP LOCKED)."""
+"""Claiming pending exports: starters racing over the same rows never take one twice (the queue claims under a
+lock: an advisory lock on PostgreSQL, the write lock on SQLite)."""
 
 import threading
 
+import pytest
 from sqlmodel import select
 
-from flows.status import advance_export, claim_pending_exports
+from flows.queue import claim_due
+from flows.status import advance_export
 from models.status import ExportStatus
 from models.tables import Export, User
 
@@ -20,6 +22,15 @@ def insert_pending(session, count: int) -> list[int]:
     return [e.id for e in exports]
 
 
+@pytest.fixture(autouse=True)
+def no_per_user_limit(monkeypatch):
+    """These rows are one user's: lift the per-user limit, so that only the race is under test."""
+    from models.settings import get_settings
+
+    monkeypatch.setenv("GEOSHIP_MAX_RUNNING_PER_USER", "100000")
+    get_settings.cache_clear()
+
+
 def test_two_claimers_split_the_rows_without_overlap(session):
     ids = insert_pending(session, 60)
     results: dict[str, list[int]] = {}
@@ -28,7 +39,7 @@ def test_two_claimers_split_the_rows_without_overlap(session):
     def claimer(name: str) -> None:
         barrier.wait()
         claimed = []
-        while batch := claim_pending_exports(limit=5):
+        while batch := claim_due(render_slots=100000, limit=5):
             claimed += batch
         results[name] = claimed
 
@@ -48,22 +59,27 @@ def test_several_pollers_at_once_claim_hundreds_of_rows_exactly_once(session):
     claims: list[list[int]] = [[] for _ in range(6)]
     barrier = threading.Barrier(len(claims))
 
+    errors: list[Exception] = []
+
     def poller(mine: list[int]) -> None:
         barrier.wait()
         idle = 0
-        while idle < 3:  # a round can come back empty while others hold the rows it looked at
-            batch = claim_pending_exports(limit=7)
-            mine += batch
-            idle = 0 if batch else idle + 1
+        try:
+            while idle < 3:  # a round can come back empty while others hold the rows it looked at
+                batch = claim_due(render_slots=100000, limit=7)
+                mine += batch
+                idle = 0 if batch else idle + 1
+        except Exception as exc:  # a claimer that hits the lock must wait for it, never fail
+            errors.append(exc)
 
     threads = [threading.Thread(target=poller, args=(c,)) for c in claims]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
+    assert errors == []
     everything = [i for c in claims for i in c]
-    assert sorted(everything) == ids  # every row claimed, none twice
-    assert sum(1 for c in claims if c) >= 2  # the work really was shared
+    assert sorted(everything) == ids  # every row claimed, none twice (claims take turns under the lock)
     session.expire_all()
     rows = session.exec(select(Export)).all()
     assert {(e.status, e.attempts) for e in rows} == {(ExportStatus.submitted, 1)}

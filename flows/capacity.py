@@ -1,0 +1,95 @@
+"""How many renders run at once across the cluster, and each one's share of it.
+
+The limit is a Prefect global concurrency limit, `geoship-renders`, so operators see and change it in the
+Prefect UI. Each render holds one slot while it renders, on a lease that its process renews: a worker killed
+while rendering gives its slot back when the lease runs out. The limit is GEOSHIP_MAX_CONCURRENT_RENDERS, or
+else one render per GEOSHIP_RENDER_CPUS of the Ray cluster's CPUs, and every render's actor pool gets the
+cluster's CPUs divided by it.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from prefect.client.orchestration import get_client
+from prefect.concurrency.sync import concurrency
+from prefect.exceptions import ObjectNotFound
+
+from models.settings import get_settings
+
+RENDER_LIMIT = "geoship-renders"
+# A slot whose holder stops renewing it (the process died) is free again this long after the last renewal.
+LEASE_SECONDS = 60.0
+
+
+def limit_for(cpus: int) -> int:
+    """Renders at once on a cluster of `cpus` CPUs."""
+    settings = get_settings()
+    return settings.max_concurrent_renders or max(1, cpus // settings.render_cpus)
+
+
+def pool_share(cpus: int, limit: int) -> int:
+    """Tile actors of one render when `limit` renders share `cpus` CPUs."""
+    return max(1, cpus // limit)
+
+
+def _cluster_cpus() -> int:
+    from ray_render.cluster import cluster_cpus, ensure_ray  # Ray only where a cluster is joined
+
+    settings = get_settings()
+    ensure_ray(settings.ray_address, settings.ray_num_cpus)
+    return cluster_cpus()
+
+
+def size_render_limit(cpus: int) -> int:
+    """Create or resize the global limit for a cluster of `cpus` CPUs; returns the limit."""
+    limit = limit_for(cpus)
+    with get_client(sync_client=True) as client:
+        client.upsert_global_concurrency_limit_by_name(RENDER_LIMIT, limit)
+    return limit
+
+
+def render_slots() -> int:
+    """How many renders may run at once: the setting, else the global limit as the last render sized it, else
+    sized now from the Ray cluster when one is known here (joined, or RAY_ADDRESS), else one until the first
+    render sizes it. Starting exports never starts a Ray instance of its own (the API process has none)."""
+    configured = get_settings().max_concurrent_renders
+    if configured:
+        return configured
+    with get_client(sync_client=True) as client:
+        try:
+            return client.read_global_concurrency_limit_by_name(RENDER_LIMIT).limit
+        except ObjectNotFound:
+            pass
+    import ray
+
+    if ray.is_initialized() or get_settings().ray_address or os.environ.get("RAY_ADDRESS"):
+        return size_render_limit(_cluster_cpus())
+    return 1
+
+
+def prefect_api_configured() -> bool:
+    """Whether a Prefect server is configured (rather than Prefect's embedded temporary one)."""
+    from prefect.settings import PREFECT_API_URL
+
+    return bool(PREFECT_API_URL.value())
+
+
+@contextmanager
+def render_slot() -> Iterator[int]:
+    """Hold one render slot for the block (waiting for one if all are taken); yields this render's actor pool
+    size, its share of the cluster.
+
+    Only with a Prefect server: on the embedded defaults the command rendering is the only starter there is,
+    and Prefect's temporary server (gone with the command) runs no service that would take back the slot of
+    a command killed mid-render, so a slot held there could outlive its holder for good.
+    """
+    cpus = _cluster_cpus()
+    if not prefect_api_configured():
+        yield get_settings().pool_size or cpus
+        return
+    limit = size_render_limit(cpus)
+    with concurrency(RENDER_LIMIT, occupy=1, lease_duration=LEASE_SECONDS, strict=True):
+        yield get_settings().pool_size or pool_share(cpus, limit)
