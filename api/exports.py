@@ -13,10 +13,9 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import select
 
 from api.deps import RowId, SessionDep, UserDep
-from flows.retry import reopen_for_delivery
-from flows.starting import cancel_export, start_due_exports, start_retry_delivery_run, starts_on_request
-from flows.submission import create_export, plan_export
-from flows.views import export_view, get_export
+from flows.services.retry import reopen_for_delivery
+from flows.services.submission import create_export, plan_export
+from flows.services.views import export_view, get_export
 from models.errors import Conflict
 from models.schemas import Estimate, ExportPage, ExportRequest, ExportView
 from models.status import ExportStatus
@@ -62,6 +61,8 @@ def request_export(
             raise
         response.status_code = 200
         return export_view(session, earlier)
+    from flows.starting import start_due_exports, starts_on_request  # orchestration: only where a run starts
+
     if starts_on_request():
         start_due_exports()  # this export, if it is its turn; else it waits in the queue (its view says why)
         session.refresh(export)
@@ -102,6 +103,8 @@ def read_export(export_id: RowId, session: SessionDep, user: UserDep) -> ExportV
 @router.post("/{export_id}/cancel", response_model=ExportView, summary="Cancel an export")
 def cancel(export_id: RowId, session: SessionDep, user: UserDep) -> ExportView:
     """End an unfinished export in `error` ("cancelled by its owner") and cancel its flow run."""
+    from flows.starting import cancel_export  # it stops the export's flow run
+
     cancel_export(session, owner=user, export_id=export_id)
     session.expire_all()
     return export_view(session, get_export(session, owner=user, export_id=export_id))
@@ -116,6 +119,8 @@ def retry_delivery(
     """Deliver a finished export's rendered file again (no re-rendering): on the retry-delivery deployment when
     a Prefect API is configured, else in this server's process."""
     target_ids = reopen_for_delivery(session, owner=user, export_id=export_id, position=target)
+    from flows.starting import start_retry_delivery_run, starts_on_request
+
     if starts_on_request():
         start_retry_delivery_run(export_id, target_ids)
     else:

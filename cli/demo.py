@@ -43,7 +43,7 @@ def demo() -> None:
     """Export a colour-corrected RGB mosaic of two sample scenes (two UTM zones), clipped to a polygon,
     into EPSG:3857, through the real pipeline: export row, Prefect flow, Ray tile actors, COG, HTTP link."""
     from cli.running import run_export_now
-    from flows.submission import create_export
+    from flows.services.submission import create_export
     from models.schemas import ColorCorrection, ExportRequest
 
     with session_scope() as session:

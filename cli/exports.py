@@ -74,7 +74,7 @@ def _color_correction(enabled: bool, stretch: list[str] | None, percentiles: str
 
 def show_export(export_id: int, as_json: bool) -> ExportStatus:
     """Print an export's status (human or JSON) and return it."""
-    from flows.views import export_view, get_export
+    from flows.services.views import export_view, get_export
 
     with session_scope() as session:
         view = export_view(session, get_export(session, owner=acting_user(session), export_id=export_id))
@@ -184,7 +184,7 @@ def export(
     from pydantic import ValidationError
 
     # Planning reads geometry and rasters (pyproj, rasterio): imported by the commands that plan.
-    from flows.submission import create_export
+    from flows.services.submission import create_export
 
     with session_scope() as session:
         try:
@@ -227,7 +227,7 @@ def retry_delivery(
 ) -> None:
     """Deliver a rendered export again, reusing its file: no re-rendering."""
     from cli.running import retry_delivery_now
-    from flows.retry import reopen_for_delivery
+    from flows.services.retry import reopen_for_delivery
 
     with session_scope() as session:
         target_ids = reopen_for_delivery(session, owner=acting_user(session), export_id=export_id, position=target)
@@ -251,7 +251,7 @@ def cancel(export_id: int, as_json: bool = typer.Option(False, "--json")) -> Non
 def run(export_id: int, as_json: bool = typer.Option(False, "--json")) -> None:
     """Run a pending export now, in this process, with a progress bar (no poller needed)."""
     from cli.running import run_export_now
-    from flows.views import get_export
+    from flows.services.views import get_export
 
     with session_scope() as session:
         get_export(session, owner=acting_user(session), export_id=export_id)  # yours, or not found

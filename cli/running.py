@@ -13,7 +13,7 @@ from sqlmodel import Session
 
 from cli.common import EXIT_INTERRUPTED, err_console
 from delivery.artifacts import artifact_store
-from flows.status import claim_export, fail_export
+from flows.services.status import claim_export, fail_export
 from models.db import get_engine
 from models.errors import Conflict
 from models.tables import Export

@@ -18,8 +18,8 @@ from flows.capacity import render_slot
 from flows.heartbeat import heartbeat
 from flows.hooks import mark_export_crashed, mark_export_failed, mark_export_finished
 from flows.progress import ProgressReporter
-from flows.status import advance_export, claim_export, set_export_fields, set_target_status
-from flows.submission import create_export
+from flows.services.status import advance_export, claim_export, set_export_fields, set_target_status
+from flows.services.submission import create_export
 from models.db import get_engine
 from models.errors import Conflict, DeliveryError, InvalidRequest, NotFound
 from models.rendered import Rendered, rendered_of
@@ -198,7 +198,7 @@ def deliver_all(export_id: int, rendered: Rendered, only: list[int] | None = Non
 def retry_delivery_flow(export_id: int, target_ids: list[int]) -> dict[str, Any]:
     """Deliver an already rendered export again to the given targets, reusing the file in the artifact store.
 
-    The export has been reopened (`flows.status.reopen_for_delivery`), so it is in `delivering`.
+    The export has been reopened (`flows.services.status.reopen_for_delivery`), so it is in `delivering`.
     """
     set_export_fields(export_id, flow_run_id=str(current_flow_run.id))
     with Session(get_engine()) as session:

@@ -11,7 +11,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from flows.status import beat
+from flows.services.status import beat
 from models.settings import get_settings
 
 logger = logging.getLogger(__name__)

@@ -14,7 +14,7 @@ from sqlmodel import Session, select
 from delivery.artifacts import artifact_store
 from delivery.base import Artifact
 from delivery.registry import DELIVERIES
-from flows.status import advance_export, requeue_export
+from flows.services.status import advance_export, requeue_export
 from models.db import get_engine
 from models.rendered import rendered_of
 from models.settings import get_settings

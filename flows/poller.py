@@ -17,6 +17,6 @@ def start_due(limit: int, deployment: str) -> list[int]:
 
 @flow(name="poll-pending-exports")
 def poll_pending_exports(limit: int = 20, deployment: str = EXPORT_DEPLOYMENT) -> list[int]:
-    """Start up to `limit` pending exports (`flows.queue` decides which); a run that cannot be created leaves
+    """Start up to `limit` pending exports (`flows.services.queue` decides which); a run that cannot be created leaves
     its export pending for the next poll, and ends it in error once it has used its attempts."""
     return start_due(limit, deployment)

@@ -6,7 +6,7 @@ import time
 
 from prefect.artifacts import create_progress_artifact, update_progress_artifact
 
-from flows.status import record_progress
+from flows.services.status import record_progress
 from models.errors import Conflict
 
 

@@ -24,7 +24,7 @@ from prefect.states import Crashed, StateType
 from sqlmodel import Session, select
 
 from flows.hooks import clean_partial_deliveries, requeue_or_fail, settle_completed
-from flows.status import RUNNING, advance_export
+from flows.services.status import RUNNING, advance_export
 from models.db import get_engine
 from models.settings import get_settings
 from models.status import ExportStatus

@@ -1,6 +1,6 @@
 """Start the exports that are due (the poller's and a request's one way to start), and cancel exports.
 
-Starting claims rows first (`flows.queue.claim_due`: pending -> submitted under a lock), so two starters
+Starting claims rows first (`flows.services.queue.claim_due`: pending -> submitted under a lock), so two starters
 never both start one export, and no start takes the cluster or a user past their limits.
 """
 
@@ -12,9 +12,9 @@ from sqlmodel import Session
 
 from flows.capacity import prefect_api_configured, render_slots
 from flows.hooks import clean_partial_deliveries
-from flows.queue import claim_due
-from flows.status import advance_export, fail_export, release_claim, set_export_fields
-from flows.views import get_export
+from flows.services.queue import claim_due
+from flows.services.status import advance_export, fail_export, release_claim, set_export_fields
+from flows.services.views import get_export
 from models.db import get_engine
 from models.errors import Conflict
 from models.settings import get_settings
@@ -33,7 +33,7 @@ def starts_on_request() -> bool:
 
 
 def start_due_exports(deployment: str | None = None, limit: int | None = None) -> list[int]:
-    """Claim the exports due to start (`flows.queue`: fairly, within the render slots and each user's limit;
+    """Claim the exports due to start (`flows.services.queue`: fairly, within the render slots and each user's limit;
     at most `limit`) and create a flow run of the export deployment for each, without waiting for them.
     Returns the ids whose runs were created.
 

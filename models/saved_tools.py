@@ -1,7 +1,7 @@
 """Saved tools: tool trees users save under a name and export for any project, their own or shared with them.
 
 A saved tree is stored as its owner wrote it: leaves name a project (`"project": "naip-2014"`) or leave a
-`slot` open (`"slot": "before"`), and are bound only at export time (`flows.binding`), so a tool keeps
+`slot` open (`"slot": "before"`), and are bound only at export time (`flows.services.binding`), so a tool keeps
 working as projects gain scenes. Saving checks the whole tree as the renderer will (every node, band name and
 limit), on stand-in scenes that make exactly the bands each leaf reads.
 """

@@ -226,7 +226,7 @@ class ExportRequest(BaseModel):
     extent: Literal["aoi", "project"] = "aoi"
     srid: int = 3857
     resolution: float | None = Field(default=None, gt=0)
-    # None: nearest for plain RGB, bilinear for colour-corrected pictures and indices (flows.submission).
+    # None: nearest for plain RGB, bilinear for colour-corrected pictures and indices (flows.services.submission).
     resampling: Literal[RESAMPLING_METHODS] | None = None  # type: ignore[valid-type]
     compression: Literal[COMPRESSIONS] = "deflate"  # type: ignore[valid-type]
     targets: list[TargetRequest] = Field(default_factory=lambda: [TargetRequest()], min_length=1, max_length=10)

@@ -145,7 +145,7 @@ class Export(SQLModel, table=True):
     resampling: str = "nearest"
     compression: str = "deflate"
     status: ExportStatus = Field(default=ExportStatus.pending, index=True)
-    priority: Priority = Priority.bulk  # the queue starts interactive exports ahead of bulk ones (flows.queue)
+    priority: Priority = Priority.bulk  # the queue starts interactive exports ahead of bulk ones (flows.services.queue)
     tiles_done: int = 0
     tiles_total: int = 0
     progress: float = 0.0

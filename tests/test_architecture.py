@@ -59,3 +59,31 @@ def test_importing_every_module_creates_nothing_and_starts_nothing(tmp_path):
     env = {**os.environ, "GEOSHIP_HOME": str(home)}
     subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, check=True, timeout=120)
     assert not home.exists()
+
+
+def test_the_plain_services_of_flows_never_import_prefect():
+    for path in (ROOT / "flows" / "services").rglob("*.py"):
+        assert "prefect" not in imported_top_levels(path), f"{path.relative_to(ROOT)} imports prefect"
+        ours = {n for n in _imported_modules(path) if n.startswith("flows.") and not n.startswith("flows.services")}
+        assert not ours, f"{path.relative_to(ROOT)} imports {sorted(ours)}: the services never reach into the flows"
+
+
+def test_the_api_imports_no_orchestration_to_read_a_row():
+    # Module level: only flows.services; starting or cancelling a run imports flows.starting where it happens.
+    for path in (ROOT / "api").rglob("*.py"):
+        top_level = {n for n in _imported_modules(path, top_level_only=True) if n.startswith("flows")}
+        assert all(n.startswith("flows.services") for n in top_level), f"{path.relative_to(ROOT)}: {sorted(top_level)}"
+    code = "import sys, api.app; assert 'prefect' not in sys.modules, 'the API imported Prefect'"
+    subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True, timeout=120)
+
+
+def _imported_modules(path: Path, top_level_only: bool = False) -> set[str]:
+    tree = ast.parse(path.read_text())
+    nodes = tree.body if top_level_only else ast.walk(tree)
+    names = set()
+    for node in nodes:
+        if isinstance(node, ast.Import):
+            names |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.add(node.module)
+    return names

@@ -177,7 +177,7 @@ def test_the_estimate_is_the_preflight_and_creates_nothing(people, session):
 @pytest.mark.usefixtures("ray_cluster", "prefect_server")
 def test_retry_delivery_delivers_again_without_rendering(people, session):
     from flows.export_flow import export_flow
-    from flows.status import claim_export
+    from flows.services.status import claim_export
 
     ada = people["ada"]
     export_id = ada.client.post("/api/v1/exports", json={"project": "alps", "aoi": SMALL_AOI, "resolution": 240}).json()["id"]

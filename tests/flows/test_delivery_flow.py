@@ -12,10 +12,10 @@ from api.app import create_app
 from delivery.dropbox_target import add_dropbox_credential
 from delivery.s3_target import add_s3_credential
 from flows.export_flow import export_flow, retry_delivery_flow
-from flows.retry import reopen_for_delivery
-from flows.status import claim_export
-from flows.submission import create_export
-from flows.views import export_view
+from flows.services.retry import reopen_for_delivery
+from flows.services.status import claim_export
+from flows.services.submission import create_export
+from flows.services.views import export_view
 from models.errors import Conflict, InvalidRequest
 from models.schemas import DropboxSecret, ExportRequest, S3CredentialConfig, S3Secret, TargetRequest
 from models.settings import get_settings

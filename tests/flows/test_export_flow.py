@@ -16,9 +16,9 @@ from sqlmodel import select
 
 from api.app import create_app
 from flows.export_flow import export_flow
-from flows.status import claim_export
-from flows.submission import create_export, plan_export
-from flows.views import export_view
+from flows.services.status import claim_export
+from flows.services.submission import create_export, plan_export
+from flows.services.views import export_view
 from models.errors import SceneReadError
 from models.schemas import ExportRequest, TargetRequest
 from models.settings import get_settings

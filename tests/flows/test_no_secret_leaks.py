@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 from api.app import create_app
 from cli.main import app
-from flows.views import export_view
+from flows.services.views import export_view
 from models.db import get_engine
 from models.tables import Export
 from tests.cli.test_export import aoi_file, farms  # noqa: F401 (fixtures)

@@ -8,8 +8,8 @@ from prefect.client.orchestration import get_client
 
 from flows.export_flow import export_flow
 from flows.poller import poll_pending_exports
-from flows.submission import create_export
-from flows.views import export_view
+from flows.services.submission import create_export
+from flows.services.views import export_view
 from models.schemas import ExportRequest
 from models.settings import get_settings
 from models.status import ExportStatus

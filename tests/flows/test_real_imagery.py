@@ -10,8 +10,8 @@ import rasterio
 from rasterio.vrt import WarpedVRT
 
 from flows.export_flow import export_flow
-from flows.status import claim_export
-from flows.submission import create_export
+from flows.services.status import claim_export
+from flows.services.submission import create_export
 from models.catalogue import add_scene, create_project
 from models.schemas import ExportRequest
 from models.settings import get_settings

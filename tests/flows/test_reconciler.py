@@ -14,9 +14,9 @@ from sqlalchemy import update
 from delivery.artifacts import artifact_store
 from flows.export_flow import export_flow
 from flows.reconciler import reconcile
+from flows.services.status import claim_export
+from flows.services.submission import create_export
 from flows.starting import cancel_export
-from flows.status import claim_export
-from flows.submission import create_export
 from models.db import get_engine
 from models.schemas import ExportRequest
 from models.status import ExportStatus

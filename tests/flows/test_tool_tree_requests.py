@@ -13,7 +13,7 @@ from rasterio.windows import Window
 from shapely.geometry import shape
 from sqlmodel import func, select
 
-from flows.submission import create_export, plan_export
+from flows.services.submission import create_export, plan_export
 from models.catalogue import add_scene, create_project, get_or_create_user
 from models.errors import Forbidden, InvalidRequest, InvalidToolTree, NotFound
 from models.schemas import ExportRequest

@@ -6,7 +6,7 @@ from sqlmodel import Session, select
 
 from delivery.http_link import link_url
 from delivery.names import name_of
-from flows.queue import queue_view
+from flows.services.queue import queue_view
 from models.errors import NotFound
 from models.schemas import ExportView, TargetView
 from models.status import TargetKind

@@ -5,7 +5,7 @@ from dataclasses import asdict
 import pytest
 from sqlmodel import func, select
 
-from flows.submission import create_export, plan_export
+from flows.services.submission import create_export, plan_export
 from models.errors import InvalidAOI, InvalidRequest, NotFound
 from models.schemas import ColorCorrection, ExportRequest, TargetRequest
 from models.status import ExportStatus
@@ -119,7 +119,7 @@ def test_scenes_lacking_a_band_are_recorded_as_skipped_for_it(session, owner, sa
     import numpy as np
     import rasterio
 
-    from flows.views import export_view
+    from flows.services.views import export_view
     from models.catalogue import add_scene, create_project
     from ray_render.inspect import inspect_scene
 

@@ -8,8 +8,8 @@ from __future__ import annotations
 from sqlmodel import Session, select
 
 from delivery.artifacts import artifact_store
-from flows import status
-from flows.views import get_export
+from flows.services import status
+from flows.services.views import get_export
 from models.errors import Conflict, NotFound
 from models.rendered import rendered_of
 from models.status import TargetStatus

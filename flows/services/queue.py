@@ -2,7 +2,7 @@
 
 Pending exports start round-robin across users (a user with fewer exports running goes first), oldest
 first within a user, interactive before bulk (an export's priority: asked for, or small enough, see
-`flows.submission`). A user never has more than `max_running_per_user` exports running (submitted, rendering
+`flows.services.submission`). A user never has more than `max_running_per_user` exports running (submitted, rendering
 or delivering), and no more exports are claimed than the cluster has render slots free. Claims happen under a
 lock (PostgreSQL: a transaction-scoped advisory lock; SQLite: its write lock), so two starters racing (the
 poller and a request's immediate start) cannot together exceed a limit or claim one export twice.

@@ -7,9 +7,9 @@ from datetime import timedelta
 import pytest
 from sqlmodel import select
 
-from flows.queue import Queued, claim_due, start_order
-from flows.submission import create_export, plan_export
-from flows.views import export_view
+from flows.services.queue import Queued, claim_due, start_order
+from flows.services.submission import create_export, plan_export
+from flows.services.views import export_view
 from models.schemas import ExportRequest
 from models.settings import get_settings
 from models.status import ExportStatus, Priority

@@ -14,7 +14,7 @@ import shapely
 from sqlmodel import Session
 
 from delivery.registry import DELIVERIES
-from flows.binding import bind_tool_tree, leaf_default_resampling, readable_project_scenes
+from flows.services.binding import bind_tool_tree, leaf_default_resampling, readable_project_scenes
 from models.catalogue import find_project, scene_source
 from models.errors import InvalidAOI, InvalidRequest, InvalidToolTree
 from models.saved_tools import find_tool
@@ -191,7 +191,7 @@ def _reproject_masks(data: dict[str, Any], dst_crs: str) -> None:
 
 
 def custom_tool_tree(data: dict[str, Any], aoi, dst_crs: str, resampling: str) -> ToolTree:
-    """A user's own tool tree with its leaves already bound (`flows.binding`), completed: its masks in the
+    """A user's own tool tree with its leaves already bound (`flows.services.binding`), completed: its masks in the
     output CRS, each leaf's resampling, the AOI mask under the root, and an `output` root when it has none
     (float32 with nodata -9999; RGBA uint8 for a colour map)."""
     output, data = split_output(copy.deepcopy(data))

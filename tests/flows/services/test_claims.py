@@ -6,8 +6,8 @@ import threading
 import pytest
 from sqlmodel import select
 
-from flows.queue import claim_due
-from flows.status import advance_export
+from flows.services.queue import claim_due
+from flows.services.status import advance_export
 from models.status import ExportStatus
 from models.tables import Export, User
 
