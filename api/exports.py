@@ -14,6 +14,7 @@ from sqlmodel import select
 
 from api.deps import RowId, SessionDep, UserDep
 from flows.services.retry import reopen_for_delivery
+from flows.services.settling import settle_gone_runs
 from flows.services.submission import create_export, plan_export
 from flows.services.views import export_view, get_export
 from models.errors import Conflict
@@ -86,6 +87,8 @@ def list_exports(
     offset: Annotated[int, Query(ge=0, le=10**9)] = 0,
 ) -> ExportPage:
     """Your exports, newest first, optionally only those in one status."""
+    if settle_gone_runs(owner_id=user.id):  # runs here whose command died: listed as they really are
+        session.expire_all()
     query = select(Export).where(Export.owner_id == user.id)
     if status is not None:
         query = query.where(Export.status == status)

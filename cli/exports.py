@@ -184,7 +184,10 @@ def export(
     from pydantic import ValidationError
 
     # Planning reads geometry and rasters (pyproj, rasterio): imported by the commands that plan.
+    from flows.services.settling import settle_gone_runs
     from flows.services.submission import create_export
+
+    settle_gone_runs()  # exports left running by commands of this machine that died, before a new one queues
 
     with session_scope() as session:
         try:

@@ -43,4 +43,8 @@ def serve(host: str = typer.Option("127.0.0.1"), port: int = typer.Option(8000),
     """Serve the HTTP API and download links."""
     import uvicorn
 
+    from flows.services.settling import settle_gone_runs
+
+    settle_gone_runs()  # exports left running by commands of this machine that died
+
     uvicorn.run("api.app:create_app", factory=True, host=host, port=port, workers=workers)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import threading
 from contextlib import contextmanager
@@ -12,14 +11,11 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from sqlmodel import Session
 
 from cli.common import EXIT_INTERRUPTED, err_console
-from delivery.artifacts import artifact_store
-from flows.services.status import claim_export, fail_export
+from flows.services.settling import remove_working_files, this_process
+from flows.services.status import claim_export, fail_export, set_export_fields
 from models.db import get_engine
 from models.errors import Conflict
 from models.tables import Export
-from ray_render.blocks import remove_spills
-from ray_render.shards import SHARDS_DIR
-from ray_render.writer import working_files
 
 
 def _watch(export_id: int, progress: Progress, task_id, stop: threading.Event) -> None:
@@ -36,6 +32,8 @@ def run_export_now(export_id: int) -> None:
     record the outcome on the row."""
     if not claim_export(export_id):
         raise Conflict(f"export {export_id} is not pending; another runner has it")
+    # Whatever looks at the export next settles it if this process dies without a word (SIGKILL).
+    set_export_fields(export_id, runner=this_process())
     from flows.export_flow import export_flow  # Prefect is imported only when a flow runs
     from flows.warmup import start_services
 
@@ -84,11 +82,7 @@ def _interrupts_end(export_id: int):
     """
     def settle_and_exit(signum, _frame):
         fail_export(export_id, f"{INTERRUPTED} ({signal.Signals(signum).name})")
-        staged = artifact_store().staging_path(export_id)
-        for leftover in working_files(staged):
-            leftover.unlink(missing_ok=True)
-        remove_spills(staged)
-        shutil.rmtree(staged.parent / SHARDS_DIR, ignore_errors=True)
+        remove_working_files(export_id)
         import ray
 
         if ray.is_initialized():

@@ -14,10 +14,10 @@ from sqlmodel import Session, select
 from delivery.artifacts import artifact_store
 from delivery.base import Artifact
 from delivery.registry import DELIVERIES
-from flows.services.status import advance_export, requeue_export
+from flows.services.settling import requeue_or_fail
+from flows.services.status import advance_export
 from models.db import get_engine
 from models.rendered import rendered_of
-from models.settings import get_settings
 from models.status import ExportStatus, TargetStatus
 from models.tables import Export, ExportTarget
 
@@ -80,33 +80,11 @@ def settle_completed(export_id: int, run: str | None = None) -> None:
         advance_export(export_id, ExportStatus.success, run=run, progress=1.0, error=None)
 
 
-def clean_partial_deliveries(export_id: int) -> None:
-    """Remove what unfinished deliveries of a failed or cancelled export left behind (multipart uploads, files)."""
-    with Session(get_engine()) as session:
-        for target in session.exec(select(ExportTarget).where(ExportTarget.export_id == export_id)):
-            if target.status in (TargetStatus.delivering, TargetStatus.pending) and target.kind != "http":
-                try:
-                    DELIVERIES[target.kind].cleanup(session, target)
-                except Exception as exc:  # best effort: the status is what must not lie
-                    logger.warning("export %s: cleaning up target %s failed: %s", export_id, target.position, exc)
-        session.commit()
-
-
 def mark_export_finished(flow, flow_run, state) -> None:
     """on_completion: success only when the file exists and every target holds it."""
     export_id = export_id_of(flow_run)
     if export_id is not None:
         settle_completed(export_id, run=str(flow_run.id))
-
-
-def requeue_or_fail(export_id: int, attempts: int, reason: str, run: str | None) -> str:
-    """A run that died: re-queue its export while it has runs left in its budget, else end it in error and remove
-    its partial uploads. Returns "requeued" or "failed"."""
-    if attempts < get_settings().max_attempts and requeue_export(export_id, reason, run):
-        return "requeued"
-    if advance_export(export_id, ExportStatus.error, run=run, error=reason):
-        clean_partial_deliveries(export_id)
-    return "failed"
 
 
 def mark_export_crashed(flow, flow_run, state) -> None:

@@ -23,7 +23,8 @@ from prefect.exceptions import ObjectNotFound
 from prefect.states import Crashed, StateType
 from sqlmodel import Session, select
 
-from flows.hooks import clean_partial_deliveries, requeue_or_fail, settle_completed
+from flows.hooks import settle_completed
+from flows.services.settling import clean_partial_deliveries, requeue_or_fail
 from flows.services.status import RUNNING, advance_export
 from models.db import get_engine
 from models.settings import get_settings

@@ -11,8 +11,8 @@ import logging
 from sqlmodel import Session
 
 from flows.capacity import prefect_api_configured, render_slots
-from flows.hooks import clean_partial_deliveries
 from flows.services.queue import claim_due
+from flows.services.settling import clean_partial_deliveries
 from flows.services.status import advance_export, fail_export, release_claim, set_export_fields
 from flows.services.views import get_export
 from models.db import get_engine

@@ -156,6 +156,9 @@ class Export(SQLModel, table=True):
     flow_run_id: str | None = None
     # Runs started for this export: the reconciler re-queues a crashed run while this is under the budget.
     attempts: int = 0
+    # The command running it in its own process (embedded mode): host/boot id/pid/pid start time
+    # (flows.services.settling); a run on a worker has none, the reconciler watches it through Prefect.
+    runner: str | None = None
     # Beaten by the running flow every few seconds; a stale beat on an unfinished export means its run died.
     heartbeat_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     created_at: datetime = _created()

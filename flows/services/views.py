@@ -7,6 +7,7 @@ from sqlmodel import Session, select
 from delivery.http_link import link_url
 from delivery.names import name_of
 from flows.services.queue import queue_view
+from flows.services.settling import settle_if_gone
 from models.errors import NotFound
 from models.schemas import ExportView, TargetView
 from models.status import TargetKind
@@ -45,4 +46,6 @@ def get_export(session: Session, *, owner: User, export_id: int) -> Export:
     export = session.get(Export, export_id)
     if export is None or export.owner_id != owner.id:
         raise NotFound(f"export {export_id} not found")
+    if settle_if_gone(export):  # its command died here without a word: say so now, not "rendering" for good
+        session.refresh(export)
     return export
