@@ -11,6 +11,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from sqlmodel import Session
 
 from cli.common import EXIT_INTERRUPTED, err_console
+from cli.guardian import guard_helpers
 from flows.services.settling import remove_working_files, this_process
 from flows.services.status import claim_export, fail_export, set_export_fields
 from models.db import get_engine
@@ -38,6 +39,7 @@ def run_export_now(export_id: int) -> None:
     from flows.warmup import start_services
 
     start_services()
+    guard_helpers()  # Prefect's temporary server and Ray go with this process, even on SIGKILL
     _run_with_progress(export_id, export_flow, export_id)
 
 

@@ -53,8 +53,9 @@ def test_interrupting_a_running_export_settles_its_row_and_exits_130(geoship_hom
 
 
 def test_an_export_whose_command_was_killed_is_settled_by_the_next_look(geoship_home, sample_scene_paths, tmp_path):
-    """SIGKILL (as the OOM killer sends) gives the command no chance to say anything: the next `geoship status`
-    finds its process gone and its heartbeat silent, re-queues the export and removes its working files."""
+    """SIGKILL (as the OOM killer sends) gives the command no chance to say anything: its helpers (Prefect's
+    temporary server, Ray) die with it all the same, and the next `geoship status` finds its process gone and
+    its heartbeat silent, re-queues the export and removes its working files."""
     env = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"}
     env.update(GEOSHIP_TILE_SIZE="64", GEOSHIP_HEARTBEAT_SECONDS="1", PREFECT_HOME=str(tmp_path / "prefect"))
     subprocess.run([str(GEOSHIP), "projects", "create", "alps"], env=env, check=True, capture_output=True)
@@ -67,8 +68,15 @@ def test_an_export_whose_command_was_killed_is_settled_by_the_next_look(geoship_
         with Session(get_engine()) as session:
             runner = session.get(Export, export.id).runner
         assert runner.split("/")[2] == str(process.pid)  # the command recorded itself as the export's runner
-        os.killpg(process.pid, signal.SIGKILL)
+        helpers = _descendants(process.pid)
+        assert helpers, "the command started no helper processes"
+        os.kill(process.pid, signal.SIGKILL)  # the command alone, as the OOM killer does
         process.wait(timeout=30)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and [p for p in helpers if Path(f"/proc/{p}").exists()]:
+            time.sleep(0.2)
+        alive = {p: Path(f"/proc/{p}/cmdline").read_bytes()[:80] for p in helpers if Path(f"/proc/{p}").exists()}
+        assert not alive, f"helpers outlived the killed command: {alive}"
     finally:
         if process.poll() is None:
             os.killpg(process.pid, signal.SIGKILL)
@@ -85,6 +93,21 @@ def test_an_export_whose_command_was_killed_is_settled_by_the_next_look(geoship_
     again = subprocess.run([str(GEOSHIP), "status", str(export.id), "--json"], env=env, capture_output=True,
                            text=True, timeout=60)
     assert json.loads(again.stdout)["status"] == "pending"  # settled once; it now waits like any other
+
+
+def _descendants(root: int) -> set[int]:
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            children.setdefault(int(stat.read_text().rsplit(")", 1)[1].split()[1]), []).append(int(stat.parent.name))
+        except OSError:
+            continue
+    found, todo = set(), [root]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.add(child)
+            todo.append(child)
+    return found
 
 
 def _wait_until_rendering(process) -> Export:
