@@ -191,3 +191,17 @@ def test_retry_delivery_delivers_again_without_rendering(people, session):
     assert after["status"] == "success" and after["artifact"] == before["artifact"]
     assert after["targets"][0]["result"]["url"] != before["targets"][0]["result"]["url"]  # a fresh link
     assert people["bob"].client.post(f"/api/v1/exports/{export_id}/retry-delivery").status_code == 404
+
+
+def test_nul_characters_are_refused_naming_where_they_are(people, session):
+    """PostgreSQL cannot hold NUL in a string: refused up front instead of failing in the query (the fuzz's find)."""
+    client = people["ada"].client
+    shared = client.post("/api/v1/tools/x/shares", json={"user": "\u0000"})
+    assert shared.status_code == 422 and shared.json()["field"] == "user", shared.text
+    nested = client.post("/api/v1/exports", json={"project": "alps", "targets": [{"kind": "s3", "config": {
+        "bucket": "b\u0000"}}]})
+    assert nested.status_code == 422 and nested.json()["field"] == "targets.0.config.bucket", nested.text
+    assert client.get("/api/v1/projects/al%00ps").status_code == 422
+    assert client.get("/api/v1/exports", params={"status": "pending\x00"}).status_code == 422
+    assert exports_in(session) == 0
+    assert client.post("/api/v1/exports", json={"project": "alps", "resolution": 480}).status_code == 201
