@@ -21,9 +21,7 @@ def test_interrupting_a_running_export_settles_its_row_and_exits_130(geoship_hom
     env = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"}
     env["GEOSHIP_TILE_SIZE"] = "64"
     env["PREFECT_HOME"] = str(tmp_path / "prefect")  # the command starts its own temporary Prefect server
-    subprocess.run([str(GEOSHIP), "projects", "create", "alps"], env=env, check=True, capture_output=True)
-    subprocess.run([str(GEOSHIP), "scenes", "add", *map(str, sample_scene_paths), "--project", "alps"],
-                   env=env, check=True, capture_output=True)
+    _add_project(env, sample_scene_paths)
     # A fine resolution makes thousands of tiles: the run is still rendering when the signal comes.
     process = subprocess.Popen([str(GEOSHIP), "export", "--project", "alps", "--resolution", "4", "--wait"],
                                env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
@@ -58,9 +56,7 @@ def test_an_export_whose_command_was_killed_is_settled_by_the_next_look(geoship_
     its heartbeat silent, re-queues the export and removes its working files."""
     env = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"}
     env.update(GEOSHIP_TILE_SIZE="64", GEOSHIP_HEARTBEAT_SECONDS="1", PREFECT_HOME=str(tmp_path / "prefect"))
-    subprocess.run([str(GEOSHIP), "projects", "create", "alps"], env=env, check=True, capture_output=True)
-    subprocess.run([str(GEOSHIP), "scenes", "add", *map(str, sample_scene_paths), "--project", "alps"],
-                   env=env, check=True, capture_output=True)
+    _add_project(env, sample_scene_paths)
     process = subprocess.Popen([str(GEOSHIP), "export", "--project", "alps", "--resolution", "4", "--wait"],
                                env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
     try:
@@ -93,6 +89,12 @@ def test_an_export_whose_command_was_killed_is_settled_by_the_next_look(geoship_
     again = subprocess.run([str(GEOSHIP), "status", str(export.id), "--json"], env=env, capture_output=True,
                            text=True, timeout=60)
     assert json.loads(again.stdout)["status"] == "pending"  # settled once; it now waits like any other
+
+
+def _add_project(env, scene_paths) -> None:
+    subprocess.run([str(GEOSHIP), "projects", "create", "alps"], env=env, check=True, capture_output=True)
+    subprocess.run([str(GEOSHIP), "scenes", "add", *map(str, scene_paths), "--project", "alps"],
+                   env=env, check=True, capture_output=True)
 
 
 def _descendants(root: int) -> set[int]:
