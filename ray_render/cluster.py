@@ -22,7 +22,10 @@ def ensure_ray(address: str | None = None, num_cpus: int | None = None, dashboar
     if address:
         ray.init(address=address, log_to_driver=False)
     else:
-        ray.init(num_cpus=num_cpus, include_dashboard=dashboard, log_to_driver=False, logging_level=logging.WARNING)
+        # "local", not None: with no address Ray joins whatever cluster /tmp/ray/ray_current_cluster names (a
+        # `ray start`, a test's `Cluster`, or a dead one from a killed process), then refuses num_cpus.
+        ray.init(address="local", num_cpus=num_cpus, include_dashboard=dashboard, log_to_driver=False,
+                 logging_level=logging.WARNING)
 
 
 def cluster_cpus() -> int:

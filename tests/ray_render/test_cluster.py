@@ -5,8 +5,10 @@ because a process joins one Ray cluster at a time and the session's is already u
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
+import tempfile
 import textwrap
 
 import numpy as np
@@ -44,12 +46,20 @@ SCRIPT = textwrap.dedent("""
 """)
 
 
+def run_on_two_nodes(script: str, *args: str) -> subprocess.CompletedProcess:
+    """Run `script` in a child process with a Ray temp directory of its own: `Cluster` writes its address to
+    `<temp>/ray/ray_current_cluster`, which every `ray.init()` on the machine would otherwise find (and, if the child
+    dies before its shutdown, find dead). A short path under /tmp, since Ray's sockets live there."""
+    with tempfile.TemporaryDirectory(prefix="ray-", dir="/tmp") as temp:
+        return subprocess.run([sys.executable, "-c", script, *args], env={**os.environ, "RAY_TMPDIR": temp},
+                              capture_output=True, text=True, timeout=300)
+
+
 def test_two_nodes_render_the_same_pixels_as_one(ray_cluster, scene, tmp_path):
     grid = plan_grid("EPSG:32618", (500000, 4000000, 503000, 4003000), 10)
     tree = tree_of(scene)
     render(tree, grid, tmp_path / "one-node.tif", RenderOptions(tile_size=100))
-    done = subprocess.run([sys.executable, "-c", SCRIPT, json.dumps(tree.to_json()), json.dumps(grid.to_dict()),
-                           str(tmp_path / "two-nodes.tif")], capture_output=True, text=True, timeout=300)
+    done = run_on_two_nodes(SCRIPT, json.dumps(tree.to_json()), json.dumps(grid.to_dict()), str(tmp_path / "two-nodes.tif"))
     assert done.returncode == 0, done.stderr[-3000:]
     report = json.loads(done.stdout.strip().splitlines()[-1])
     assert report == {"nodes": 2, "actor_nodes": 2}  # one tile actor on each node
@@ -95,9 +105,8 @@ def test_two_nodes_upload_an_s3_scene_render_into_s3_without_pixels_through_the_
     tree = rgb_of(f"s3://{bucket}/scenes/noise.tif")
     one = render(tree, GRID, tmp_path / "one-node.tif", RenderOptions(tile_size=256))
     output = {"bucket": bucket, "key": "renders/export-1.tif", "endpoint_url": s3_server.url, "part_size": 5 * 1024**2}
-    done = subprocess.run([sys.executable, "-c", UPLOAD_SCRIPT, json.dumps(tree.to_json()), json.dumps(GRID.to_dict()),
-                           json.dumps(output), str(tmp_path / "staged" / "export-1.tif")],
-                          capture_output=True, text=True, timeout=300)
+    done = run_on_two_nodes(UPLOAD_SCRIPT, json.dumps(tree.to_json()), json.dumps(GRID.to_dict()), json.dumps(output),
+                            str(tmp_path / "staged" / "export-1.tif"))
     assert done.returncode == 0, done.stderr[-3000:]
     two = json.loads(done.stdout.strip().splitlines()[-1])
     stored = s3_server.client().get_object(Bucket=bucket, Key="renders/export-1.tif")["Body"].read()
@@ -107,3 +116,19 @@ def test_two_nodes_upload_an_s3_scene_render_into_s3_without_pixels_through_the_
     assert 0 < two["driver_bytes"] < min(64 * 1024, one.bytes // 100)
     assert not (tmp_path / "staged" / "export-1.tif").exists()
 
+
+
+def test_a_local_start_ignores_the_address_a_dead_cluster_left_behind():
+    """`ray.init()` with no address joins the cluster named in `<temp>/ray/ray_current_cluster`, even a dead one,
+    and then refuses `num_cpus`: the embedded default must start its own instance whatever that file says."""
+    script = ("import ray; from ray_render.cluster import ensure_ray, cluster_cpus; ensure_ray(num_cpus=1); "
+              "print(cluster_cpus()); ray.shutdown()")
+    with tempfile.TemporaryDirectory(prefix="ray-", dir="/tmp") as temp:
+        os.mkdir(os.path.join(temp, "ray"))
+        with open(os.path.join(temp, "ray", "ray_current_cluster"), "w") as stale:
+            stale.write("192.0.2.2:46255")  # what a killed `Cluster` left on this machine
+        env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+        done = subprocess.run([sys.executable, "-c", script], env={**env, "RAY_TMPDIR": temp},
+                              capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.strip().splitlines()[-1] == "1"
