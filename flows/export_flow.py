@@ -20,6 +20,7 @@ from flows.hooks import mark_export_crashed, mark_export_failed, mark_export_fin
 from flows.progress import ProgressReporter
 from flows.services.status import advance_export, claim_export, set_export_fields, set_target_status
 from flows.services.submission import create_export
+from flows.starting import start_next
 from models.db import get_engine
 from models.errors import Conflict, DeliveryError, InvalidRequest, NotFound
 from models.rendered import Rendered, rendered_of
@@ -148,6 +149,7 @@ def export_flow(export_id: int | None = None, request: ExportRequest | None = No
             mark_status(export_id, ExportStatus.rendering)
             rendered = render_export(export_id, pool_size)
         mark_status(export_id, ExportStatus.delivering)
+        start_next()  # this render's slot is free: the next due export need not wait for the poller
         deliver_all(export_id, rendered)
     return {"export_id": export_id, "render": rendered.model_dump(mode="json")}
 

@@ -16,6 +16,7 @@ from delivery.base import Artifact
 from delivery.registry import DELIVERIES
 from flows.services.settling import requeue_or_fail
 from flows.services.status import advance_export
+from flows.starting import start_next
 from models.db import get_engine
 from models.rendered import rendered_of
 from models.status import ExportStatus, TargetStatus
@@ -85,6 +86,7 @@ def mark_export_finished(flow, flow_run, state) -> None:
     export_id = export_id_of(flow_run)
     if export_id is not None:
         settle_completed(export_id, run=str(flow_run.id))
+        start_next()  # its owner has one export fewer running
 
 
 def mark_export_crashed(flow, flow_run, state) -> None:
@@ -95,6 +97,8 @@ def mark_export_crashed(flow, flow_run, state) -> None:
         return
     with Session(get_engine()) as session:
         attempts = session.get(Export, export_id).attempts
+    # No hand-off here: it would start the re-queued export again at once, and a run the OOM killer took is
+    # better retried at the poller's pace than straight back into the same memory pressure.
     requeue_or_fail(export_id, attempts, failure_message(state), str(flow_run.id))
 
 
@@ -103,3 +107,4 @@ def mark_export_failed(flow, flow_run, state) -> None:
     export_id = export_id_of(flow_run)
     if export_id is not None:
         advance_export(export_id, ExportStatus.error, run=str(flow_run.id), error=failure_message(state))
+        start_next()

@@ -58,6 +58,22 @@ def start_due_exports(deployment: str | None = None, limit: int | None = None) -
     return started
 
 
+def start_next() -> list[int]:
+    """Hand-off: a run that has just freed a render slot (its render is done) or its owner's running place (it
+    ended) starts whatever is due now, so a queue drains as fast as renders finish rather than once per poll.
+
+    Only where requests start runs too (a Prefect server with the export deployment); never raises, since a run's
+    own outcome must not depend on starting someone else's (the poller remains the safety net).
+    """
+    if not starts_on_request():
+        return []
+    try:
+        return start_due_exports()
+    except Exception:  # the database or Prefect unreachable for a moment: the next poll starts them
+        logger.warning("could not start the next due exports; the poller will", exc_info=True)
+        return []
+
+
 def _not_started(export_id: int, reason: str) -> None:
     with Session(get_engine()) as session:
         attempts = session.get(Export, export_id).attempts

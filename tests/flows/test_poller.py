@@ -1,5 +1,6 @@
 """The poller flow: starts the exports that are due (one flow run each, not its own subflows), within each
-user's limit; a run that cannot be created leaves its export pending, then ends it once its attempts are used."""
+user's limit; a run that cannot be created leaves its export pending, then ends it once its attempts are used;
+a run that frees its render slot or ends hands the start on to the next due export."""
 
 import asyncio
 
@@ -8,6 +9,7 @@ from prefect.client.orchestration import get_client
 
 from flows.export_flow import export_flow
 from flows.poller import poll_pending_exports
+from flows.services.queue import claim_due
 from flows.services.submission import create_export
 from flows.services.views import export_view
 from models.schemas import ExportRequest
@@ -59,3 +61,25 @@ def test_an_export_whose_run_cannot_start_waits_then_ends_in_error(session, owne
     session.expire_all()
     row = session.get(Export, export.id)
     assert row.status == ExportStatus.error and "gave up after 2 attempt(s)" in row.error
+
+
+@pytest.mark.usefixtures("ray_cluster")
+def test_a_run_that_frees_its_slot_starts_the_next_due_export_without_waiting_for_the_poller(
+        session, owner, project, monkeypatch):
+    for key, value in {"GEOSHIP_START_ON_REQUEST": "true", "GEOSHIP_MAX_CONCURRENT_RENDERS": "1",
+                       "GEOSHIP_EXPORT_DEPLOYMENT": "export/export-under-test"}.items():
+        monkeypatch.setenv(key, value)
+    get_settings.cache_clear()
+    export_flow.to_deployment(name="export-under-test").apply()
+    first, second = (create_export(session, owner=owner, request=ExportRequest(project="alps")).id for _ in range(2))
+    session.commit()
+    assert claim_due(render_slots=1) == [first]
+    assert poll_pending_exports(limit=10, deployment="export/export-under-test") == []  # the one slot is taken
+
+    export_flow(export_id=first)  # renders, frees the slot, hands it on, delivers
+
+    session.expire_all()
+    assert session.get(Export, first).status == ExportStatus.success
+    waiting = session.get(Export, second)
+    assert waiting.status == ExportStatus.submitted and waiting.attempts == 1
+    assert asyncio.run(_flow_run(waiting.flow_run_id)).name == f"export-{second}"
