@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import logging
+
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
+from sqlalchemy.exc import OperationalError
 
 from models.errors import (
     Conflict,
@@ -32,6 +35,9 @@ STATUS_CODES: dict[type[GeoshipError], int] = {
     RateLimited: 429,
     RetryableError: 503,
 }
+logger = logging.getLogger(__name__)
+# How long a client should wait before asking again while the database is unreachable (a restart, a failover).
+DATABASE_RETRY_AFTER_SECONDS = 5
 
 
 def status_code_for(exc: GeoshipError) -> int:
@@ -64,3 +70,11 @@ def install_error_handlers(app: FastAPI) -> None:
         details = [{"field": ".".join(str(p) for p in e["loc"]), "reason": e["msg"]} for e in errors[:20]]
         return JSONResponse(status_code=422, content={"detail": f"{field}: {reason}", "field": field, "reason": reason,
                                                       "errors": details})
+
+    @app.exception_handler(OperationalError)
+    async def _database_unavailable(request: Request, exc: OperationalError) -> JSONResponse:
+        """The database went away mid-request (a restart, a failover, a lock held too long): the request's
+        transaction did not commit, so the client may simply ask again. The driver's message goes to the log only."""
+        logger.warning("database unavailable during %s %s: %s", request.method, request.url.path, exc.orig)
+        return JSONResponse(status_code=503, headers={"Retry-After": str(DATABASE_RETRY_AFTER_SECONDS)},
+                            content={"detail": "the database is unavailable for a moment; retry shortly"})

@@ -90,6 +90,7 @@ class Production:
             "PREFECT_API_DATABASE_CONNECTION_URL":
                 f"postgresql+asyncpg://postgres@127.0.0.1:{self.postgres.port}/prefect",
             "PREFECT_WORKER_QUERY_SECONDS": "2", "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "DO_NOT_TRACK": "1",
+            "PREFECT_SERVER_CONCURRENCY_LEASE_STORAGE": "prefect.server.concurrency.lease_storage.filesystem",
         }
         self.api = f"http://127.0.0.1:{api_port}"
         self.prefect = f"http://127.0.0.1:{prefect_port}/api"

@@ -5,23 +5,37 @@ Prefect UI. Each render holds one slot while it renders, on a lease that its pro
 while rendering gives its slot back when the lease runs out. The limit is GEOSHIP_MAX_CONCURRENT_RENDERS, or
 else one render per GEOSHIP_RENDER_CPUS of the Ray cluster's CPUs, and every render's actor pool gets the
 cluster's CPUs divided by it.
+
+Prefect keeps leases in the server's memory unless told otherwise (PREFECT_SERVER_CONCURRENCY_LEASE_STORAGE). A
+server restarted with in-memory leases forgets them but not the slots they took, so those slots would stay
+taken for good; `reclaim_leaked_slots` (run by the reconciler) gives back slots that no rendering export holds.
 """
 
 from __future__ import annotations
 
+import logging
 import os
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 from prefect.client.orchestration import get_client
 from prefect.concurrency.sync import concurrency
 from prefect.exceptions import ObjectNotFound
+from sqlmodel import Session, func, select
 
+from models.db import get_engine
 from models.settings import get_settings
+from models.status import ExportStatus
+from models.tables import Export
+
+logger = logging.getLogger(__name__)
 
 RENDER_LIMIT = "geoship-renders"
 # A slot whose holder stops renewing it (the process died) is free again this long after the last renewal.
 LEASE_SECONDS = 60.0
+# Slots taken with no render to hold them are given back only when two looks this far apart both see them.
+LEAK_CONFIRM_SECONDS = 5.0
 
 
 def limit_for(cpus: int) -> int:
@@ -91,5 +105,43 @@ def render_slot() -> Iterator[int]:
         yield get_settings().pool_size or cpus
         return
     limit = size_render_limit(cpus)
-    with concurrency(RENDER_LIMIT, occupy=1, lease_duration=LEASE_SECONDS, strict=True):
+    # A lease the server forgot (restarted with in-memory leases) must not kill a render that is under way:
+    # renewal failures are logged, and `reclaim_leaked_slots` settles the count afterwards.
+    with concurrency(RENDER_LIMIT, occupy=1, lease_duration=LEASE_SECONDS, strict=True,
+                     raise_on_lease_renewal_failure=False):
         yield get_settings().pool_size or pool_share(cpus, limit)
+
+
+def _rendering_now() -> int:
+    with Session(get_engine()) as session:
+        return session.exec(select(func.count()).select_from(Export)
+                            .where(Export.status == ExportStatus.rendering)).one()
+
+
+def _slot_excess(client) -> int:
+    """Slots the render limit counts as taken beyond the exports rendering now (each holds one)."""
+    try:
+        active = client.read_global_concurrency_limit_by_name(RENDER_LIMIT).active_slots
+    except ObjectNotFound:
+        return 0
+    return active - _rendering_now()
+
+
+def reclaim_leaked_slots(confirm_seconds: float = LEAK_CONFIRM_SECONDS) -> int:
+    """Give back render slots that no render holds; returns how many.
+
+    A render takes its slot just before its export moves to `rendering` and gives it back just after it leaves,
+    so one look may catch a render between the two; only an excess seen by two looks `confirm_seconds` apart
+    (the smaller of the two) is given back.
+    """
+    with get_client(sync_client=True) as client:
+        excess = _slot_excess(client)
+        if excess <= 0:
+            return 0
+        time.sleep(confirm_seconds)
+        excess = min(excess, _slot_excess(client))
+        if excess <= 0:
+            return 0
+        client.release_concurrency_slots(names=[RENDER_LIMIT], slots=excess, occupancy_seconds=confirm_seconds)
+    logger.warning("gave back %s render slot(s) that no render held (a lease the Prefect server forgot)", excess)
+    return excess

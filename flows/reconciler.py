@@ -9,6 +9,9 @@ each export in `submitted`, `rendering` or `delivering` is compared with its flo
   marked crashed;
 - a claim never got a run, or a run crashed or died: re-queue the export (-> pending) while it has had fewer
   than `max_attempts` runs, else end it in `error` with the reason and remove partial uploads.
+
+It also gives back render slots that no render holds (`flows.capacity.reclaim_leaked_slots`), so that waiting
+exports are not held back for good by a lease the Prefect server forgot.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from prefect.exceptions import ObjectNotFound
 from prefect.states import Crashed, StateType
 from sqlmodel import Session, select
 
+from flows.capacity import reclaim_leaked_slots
 from flows.hooks import settle_completed
 from flows.services.settling import clean_partial_deliveries, requeue_or_fail
 from flows.services.status import RUNNING, advance_export
@@ -104,8 +108,12 @@ def reconcile(limit: int = 500) -> list[Repair]:
 
 @flow(name="reconcile-exports")
 def reconcile_exports(limit: int = 500) -> list[dict]:
-    """Repair the status of exports whose runs finished, crashed or died without saying so."""
+    """Repair the status of exports whose runs finished, crashed or died without saying so, and give back
+    render slots that no render holds."""
     repairs = reconcile(limit)
     for repair in repairs:
         get_run_logger().info("export %s %s: %s", repair.export_id, repair.action, repair.reason)
+    reclaimed = reclaim_leaked_slots()
+    if reclaimed:
+        get_run_logger().warning("gave back %s render slot(s) that no render held", reclaimed)
     return [repair.__dict__ for repair in repairs]
