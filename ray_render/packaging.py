@@ -24,6 +24,7 @@ from ray_render.grid import OutputGrid
 from ray_render.results import RenderResult
 from ray_render.shards import mosaic_vrt
 from ray_render.stac import in_collection, stac_collection, stac_item
+from ray_render.stats import band_statistics
 from ray_render.writer import sha256_of
 
 
@@ -50,7 +51,8 @@ def package_shards(*, base: str, directory: Path, grid: OutputGrid, results: lis
         area = shapely.intersection(footprint, box(*shard_grid.bounds))
         item = stac_item(item_id=f"{base}-{result.name}", grid=shard_grid, footprint=area,
                          asset_href=f"./{Path(result.path).name}", size=result.bytes, sha256=result.sha256,
-                         bands=result.bands, dtype=result.dtype, nodata=nodata, acquired=acquired, created=created)
+                         bands=result.bands, dtype=result.dtype, nodata=nodata, acquired=acquired, created=created,
+                         statistics=band_statistics(result.path))
         item = in_collection(item, base, "./collection.json")
         name = f"{base}-{result.name}.stac.json"
         (directory / name).write_text(json.dumps(item, indent=2))

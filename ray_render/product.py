@@ -4,11 +4,13 @@ by a `models.rendered.Rendered`. The export flow only orchestrates around this c
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 
+import rasterio
 from rasterio.windows import Window
 
 from models.errors import RenderError
@@ -18,10 +20,12 @@ from models.tooltree import ToolTree
 from ray_render.geometry import coverage
 from ray_render.grid import OutputGrid
 from ray_render.packaging import package_shards
+from ray_render.remote import gdal_options, gdal_path
 from ray_render.render import RenderOptions, render, render_shards
 from ray_render.results import RenderResult, Shard
 from ray_render.shards import SHARDS_DIR
 from ray_render.stac import stac_item
+from ray_render.stats import band_statistics
 from ray_render.upload import S3Output
 
 ProgressCallback = Callable[[int, int], None]
@@ -41,7 +45,7 @@ def render_product(tree: ToolTree, grid: OutputGrid, staged: Path, options: Rend
         result = render(tree, grid, staged, options, on_progress=on_progress, upload=upload)
         item = stac_item(item_id=staged.stem, grid=grid, footprint=coverage(tree, grid), asset_href=f"./{staged.name}",
                          size=result.bytes, sha256=result.sha256, bands=result.bands, dtype=result.dtype, nodata=nodata,
-                         acquired=list(acquired), created=created)
+                         acquired=list(acquired), created=created, statistics=_statistics(result.path, upload))
         return _rendered(result, "cog", result.path, result.bytes, result.sha256, [result], item)
     started = time.perf_counter()
     shards = [Shard(name, window, staged.parent / SHARDS_DIR / f"{staged.stem}-{name}.tif") for name, window in shard_windows]
@@ -56,6 +60,16 @@ def render_product(tree: ToolTree, grid: OutputGrid, staged: Path, options: Rend
                          height=grid.height, bands=results[0].bands, dtype=results[0].dtype,
                          tiles=sum(r.tiles for r in results), seconds=round(time.perf_counter() - started, 3))
     return _rendered(whole, "package", str(package.path), package.bytes, package.sha256, results, package.collection)
+
+
+def _statistics(where: str, upload: S3Output | None) -> list[dict[str, float]]:
+    """The band statistics of the COG at `where`: a local file, or the object the actors uploaded (read through
+    GDAL's /vsis3/ with the platform's credentials, at the upload's endpoint)."""
+    if upload is None or where != upload.uri:
+        return band_statistics(where)
+    environ = {**os.environ, **({"AWS_ENDPOINT_URL_S3": upload.endpoint_url} if upload.endpoint_url else {})}
+    with rasterio.Env(**gdal_options(environ)):
+        return band_statistics(gdal_path(where))
 
 
 def _rendered(whole: RenderResult, kind: str, uri: str, size: int, sha256: str, parts: list[RenderResult],

@@ -1,59 +1,79 @@
-"""STAC 1.0.0 metadata of a render: an Item per COG (projection, file and raster extensions) and, for a
-sharded export, a Collection tying the shards' Items and their VRT together."""
+"""STAC metadata of a render, built with pystac: an Item per COG (projection, file and raster extensions) and,
+for a sharded export, a Collection tying the shards' Items and their VRT together.
+
+pystac writes the current STAC version and extension schemas (projection v2: `proj:code`), so clients that
+validate STAC (stac-validator, pystac itself) accept what we publish; the functions return plain JSON dicts,
+which the typed `Rendered` carries and the artifact store writes beside the file.
+"""
 
 from __future__ import annotations
 
 from datetime import datetime
 from typing import Any
 
+import pystac
 import shapely
+from pyproj import CRS
+from pystac.extensions.file import FileExtension
+from pystac.extensions.projection import ProjectionExtension
+from pystac.extensions.raster import DataType, RasterBand, RasterExtension, Statistics
 from shapely.geometry import mapping
 
 from ray_render.geometry import reproject_geometry
 from ray_render.grid import OutputGrid
 
-PROJECTION = "https://stac-extensions.github.io/projection/v1.1.0/schema.json"
-FILE = "https://stac-extensions.github.io/file/v2.1.0/schema.json"
-RASTER = "https://stac-extensions.github.io/raster/v1.1.0/schema.json"
-COG_MEDIA_TYPE = "image/tiff; application=geotiff; profile=cloud-optimized"
-
-
-def _iso(moment: datetime) -> str:
-    return moment.isoformat().replace("+00:00", "Z")
+COG_MEDIA_TYPE = pystac.MediaType.COG
+# The file extension's checksum is a multihash: 0x12 (SHA-256), 0x20 (32 bytes), then the digest.
+SHA256_MULTIHASH_PREFIX = "1220"
 
 
 def stac_item(*, item_id: str, grid: OutputGrid, footprint, asset_href: str, size: int, sha256: str, bands: list[str],
-              dtype: str, nodata: float | None, acquired: list[datetime], created: datetime) -> dict[str, Any]:
-    """The Item of one COG: `footprint` is where it has data (in the grid's CRS); `acquired` the inputs' times.
+              dtype: str, nodata: float | None, acquired: list[datetime], created: datetime,
+              statistics: list[dict[str, float]] | None = None) -> dict[str, Any]:
+    """The Item of one COG: `footprint` is where it has data (in the grid's CRS); `acquired` the inputs' times;
+    `statistics` one dict per band (minimum, maximum, mean, stddev, valid_percent), when known.
 
-    The Item's time is the inputs' acquisition time (a range when they differ); the checksum is a SHA-256
-    multihash, as the file extension specifies.
+    The Item's time is the inputs' acquisition time (a range when they differ), else its creation time.
     """
     outline = reproject_geometry(footprint, grid.crs, "EPSG:4326")
-    properties: dict[str, Any] = {"created": _iso(created)}
+    start = end = None
     if not acquired:
-        properties["datetime"] = _iso(created)
+        moment = created
     elif min(acquired) == max(acquired):
-        properties["datetime"] = _iso(acquired[0])
+        moment = acquired[0]
     else:
-        properties.update(datetime=None, start_datetime=_iso(min(acquired)), end_datetime=_iso(max(acquired)))
-    epsg = grid.crs.removeprefix("EPSG:")
-    properties.update({
-        "proj:epsg": int(epsg) if epsg.isdigit() else None,
-        "proj:shape": [grid.height, grid.width],
-        "proj:transform": list(grid.transform)[:6],
-        "proj:bbox": list(grid.bounds),
-    })
-    return {
-        "type": "Feature", "stac_version": "1.0.0", "stac_extensions": [PROJECTION, FILE, RASTER], "id": item_id,
-        "geometry": mapping(outline), "bbox": list(shapely.bounds(outline)), "properties": properties, "links": [],
-        "assets": {"data": {
-            "href": asset_href, "type": COG_MEDIA_TYPE, "roles": ["data"], "title": f"{item_id} ({', '.join(bands)})",
-            "file:size": size, "file:checksum": "1220" + sha256,
-            "raster:bands": [{"name": band, "data_type": dtype, **({} if nodata is None else {"nodata": nodata})}
-                             for band in bands],
-        }},
-    }
+        moment, start, end = None, min(acquired), max(acquired)
+    item = pystac.Item(id=item_id, geometry=mapping(outline), bbox=list(shapely.bounds(outline)), datetime=moment,
+                       start_datetime=start, end_datetime=end, properties={})
+    item.common_metadata.created = created
+    _describe_grid(ProjectionExtension.ext(item, add_if_missing=True), grid)
+
+    asset = pystac.Asset(href=asset_href, media_type=COG_MEDIA_TYPE, roles=["data"],
+                         title=f"{item_id} ({', '.join(bands)})")
+    item.add_asset("data", asset)
+    file_info = FileExtension.ext(asset, add_if_missing=True)
+    file_info.size, file_info.checksum = size, SHA256_MULTIHASH_PREFIX + sha256
+    raster_bands = []
+    for index, band in enumerate(bands):
+        described = RasterBand.create(data_type=DataType(dtype), nodata=nodata,
+                                      statistics=Statistics.create(**statistics[index]) if statistics else None)
+        described.properties["name"] = band  # which band it is; raster:bands has no field of its own for it
+        raster_bands.append(described)
+    RasterExtension.ext(asset, add_if_missing=True).bands = raster_bands
+    return item.to_dict(include_self_link=False, transform_hrefs=False)
+
+
+def _describe_grid(projection: ProjectionExtension, grid: OutputGrid) -> None:
+    """The grid's CRS (`proj:code` where an authority names it, else its WKT2), shape, transform and bounds."""
+    authority = CRS.from_user_input(grid.crs).to_authority()
+    if authority is not None:
+        projection.code = ":".join(authority)
+    else:
+        projection.code = None
+        projection.wkt2 = CRS.from_user_input(grid.crs).to_wkt()
+    projection.shape = [grid.height, grid.width]
+    projection.transform = list(grid.transform)[:6]
+    projection.bbox = list(grid.bounds)
 
 
 def stac_collection(*, collection_id: str, description: str, items: list[dict[str, Any]], item_hrefs: list[str],
@@ -61,17 +81,17 @@ def stac_collection(*, collection_id: str, description: str, items: list[dict[st
     """The Collection of a sharded export: the union of its items' extents, links to them, the VRT as an asset."""
     west, south, east, north = (min(i["bbox"][0] for i in items), min(i["bbox"][1] for i in items),
                                 max(i["bbox"][2] for i in items), max(i["bbox"][3] for i in items))
-    times = sorted(t for i in items for t in (i["properties"].get("datetime"), i["properties"].get("start_datetime"),
-                                               i["properties"].get("end_datetime")) if t)
-    return {
-        "type": "Collection", "stac_version": "1.0.0", "stac_extensions": [], "id": collection_id,
-        "description": description, "license": "proprietary",
-        "extent": {"spatial": {"bbox": [[west, south, east, north]]},
-                   "temporal": {"interval": [[times[0] if times else None, times[-1] if times else None]]}},
-        "links": [{"rel": "item", "href": href, "type": "application/geo+json"} for href in item_hrefs],
-        "assets": {"mosaic": {"href": vrt_href, "type": "application/xml", "roles": ["data"],
-                              "title": "every shard as one raster (GDAL VRT)"}},
-    }
+    times = sorted(pystac.utils.str_to_datetime(t) for i in items
+                   for t in (i["properties"].get(k) for k in ("datetime", "start_datetime", "end_datetime")) if t)
+    collection = pystac.Collection(
+        id=collection_id, description=description, license="other",
+        extent=pystac.Extent(pystac.SpatialExtent([[west, south, east, north]]),
+                             pystac.TemporalExtent([[times[0] if times else None, times[-1] if times else None]])))
+    for href in item_hrefs:
+        collection.add_link(pystac.Link(rel=pystac.RelType.ITEM, target=href, media_type=pystac.MediaType.GEOJSON))
+    collection.add_asset("mosaic", pystac.Asset(href=vrt_href, media_type=pystac.MediaType.XML, roles=["data"],
+                                                title="every shard as one raster (GDAL VRT)"))
+    return collection.to_dict(include_self_link=False, transform_hrefs=False)
 
 
 def in_collection(item: dict[str, Any], collection_id: str, collection_href: str) -> dict[str, Any]:

@@ -26,6 +26,7 @@ from models.status import ExportStatus, TargetStatus
 from models.tables import Download, Export
 from ray_render.grid import OutputGrid
 from tests.conftest import SMALL_AOI
+from tests.support.stac import validate_stac
 
 pytestmark = pytest.mark.usefixtures("ray_cluster", "prefect_server")
 
@@ -70,10 +71,16 @@ def test_an_export_renders_delivers_and_downloads(session, owner, project, monke
     assert (stac["properties"]["start_datetime"], stac["properties"]["end_datetime"]) == (
         "2024-07-02T10:12:00Z", "2024-07-09T10:05:00Z")
     assert export.rendered["stac_uri"] == str(path.with_name(f"export-{export_id}.stac.json"))
+    validate_stac(stac)
     with rasterio.open(path) as out:
         assert out.crs.to_epsg() == 3857 and out.count == 3 and out.nodata == 0
         assert (out.width, out.height) == (export.grid["width"], export.grid["height"])
+        assert max(out.width, out.height) <= 1024  # small enough for exact statistics, recomputed here
         pixels = out.read()
+    for band, described in zip(pixels, stac["assets"]["data"]["raster:bands"], strict=True):
+        values = band[band != 0].astype(np.float64)
+        assert (described["statistics"]["minimum"], described["statistics"]["maximum"]) == (values.min(), values.max())
+        assert described["statistics"]["mean"] == pytest.approx(values.mean())
     valid = (pixels > 0).all(axis=0)
     assert 0.5 < valid.mean() < 1.0  # the AOI polygon covers most, but not all, of its bounding box
     assert pixels[:, valid].std() > 100  # real structure, not a constant
@@ -113,8 +120,11 @@ def test_an_export_over_the_shard_size_arrives_as_one_zip_of_shards_a_vrt_and_a_
         names = sorted(zipped.namelist())
         assert all(info.compress_type == zipfile.ZIP_STORED for info in zipped.infolist())
         collection = json.loads(zipped.read(f"{base}/collection.json"))
-        items = [json.loads(zipped.read(f"{base}/{link['href'][2:]}")) for link in collection["links"]]
+        validate_stac(collection)
+        items = [json.loads(zipped.read(f"{base}/{link['href'][2:]}")) for link in collection["links"]
+                 if link["rel"] == "item"]
         for item in items:
+            validate_stac(item)
             member = f"{base}/{item['assets']['data']['href'][2:]}"
             assert item["assets"]["data"]["file:checksum"] == "1220" + hashlib.sha256(zipped.read(member)).hexdigest()
             assert item["collection"] == base
