@@ -6,6 +6,9 @@ range was completed or aborted. The link's quota counts whole-file equivalents (
 size), so GDAL or QGIS reading the COG in place with many small ranged reads uses only what it fetches.
 Whole-file requests are limited per link owner; partial reads, per link and client, far more generously (a
 GIS session makes hundreds a minute); the link's byte rate holds for all of them.
+
+The same link also serves the export's small sidecars by name (`export-7.stac.json`, `export-7.manifest.json`:
+what every delivery carries beside the file), unmetered: they are not the export's bytes.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from starlette.concurrency import iterate_in_threadpool, run_in_threadpool
 from api.ratelimit import KeyedBuckets, RequestLimiter
 from delivery.artifacts import artifact_store
 from delivery.http_link import check_quota, record_served, resolve_link
+from delivery.manifest import read_sidecars
 from delivery.names import media_type_of, name_of
 from models.db import get_engine
 from models.errors import NotFound
@@ -157,6 +161,10 @@ async def download(token: str, request: Request) -> Response:
 
 async def _serve(request: Request, token: str, filename: str | None) -> Response:
     state = request.app.state
+    sidecar = await run_in_threadpool(_sidecar, request, token, filename, state.download_limits)
+    if sidecar is not None:
+        return Response(content=sidecar.data if request.method == "GET" else b"", media_type=media_type_of(sidecar.name),
+                        headers={"Content-Length": str(len(sidecar.data))})
     try:
         prepared = await run_in_threadpool(_prepare, request, token, filename, state.download_limits)
     except RangeNotSatisfiable:
@@ -177,6 +185,22 @@ async def _serve(request: Request, token: str, filename: str | None) -> Response
         return Response(status_code=status, headers=headers, media_type=media_type_of(prepared.filename))
     return StreamingResponse(_metered(prepared, start, end, state.download_byte_buckets), status_code=status,
                              headers=headers, media_type=media_type_of(prepared.filename))
+
+
+def _sidecar(request: Request, token: str, filename: str | None, limits: DownloadLimits):
+    """The sidecar named `filename` of the link's export, or None when `filename` names none (the file itself)."""
+    if filename is None or not filename.endswith(".json"):  # the file itself (.tif, .zip): no lookup per range read
+        return None
+    with Session(get_engine()) as session:
+        link, export = resolve_link(session, token)  # an unknown, expired or revoked link answers as for the file
+        rendered = rendered_of(export)
+        uris = [uri for uri in (rendered.sidecar_uris if rendered else []) if name_of(uri) == filename]
+    if not uris:
+        return None
+    client = request.client.host if request.client else None
+    limits.partial.check(f"link:{link.id}:{client}", "reads of this download link from your address")
+    (found,) = read_sidecars(uris)
+    return found
 
 
 def _size_for(token: str) -> int:

@@ -25,11 +25,14 @@ class Artifact:
     uri: str
     bytes: int
     sha256: str
+    # The stored STAC and manifest, delivered beside the file (none for renders published before manifests).
+    sidecar_uris: tuple[str, ...] = ()
 
     @classmethod
     def of(cls, export_id: int, rendered: Rendered) -> Artifact:
         """The deliverable of a render, as stored."""
-        return cls(export_id=export_id, uri=rendered.uri, bytes=rendered.bytes, sha256=rendered.sha256)
+        return cls(export_id=export_id, uri=rendered.uri, bytes=rendered.bytes, sha256=rendered.sha256,
+                   sidecar_uris=tuple(rendered.sidecar_uris))
 
     @property
     def filename(self) -> str:

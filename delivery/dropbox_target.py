@@ -20,6 +20,7 @@ from sqlmodel import Session
 from delivery.artifacts import artifact_store
 from delivery.base import Artifact, parse_config
 from delivery.credentials import get_credential, hint_of, open_secret, store_credential
+from delivery.manifest import read_sidecars
 from models.errors import (
     CredentialRefused,
     InsufficientSpace,
@@ -180,8 +181,16 @@ class DropboxDelivery:
                 raise _translate(exc, f"removing the mismatched {dropbox_path}") from None
             raise RetryableDeliveryError(f"{dropbox_path} does not match the rendered file after upload "
                                          f"({metadata.size} bytes, content hash {metadata.content_hash})")
+        sidecar_paths = []
+        for sidecar in read_sidecars(list(artifact.sidecar_uris)):  # small: one request each
+            sidecar_path = config.path_for(sidecar.name)
+            try:
+                client.files_upload(sidecar.data, sidecar_path, mode=WriteMode.overwrite, mute=True)
+            except Exception as exc:
+                raise _translate(exc, f"uploading {sidecar_path}") from None
+            sidecar_paths.append(sidecar_path)
         return {"path": metadata.path_display or dropbox_path, "bytes": metadata.size, "content_hash": expected,
-                "sha256": artifact.sha256, "rev": metadata.rev}
+                "sha256": artifact.sha256, "rev": metadata.rev, "sidecars": sidecar_paths}
 
     def _client(self, session: Session, target: ExportTarget) -> dropbox.Dropbox:
         credential = session.get(Credential, target.credential_id) if target.credential_id else None
@@ -201,8 +210,9 @@ class DropboxDelivery:
 
     def cleanup(self, session: Session, target: ExportTarget) -> None:
         """Delete a file already delivered; an unfinished upload session commits nothing, so leaves nothing."""
-        path = (target.result or {}).get("path")
-        if path:
+        result = target.result or {}
+        delivered = ([result["path"]] if result.get("path") else []) + result.get("sidecars", [])
+        for path in delivered:
             try:
                 self._client(session, target).files_delete_v2(path)
             except Exception as exc:

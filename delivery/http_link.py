@@ -144,7 +144,7 @@ class HttpLinkDelivery:
             byte_rate_limit=config.byte_rate_limit, download_quota=config.download_quota,
         )
         return {"link_id": link.id, "expires_at": link.expires_at.isoformat(), "bytes": artifact.bytes,
-                "sha256": artifact.sha256}
+                "sha256": artifact.sha256, "sidecars": [name_of(uri) for uri in artifact.sidecar_uris]}
 
     def verify(self, session: Session, artifact: Artifact, target: ExportTarget) -> str | None:
         link = session.get(DownloadLink, (target.result or {}).get("link_id"))

@@ -19,5 +19,7 @@ def name_of(uri: str) -> str:
 
 
 def media_type_of(name: str) -> str:
-    """The media type of a deliverable by its name."""
+    """The media type of a deliverable or a sidecar by its name (a manifest is JSON, a STAC item GeoJSON)."""
+    if name.endswith(".manifest.json"):
+        return "application/json"
     return MEDIA_TYPES.get(Path(name).suffix, "application/octet-stream")

@@ -99,7 +99,7 @@ def _chunks(path: Path, part_size: int) -> Iterator[bytes]:
             yield chunk
 
 
-def _md5_b64(data: bytes) -> str:
+def md5_b64(data: bytes) -> str:
     return base64.b64encode(hashlib.md5(data).digest()).decode()
 
 
@@ -128,7 +128,7 @@ def upload_file(client, path: Path, bucket: str, key: str, *, sha256: str, thres
     if size <= min(threshold, MAX_SINGLE_PUT):
         data = path.read_bytes()
         try:
-            client.put_object(Bucket=bucket, Key=key, Body=data, ContentMD5=_md5_b64(data), **extra)
+            client.put_object(Bucket=bucket, Key=key, Body=data, ContentMD5=md5_b64(data), **extra)
         except Exception as exc:
             raise delivery_error(exc, f"writing {where}") from None
         expected, parts = hashlib.md5(data).hexdigest(), 1
@@ -146,7 +146,7 @@ def _multipart(client, path: Path, bucket: str, key: str, part_size: int, extra:
     try:
         for number, chunk in enumerate(_chunks(path, part_size), start=1):
             answer = client.upload_part(Bucket=bucket, Key=key, UploadId=upload_id, PartNumber=number, Body=chunk,
-                                        ContentMD5=_md5_b64(chunk))
+                                        ContentMD5=md5_b64(chunk))
             digests.append(hashlib.md5(chunk).digest())
             completed.append({"PartNumber": number, "ETag": answer["ETag"]})
         client.complete_multipart_upload(Bucket=bucket, Key=key, UploadId=upload_id,

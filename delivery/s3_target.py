@@ -11,8 +11,9 @@ from sqlmodel import Session
 from delivery.artifacts import artifact_store
 from delivery.base import Artifact, parse_config
 from delivery.credentials import get_credential, hint_of, open_secret, store_credential
-from delivery.names import name_of
-from delivery.s3 import abort_upload, delivery_error, s3_client, upload_file
+from delivery.manifest import Sidecar, read_sidecars
+from delivery.names import media_type_of, name_of
+from delivery.s3 import abort_upload, delivery_error, md5_b64, s3_client, upload_file
 from models.errors import InvalidRequest
 from models.schemas import S3CredentialConfig, S3Secret, S3TargetConfig, TargetRequest
 from models.settings import get_settings
@@ -109,13 +110,25 @@ class S3Delivery:
             wants_acl = not writer_owns_bucket(client, config.bucket)
         settings = get_settings()
         key = config.key_for(artifact.filename)
+        acl = OWNER_FULL_CONTROL if wants_acl else None
         with artifact_store().local_copy(artifact.uri) as path:
             uploaded = upload_file(client, path, config.bucket, key, sha256=artifact.sha256,
-                                   threshold=settings.s3_multipart_threshold, part_size=settings.s3_part_size,
-                                   acl=OWNER_FULL_CONTROL if wants_acl else None)
+                                   threshold=settings.s3_multipart_threshold, part_size=settings.s3_part_size, acl=acl)
+        sidecar_keys = [self._put_sidecar(client, config.bucket, config.key_for(sidecar.name), sidecar, acl)
+                        for sidecar in read_sidecars(list(artifact.sidecar_uris))]
         return {"url": f"s3://{config.bucket}/{key}", "bucket": config.bucket, "key": key, "bytes": uploaded.bytes,
-                "etag": uploaded.etag, "parts": uploaded.parts, "sha256": artifact.sha256,
-                "acl": OWNER_FULL_CONTROL if wants_acl else None}
+                "etag": uploaded.etag, "parts": uploaded.parts, "sha256": artifact.sha256, "acl": acl,
+                "sidecars": sidecar_keys}
+
+    @staticmethod
+    def _put_sidecar(client, bucket: str, key: str, sidecar: Sidecar, acl: str | None) -> str:
+        """Write one sidecar (STAC, manifest) beside the delivered file; returns its key."""
+        try:
+            client.put_object(Bucket=bucket, Key=key, Body=sidecar.data, ContentType=media_type_of(sidecar.name),
+                              ContentMD5=md5_b64(sidecar.data), **({"ACL": acl} if acl else {}))
+        except Exception as exc:
+            raise delivery_error(exc, f"writing s3://{bucket}/{key}") from None
+        return key
 
     def _client(self, session: Session, target: ExportTarget):
         credential = session.get(Credential, target.credential_id) if target.credential_id else None
@@ -151,5 +164,7 @@ class S3Delivery:
                     abort_upload(client, config.bucket, key, upload["UploadId"])
             if (target.result or {}).get("key") == key:
                 client.delete_object(Bucket=config.bucket, Key=key)
+            for sidecar_key in (target.result or {}).get("sidecars", []):
+                client.delete_object(Bucket=config.bucket, Key=sidecar_key)
         except Exception as exc:
             raise delivery_error(exc, f"cleaning up s3://{config.bucket}/{key}") from None

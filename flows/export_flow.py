@@ -13,6 +13,8 @@ from sqlmodel import Session, select
 
 from delivery.artifacts import artifact_store
 from delivery.base import Artifact
+from delivery.manifest import Sidecar, build_manifest
+from delivery.names import name_of
 from delivery.registry import DELIVERIES
 from flows.capacity import render_slot
 from flows.heartbeat import heartbeat
@@ -89,8 +91,10 @@ def render_export(export_id: int, pool_size: int) -> Rendered:
         uri = store.adopt(export_id, product.uri)
     else:
         uri = store.publish(export_id, Path(product.uri), product.sha256)
-    stac_uri = store.put_sidecar(export_id, f"export-{export_id}.stac.json", json.dumps(product.stac, indent=2).encode())
-    rendered = product.stored(uri, stac_uri)
+    stac = Sidecar(f"export-{export_id}.stac.json", json.dumps(product.stac, indent=2).encode())
+    manifest = build_manifest(export_id, deliverable=name_of(uri), size=product.bytes, sha256=product.sha256, stac=stac)
+    rendered = product.stored(uri, store.put_sidecar(export_id, stac.name, stac.data),
+                              store.put_sidecar(export_id, manifest.name, manifest.data))
     logger.info("export %s: wrote %s (%s bytes, %s tiles, %s shard(s)) in %.1f s", export_id, uri, rendered.bytes,
                 rendered.tiles, len(rendered.shards) or 1, rendered.seconds)
     set_export_fields(export_id, artifact=uri, rendered=rendered.model_dump(mode="json"))

@@ -2,7 +2,8 @@
 
 A render makes one COG, or shards of one grid packaged as a ZIP (their COGs, STAC items, a VRT and a STAC
 collection). Either way there is one deliverable file with its size and SHA-256; `uri` says where it is
-(a path, or s3:// in the artifact store) and `stac_uri` where its STAC item or collection is.
+(a path, or s3:// in the artifact store), `stac_uri` where its STAC item or collection is, and `manifest_uri`
+where the manifest of what a delivery carries is (every file with its size and SHA-256).
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ class Rendered(BaseModel):
     seconds: float
     shards: list[RenderedShard] = Field(default_factory=list)
     stac_uri: str | None = None
+    manifest_uri: str | None = None
     # The STAC item (a COG) or collection (a package) as JSON, until it is stored beside the file (`stac_uri`);
     # not kept on the export row.
     stac: dict[str, Any] | None = Field(default=None, exclude=True)
@@ -51,9 +53,14 @@ class Rendered(BaseModel):
     tiles_by_node: dict[str, int] = Field(default_factory=dict)
     driver_bytes: int = 0
 
-    def stored(self, uri: str, stac_uri: str) -> Rendered:
-        """The same render once published: the file at `uri`, its STAC beside it at `stac_uri`."""
-        return self.model_copy(update={"uri": uri, "stac_uri": stac_uri, "stac": None})
+    def stored(self, uri: str, stac_uri: str, manifest_uri: str | None = None) -> Rendered:
+        """The same render once published: the file at `uri`, its STAC and manifest beside it."""
+        return self.model_copy(update={"uri": uri, "stac_uri": stac_uri, "manifest_uri": manifest_uri, "stac": None})
+
+    @property
+    def sidecar_uris(self) -> list[str]:
+        """The stored files every delivery carries beside the deliverable (STAC, manifest)."""
+        return [uri for uri in (self.stac_uri, self.manifest_uri) if uri]
 
 
 def rendered_of(export) -> Rendered | None:

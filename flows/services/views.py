@@ -20,6 +20,8 @@ def _target_view(session: Session, target: ExportTarget, export: Export) -> Targ
         link = session.get(DownloadLink, result["link_id"])
         if link is not None:
             result["url"] = link_url(link, name_of(export.artifact) if export.artifact else None)
+            # The STAC and the manifest, served by the same link.
+            result["sidecar_urls"] = [link_url(link, name) for name in result.get("sidecars", [])]
     return TargetView(id=target.id, kind=target.kind, status=target.status, result=result, error=target.error)
 
 

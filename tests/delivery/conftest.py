@@ -8,6 +8,7 @@ import pytest
 
 from delivery.artifacts import artifact_store
 from delivery.base import Artifact
+from delivery.manifest import Sidecar, build_manifest
 from models.tables import Export, ExportTarget, User
 from tests.support.rendered import rendered_record
 
@@ -22,9 +23,10 @@ def user(session) -> User:
 
 @pytest.fixture
 def make_artifact(session, user):
-    """`make_artifact(size)`: an export of `user` with a file of `size` pseudo-random bytes in the artifact store."""
+    """`make_artifact(size)`: an export of `user` with a file of `size` pseudo-random bytes in the artifact store
+    (`with_sidecars`: and its STAC and manifest beside it)."""
 
-    def factory(size: int, seed: int = 1) -> Artifact:
+    def factory(size: int, seed: int = 1, with_sidecars: bool = False) -> Artifact:
         export = Export(owner_id=user.id, tool={}, output_srid=3857, resolution=10, grid={})
         session.add(export)
         session.flush()
@@ -37,7 +39,12 @@ def make_artifact(session, user):
         export.rendered = rendered_record(path)
         session.add(export)
         session.commit()
-        return Artifact(export_id=export.id, uri=str(path), bytes=size, sha256=sha256)
+        sidecars = ()
+        if with_sidecars:  # as the export flow stores them: a STAC item and the manifest
+            stac = Sidecar(f"export-{export.id}.stac.json", b'{"type": "Feature"}')
+            manifest = build_manifest(export.id, deliverable=path.name, size=size, sha256=sha256, stac=stac)
+            sidecars = tuple(artifact_store().put_sidecar(export.id, s.name, s.data) for s in (stac, manifest))
+        return Artifact(export_id=export.id, uri=str(path), bytes=size, sha256=sha256, sidecar_uris=sidecars)
 
     return factory
 

@@ -127,9 +127,10 @@ def test_running_out_of_space_mid_session_ends_in_error_and_leaves_no_file(sessi
 
 def test_verify_and_cleanup(session, user, dropbox, make_artifact, make_target):
     credential = add(session, user, DropboxSecret(access_token=dropbox.issue_token()))
-    artifact = make_artifact(10_000)
+    artifact = make_artifact(10_000, with_sidecars=True)
     target = make_target(artifact, "dropbox", {}, credential.id)
     target.result = DropboxDelivery().deliver(session, artifact, target)
+    assert len(dropbox.account.files) == 3  # the file, its STAC and the manifest
     assert DropboxDelivery().verify(session, artifact, target) is None
     dropbox.account.files[target.result["path"].lower()] = b"something else"
     assert "is not the rendered file" in DropboxDelivery().verify(session, artifact, target)

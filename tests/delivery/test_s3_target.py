@@ -176,7 +176,7 @@ def test_cleanup_aborts_unfinished_uploads_and_removes_a_delivered_file(session,
                                                                          make_target):
     bucket = s3_server.new_bucket()
     credential = add(session, user, s3_server, bucket)
-    artifact = make_artifact(1000)
+    artifact = make_artifact(1000, with_sidecars=True)
     target = make_target(artifact, "s3", {"bucket": bucket, "prefix": "out"}, credential.id)
     key = f"out/export-{artifact.export_id}.tif"
     writer = s3_server.client()
@@ -185,7 +185,7 @@ def test_cleanup_aborts_unfinished_uploads_and_removes_a_delivered_file(session,
     assert writer.list_multipart_uploads(Bucket=bucket).get("Uploads", []) == []
 
     target.result = S3Delivery().deliver(session, artifact, target)  # delivered, then the export is cancelled
-    assert writer.list_objects_v2(Bucket=bucket)["KeyCount"] == 1
+    assert writer.list_objects_v2(Bucket=bucket)["KeyCount"] == 3  # the file, its STAC and the manifest
     S3Delivery().cleanup(session, target)
     assert writer.list_objects_v2(Bucket=bucket)["KeyCount"] == 0
 

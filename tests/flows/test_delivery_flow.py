@@ -2,11 +2,13 @@
 re-rendering, and an S3 artifact store; against moto's S3 and the fake Dropbox on loopback."""
 
 import hashlib
+import json
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
 from fastapi.testclient import TestClient
+from sqlmodel import select
 
 from api.app import create_app
 from delivery.dropbox_target import add_dropbox_credential
@@ -20,7 +22,7 @@ from models.errors import Conflict, InvalidRequest
 from models.schemas import DropboxSecret, ExportRequest, S3CredentialConfig, S3Secret, TargetRequest
 from models.settings import get_settings
 from models.status import ExportStatus, TargetStatus
-from models.tables import Export
+from models.tables import Download, Export
 from tests.conftest import SMALL_AOI
 
 pytestmark = pytest.mark.usefixtures("ray_cluster", "prefect_server")
@@ -69,6 +71,24 @@ def test_one_export_is_delivered_to_a_link_a_bucket_and_a_dropbox(session, owner
     assert s3_server.client().get_object(Bucket=credentials["bucket"], Key=key)["Body"].read() == data
     assert box.result["path"] == f"/exports/export-{export_id}.tif"
     assert dropbox.account.files[box.result["path"].lower()] == data
+
+    # Beside the file, every target holds its STAC item and the manifest of both, each as stored.
+    names = [f"export-{export_id}.stac.json", f"export-{export_id}.manifest.json"]
+    api = TestClient(create_app())
+    served = {name: api.get(urlsplit(url).path) for name, url in zip(names, http.result["sidecar_urls"], strict=True)}
+    assert {name: r.headers["content-type"] for name, r in served.items()} == {
+        names[0]: "application/geo+json", names[1]: "application/json"}
+    stac, manifest = (served[name].content for name in names)
+    assert s3.result["sidecars"] == [f"geoship/{name}" for name in names]
+    assert [s3_server.client().get_object(Bucket=credentials["bucket"], Key=f"geoship/{name}")["Body"].read()
+            for name in names] == [stac, manifest]
+    assert [dropbox.account.files[f"/exports/{name}"] for name in names] == [stac, manifest]
+    assert json.loads(manifest) == {"export_id": export_id, "files": [
+        {"name": f"export-{export_id}.tif", "bytes": len(data), "sha256": sha256},
+        {"name": names[0], "bytes": len(stac), "sha256": hashlib.sha256(stac).hexdigest()}]}
+    assert json.loads(stac)["assets"]["data"]["file:checksum"] == "1220" + sha256
+    # Reading the sidecars is not downloading the export: the link's one metered request is the file's.
+    assert len(session.exec(select(Download)).all()) == 1
 
 
 def test_a_failed_target_fails_the_export_and_delivery_is_retried_without_rendering(
