@@ -14,6 +14,7 @@ from api.downloads import install_download_limits
 from api.downloads import router as downloads_router
 from api.errors import install_error_handlers
 from api.exports import router as exports_router
+from api.metrics import install_metrics
 from api.nul import RefuseNulCharacters
 from api.tools import router as tools_router
 
@@ -33,6 +34,7 @@ def create_app() -> FastAPI:
     app.include_router(api)
     app.include_router(downloads_router)
     install_download_limits(app)
+    install_metrics(app)
     app.add_middleware(RefuseNulCharacters)
 
     @app.get("/health", include_in_schema=False)

@@ -38,6 +38,22 @@ app.command("status")(status)
 app.command("demo")(demo)
 
 
+def share_metrics_between_workers() -> None:
+    """Let the workers of one `serve` count requests together (prometheus_client's multiprocess mode): in a fresh
+    directory under GEOSHIP_HOME, unless PROMETHEUS_MULTIPROC_DIR names one already."""
+    import os
+    import shutil
+
+    from models.settings import get_settings
+
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        return
+    directory = get_settings().home / "metrics"
+    shutil.rmtree(directory, ignore_errors=True)  # counts of an earlier run would be added to this one's
+    directory.mkdir(parents=True)
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(directory)
+
+
 @app.command("serve")
 def serve(host: str = typer.Option("127.0.0.1"), port: int = typer.Option(8000), workers: int = typer.Option(1)) -> None:
     """Serve the HTTP API and download links."""
@@ -46,5 +62,7 @@ def serve(host: str = typer.Option("127.0.0.1"), port: int = typer.Option(8000),
     from flows.services.settling import settle_gone_runs
 
     settle_gone_runs()  # exports left running by commands of this machine that died
+    if workers > 1:
+        share_metrics_between_workers()
 
     uvicorn.run("api.app:create_app", factory=True, host=host, port=port, workers=workers)
