@@ -7,8 +7,8 @@ size), so GDAL or QGIS reading the COG in place with many small ranged reads use
 Whole-file requests are limited per link owner; partial reads, per link and client, far more generously (a
 GIS session makes hundreds a minute); the link's byte rate holds for all of them.
 
-The same link also serves the export's small sidecars by name (`export-7.stac.json`, `export-7.manifest.json`:
-what every delivery carries beside the file), unmetered: they are not the export's bytes.
+The same link also serves the export's small sidecars by name (`export-7.stac.json`, `export-7.png`,
+`export-7.manifest.json`: what every delivery carries beside the file), unmetered: they are not the export's bytes.
 """
 
 from __future__ import annotations
@@ -189,7 +189,7 @@ async def _serve(request: Request, token: str, filename: str | None) -> Response
 
 def _sidecar(request: Request, token: str, filename: str | None, limits: DownloadLimits):
     """The sidecar named `filename` of the link's export, or None when `filename` names none (the file itself)."""
-    if filename is None or not filename.endswith(".json"):  # the file itself (.tif, .zip): no lookup per range read
+    if filename is None or not filename.endswith((".json", ".png")):  # the file itself (.tif, .zip): no lookup
         return None
     with Session(get_engine()) as session:
         link, export = resolve_link(session, token)  # an unknown, expired or revoked link answers as for the file

@@ -1,6 +1,6 @@
-"""The small files every delivery carries beside the deliverable: its STAC (item or collection) and a manifest
-listing every delivered file with its size and SHA-256, so that a user can check what arrived without
-geoship.
+"""The small files every delivery carries beside the deliverable: its STAC (item or collection), its quicklook
+PNG and a manifest listing every delivered file with its size and SHA-256, so that a user can check what arrived
+without geoship.
 
 The manifest is written once, when the render is published, and stored beside the file in the artifact store
 (`export-7.manifest.json`); each target then copies the stored sidecars as they are.
@@ -30,10 +30,11 @@ def manifest_name(export_id: int) -> str:
     return f"export-{export_id}{MANIFEST_SUFFIX}"
 
 
-def build_manifest(export_id: int, *, deliverable: str, size: int, sha256: str, stac: Sidecar) -> Sidecar:
-    """The manifest of an export's delivery: the deliverable (its name, size and SHA-256) and its STAC."""
-    files = [{"name": deliverable, "bytes": size, "sha256": sha256},
-             {"name": stac.name, "bytes": len(stac.data), "sha256": hashlib.sha256(stac.data).hexdigest()}]
+def build_manifest(export_id: int, *, deliverable: str, size: int, sha256: str, sidecars: list[Sidecar]) -> Sidecar:
+    """The manifest of an export's delivery: the deliverable (its name, size and SHA-256), then each sidecar
+    delivered beside it (the STAC, the quicklook)."""
+    files = [{"name": deliverable, "bytes": size, "sha256": sha256}]
+    files += [{"name": s.name, "bytes": len(s.data), "sha256": hashlib.sha256(s.data).hexdigest()} for s in sidecars]
     body = {"export_id": export_id, "files": files}
     return Sidecar(manifest_name(export_id), (json.dumps(body, indent=2) + "\n").encode())
 

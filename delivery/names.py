@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from urllib.parse import urlparse
 
-MEDIA_TYPES = {".tif": "image/tiff", ".zip": "application/zip", ".json": "application/geo+json"}
+MEDIA_TYPES = {".tif": "image/tiff", ".zip": "application/zip", ".json": "application/geo+json", ".png": "image/png"}
 
 
 def artifact_name(export_id: int, suffix: str = ".tif") -> str:

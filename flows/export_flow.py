@@ -20,6 +20,7 @@ from flows.capacity import render_slot
 from flows.heartbeat import heartbeat
 from flows.hooks import mark_export_crashed, mark_export_failed, mark_export_finished
 from flows.progress import ProgressReporter
+from flows.run_page import publish_delivery, publish_quality
 from flows.services.status import advance_export, claim_export, set_export_fields, set_target_status
 from flows.services.submission import create_export
 from flows.starting import start_next
@@ -92,9 +93,11 @@ def render_export(export_id: int, pool_size: int) -> Rendered:
     else:
         uri = store.publish(export_id, Path(product.uri), product.sha256)
     stac = Sidecar(f"export-{export_id}.stac.json", json.dumps(product.stac, indent=2).encode())
-    manifest = build_manifest(export_id, deliverable=name_of(uri), size=product.bytes, sha256=product.sha256, stac=stac)
-    rendered = product.stored(uri, store.put_sidecar(export_id, stac.name, stac.data),
-                              store.put_sidecar(export_id, manifest.name, manifest.data))
+    quicklook = Sidecar(f"export-{export_id}.png", product.quicklook)
+    manifest = build_manifest(export_id, deliverable=name_of(uri), size=product.bytes, sha256=product.sha256,
+                              sidecars=[stac, quicklook])
+    stored = {s.name: store.put_sidecar(export_id, s.name, s.data) for s in (stac, quicklook, manifest)}
+    rendered = product.stored(uri, stored[stac.name], stored[manifest.name], stored[quicklook.name])
     logger.info("export %s: wrote %s (%s bytes, %s tiles, %s shard(s)) in %.1f s", export_id, uri, rendered.bytes,
                 rendered.tiles, len(rendered.shards) or 1, rendered.seconds)
     set_export_fields(export_id, artifact=uri, rendered=rendered.model_dump(mode="json"))
@@ -152,6 +155,7 @@ def export_flow(export_id: int | None = None, request: ExportRequest | None = No
         with render_slot() as pool_size:  # waits, submitted, while every render slot is taken
             mark_status(export_id, ExportStatus.rendering)
             rendered = render_export(export_id, pool_size)
+        publish_quality(export_id, rendered)
         mark_status(export_id, ExportStatus.delivering)
         start_next()  # this render's slot is free: the next due export need not wait for the poller
         deliver_all(export_id, rendered)
@@ -191,6 +195,7 @@ def deliver_all(export_id: int, rendered: Rendered, only: list[int] | None = Non
             deliver_target(export_id, target.id, rendered)
         except Exception as exc:  # every target gets its chance; the failures are reported together
             failures.append(f"target {target.position} ({target.kind}): {exc}")
+    publish_delivery(export_id)
     if failures:
         raise DeliveryFailed("delivery failed for " + "; ".join(failures))
     create_markdown_artifact(

@@ -12,6 +12,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+# The builtin, named apart: `Rendered.bytes` (the file's size) shadows `bytes` inside the class.
+PngBytes = bytes
+
 
 class RenderedShard(BaseModel):
     """One shard of a packaged render: its window of the output grid, its COG's size and checksum."""
@@ -26,6 +29,31 @@ class RenderedShard(BaseModel):
     bytes: int
     sha256: str
     tiles: int
+
+
+class BandQuality(BaseModel):
+    """One band of a render at a glance: its valid values' range and mean."""
+
+    model_config = ConfigDict(frozen=True)
+
+    name: str
+    minimum: float | None
+    maximum: float | None
+    mean: float | None
+
+
+class Quality(BaseModel):
+    """What a render holds, for a person deciding whether it is what they asked for. Counted on the overview
+    closest to 1,024 px (exact for outputs no larger), so pixel counts are estimates for large outputs."""
+
+    model_config = ConfigDict(frozen=True)
+
+    pixels: int  # the whole grid
+    aoi_pixels: int  # inside the area of interest (the whole grid without one)
+    valid_pixels: int  # with a value (in the band that has the fewest)
+    valid_share_of_aoi: float
+    nodata_share: float  # of the whole grid
+    bands: list[BandQuality]
 
 
 class Rendered(BaseModel):
@@ -46,21 +74,27 @@ class Rendered(BaseModel):
     shards: list[RenderedShard] = Field(default_factory=list)
     stac_uri: str | None = None
     manifest_uri: str | None = None
+    quicklook_uri: str | None = None
+    quality: Quality | None = None
     # The STAC item (a COG) or collection (a package) as JSON, until it is stored beside the file (`stac_uri`);
     # not kept on the export row.
     stac: dict[str, Any] | None = Field(default=None, exclude=True)
+    # The quicklook PNG, likewise until it is stored beside the file (`quicklook_uri`).
+    quicklook: PngBytes | None = Field(default=None, exclude=True)
     # Tiles rendered per Ray node, and the bytes of the answers the render's driver took in (a cluster's figures).
     tiles_by_node: dict[str, int] = Field(default_factory=dict)
     driver_bytes: int = 0
 
-    def stored(self, uri: str, stac_uri: str, manifest_uri: str | None = None) -> Rendered:
-        """The same render once published: the file at `uri`, its STAC and manifest beside it."""
-        return self.model_copy(update={"uri": uri, "stac_uri": stac_uri, "manifest_uri": manifest_uri, "stac": None})
+    def stored(self, uri: str, stac_uri: str, manifest_uri: str | None = None,
+               quicklook_uri: str | None = None) -> Rendered:
+        """The same render once published: the file at `uri`, its STAC, manifest and quicklook beside it."""
+        return self.model_copy(update={"uri": uri, "stac_uri": stac_uri, "manifest_uri": manifest_uri,
+                                       "quicklook_uri": quicklook_uri, "stac": None, "quicklook": None})
 
     @property
     def sidecar_uris(self) -> list[str]:
-        """The stored files every delivery carries beside the deliverable (STAC, manifest)."""
-        return [uri for uri in (self.stac_uri, self.manifest_uri) if uri]
+        """The stored files every delivery carries beside the deliverable (STAC, quicklook, manifest)."""
+        return [uri for uri in (self.stac_uri, self.quicklook_uri, self.manifest_uri) if uri]
 
 
 def rendered_of(export) -> Rendered | None:

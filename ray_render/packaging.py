@@ -21,6 +21,7 @@ from rasterio.windows import Window
 from shapely.geometry import box
 
 from ray_render.grid import OutputGrid
+from ray_render.quicklook import quicklook_png
 from ray_render.results import RenderResult
 from ray_render.shards import mosaic_vrt
 from ray_render.stac import in_collection, stac_collection, stac_item
@@ -36,6 +37,8 @@ class Package:
     bytes: int
     sha256: str
     collection: dict
+    quicklook: bytes
+    statistics: list[dict[str, float]]  # of the whole mosaic, per band
 
 
 def package_shards(*, base: str, directory: Path, grid: OutputGrid, results: list[RenderResult], footprint,
@@ -62,9 +65,13 @@ def package_shards(*, base: str, directory: Path, grid: OutputGrid, results: lis
     vrt = mosaic_vrt(grid, [(Path(r.path), Window(r.col_off, r.row_off, r.width, r.height)) for r in results],
                      first.bands, first.dtype, nodata, masked, alpha)
     (directory / f"{base}.vrt").write_text(vrt)
+    # The whole mosaic at a glance, from the shards' overviews through the VRT.
+    quicklook, statistics = quicklook_png(directory / f"{base}.vrt"), band_statistics(str(directory / f"{base}.vrt"))
+    (directory / f"{base}.png").write_bytes(quicklook)
     collection = stac_collection(collection_id=base, item_hrefs=hrefs, vrt_href=f"./{base}.vrt", items=items,
                                  description=f"geoship {base}: {len(results)} shards of one "
-                                             f"{grid.width} x {grid.height} px grid in {grid.crs}")
+                                             f"{grid.width} x {grid.height} px grid in {grid.crs}",
+                                 thumbnail_href=f"./{base}.png")
     (directory / "collection.json").write_text(json.dumps(collection, indent=2))
 
     archive = directory.parent / f"{base}.zip"
@@ -77,4 +84,5 @@ def package_shards(*, base: str, directory: Path, grid: OutputGrid, results: lis
     finally:
         partial.unlink(missing_ok=True)
     shutil.rmtree(directory, ignore_errors=True)
-    return Package(path=archive, bytes=archive.stat().st_size, sha256=sha256_of(archive), collection=collection)
+    return Package(path=archive, bytes=archive.stat().st_size, sha256=sha256_of(archive), collection=collection,
+                   quicklook=quicklook, statistics=statistics)

@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 
@@ -14,12 +15,14 @@ import rasterio
 from rasterio.windows import Window
 
 from models.errors import RenderError
-from models.rendered import Rendered, RenderedShard
+from models.rendered import Quality, Rendered, RenderedShard
 from models.schemas import LOSSY_COMPRESSIONS
 from models.tooltree import ToolTree
 from ray_render.geometry import coverage
 from ray_render.grid import OutputGrid
 from ray_render.packaging import package_shards
+from ray_render.quality import quality_of
+from ray_render.quicklook import quicklook_png
 from ray_render.remote import gdal_options, gdal_path
 from ray_render.render import RenderOptions, render, render_shards
 from ray_render.results import RenderResult, Shard
@@ -43,10 +46,14 @@ def render_product(tree: ToolTree, grid: OutputGrid, staged: Path, options: Rend
     nodata = None if masked else tree.root.nodata
     if not shard_windows:
         result = render(tree, grid, staged, options, on_progress=on_progress, upload=upload)
+        with _readable(result.path, upload) as readable:
+            statistics, quicklook = band_statistics(readable), quicklook_png(readable)
         item = stac_item(item_id=staged.stem, grid=grid, footprint=coverage(tree, grid), asset_href=f"./{staged.name}",
                          size=result.bytes, sha256=result.sha256, bands=result.bands, dtype=result.dtype, nodata=nodata,
-                         acquired=list(acquired), created=created, statistics=_statistics(result.path, upload))
-        return _rendered(result, "cog", result.path, result.bytes, result.sha256, [result], item)
+                         acquired=list(acquired), created=created, statistics=statistics,
+                         thumbnail_href=f"./{staged.stem}.png")
+        return _rendered(result, "cog", result.path, result.bytes, result.sha256, [result], item, quicklook,
+                         quality_of(tree, grid, result.bands, statistics))
     started = time.perf_counter()
     shards = [Shard(name, window, staged.parent / SHARDS_DIR / f"{staged.stem}-{name}.tif") for name, window in shard_windows]
     shards[0].path.parent.mkdir(parents=True, exist_ok=True)
@@ -59,21 +66,24 @@ def render_product(tree: ToolTree, grid: OutputGrid, staged: Path, options: Rend
     whole = RenderResult(path=str(package.path), bytes=package.bytes, sha256=package.sha256, width=grid.width,
                          height=grid.height, bands=results[0].bands, dtype=results[0].dtype,
                          tiles=sum(r.tiles for r in results), seconds=round(time.perf_counter() - started, 3))
-    return _rendered(whole, "package", str(package.path), package.bytes, package.sha256, results, package.collection)
+    return _rendered(whole, "package", str(package.path), package.bytes, package.sha256, results, package.collection,
+                     package.quicklook, quality_of(tree, grid, whole.bands, package.statistics))
 
 
-def _statistics(where: str, upload: S3Output | None) -> list[dict[str, float]]:
-    """The band statistics of the COG at `where`: a local file, or the object the actors uploaded (read through
-    GDAL's /vsis3/ with the platform's credentials, at the upload's endpoint)."""
+@contextmanager
+def _readable(where: str, upload: S3Output | None) -> Iterator[str]:
+    """What GDAL opens to read the COG at `where` back (statistics, quicklook): a local file, or the object the
+    actors uploaded, through /vsis3/ with the platform's credentials at the upload's endpoint."""
     if upload is None or where != upload.uri:
-        return band_statistics(where)
+        yield where
+        return
     environ = {**os.environ, **({"AWS_ENDPOINT_URL_S3": upload.endpoint_url} if upload.endpoint_url else {})}
     with rasterio.Env(**gdal_options(environ)):
-        return band_statistics(gdal_path(where))
+        yield gdal_path(where)
 
 
 def _rendered(whole: RenderResult, kind: str, uri: str, size: int, sha256: str, parts: list[RenderResult],
-              stac: dict) -> Rendered:
+              stac: dict, quicklook: bytes, quality: Quality) -> Rendered:
     nodes: dict[str, int] = {}
     for part in parts:
         for node, tiles in part.tiles_by_node.items():
@@ -82,4 +92,5 @@ def _rendered(whole: RenderResult, kind: str, uri: str, size: int, sha256: str, 
                             bytes=r.bytes, sha256=r.sha256, tiles=r.tiles) for r in parts] if kind == "package" else []
     return Rendered(kind=kind, uri=uri, bytes=size, sha256=sha256, width=whole.width, height=whole.height,
                     bands=whole.bands, dtype=whole.dtype, tiles=whole.tiles, seconds=whole.seconds, shards=shards,
-                    stac=stac, tiles_by_node=nodes, driver_bytes=sum(p.driver_bytes for p in parts))
+                    stac=stac, quicklook=quicklook, quality=quality, tiles_by_node=nodes,
+                    driver_bytes=sum(p.driver_bytes for p in parts))

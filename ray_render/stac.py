@@ -29,9 +29,10 @@ SHA256_MULTIHASH_PREFIX = "1220"
 
 def stac_item(*, item_id: str, grid: OutputGrid, footprint, asset_href: str, size: int, sha256: str, bands: list[str],
               dtype: str, nodata: float | None, acquired: list[datetime], created: datetime,
-              statistics: list[dict[str, float]] | None = None) -> dict[str, Any]:
+              statistics: list[dict[str, float]] | None = None, thumbnail_href: str | None = None) -> dict[str, Any]:
     """The Item of one COG: `footprint` is where it has data (in the grid's CRS); `acquired` the inputs' times;
-    `statistics` one dict per band (minimum, maximum, mean, stddev, valid_percent), when known.
+    `statistics` one dict per band (minimum, maximum, mean, stddev, valid_percent), when known; `thumbnail_href`
+    its quicklook PNG, when made.
 
     The Item's time is the inputs' acquisition time (a range when they differ), else its creation time.
     """
@@ -60,6 +61,8 @@ def stac_item(*, item_id: str, grid: OutputGrid, footprint, asset_href: str, siz
         described.properties["name"] = band  # which band it is; raster:bands has no field of its own for it
         raster_bands.append(described)
     RasterExtension.ext(asset, add_if_missing=True).bands = raster_bands
+    if thumbnail_href:
+        item.add_asset("thumbnail", _thumbnail(thumbnail_href))
     return item.to_dict(include_self_link=False, transform_hrefs=False)
 
 
@@ -76,8 +79,12 @@ def _describe_grid(projection: ProjectionExtension, grid: OutputGrid) -> None:
     projection.bbox = list(grid.bounds)
 
 
+def _thumbnail(href: str) -> pystac.Asset:
+    return pystac.Asset(href=href, media_type=pystac.MediaType.PNG, roles=["thumbnail"], title="quicklook")
+
+
 def stac_collection(*, collection_id: str, description: str, items: list[dict[str, Any]], item_hrefs: list[str],
-                    vrt_href: str) -> dict[str, Any]:
+                    vrt_href: str, thumbnail_href: str | None = None) -> dict[str, Any]:
     """The Collection of a sharded export: the union of its items' extents, links to them, the VRT as an asset."""
     west, south, east, north = (min(i["bbox"][0] for i in items), min(i["bbox"][1] for i in items),
                                 max(i["bbox"][2] for i in items), max(i["bbox"][3] for i in items))
@@ -91,6 +98,8 @@ def stac_collection(*, collection_id: str, description: str, items: list[dict[st
         collection.add_link(pystac.Link(rel=pystac.RelType.ITEM, target=href, media_type=pystac.MediaType.GEOJSON))
     collection.add_asset("mosaic", pystac.Asset(href=vrt_href, media_type=pystac.MediaType.XML, roles=["data"],
                                                 title="every shard as one raster (GDAL VRT)"))
+    if thumbnail_href:
+        collection.add_asset("thumbnail", _thumbnail(thumbnail_href))
     return collection.to_dict(include_self_link=False, transform_hrefs=False)
 
 

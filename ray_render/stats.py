@@ -46,16 +46,15 @@ def band_statistics(path: str) -> list[dict[str, float]]:
     """Per band of a rendered COG: minimum, maximum, mean, population stddev and valid_percent of its valid
     pixels (nodata, or the mask of an RGBA or lossy COG, left out), as STAC's raster extension lists them.
 
-    Read from the smallest overview whose longest side is still at least SAMPLE_SIZE, as GDAL's approximate
-    statistics are (what QGIS shows), so the cost is the same for any output size; a file no larger than that,
-    or without overviews, is read whole and its statistics are exact. An all-nodata band has only its
-    valid_percent (0).
+    Read decimated to about SAMPLE_SIZE on the longest side, which GDAL serves from the smallest overview still
+    that large (for a package's VRT, from its shards' overviews), as GDAL's approximate statistics are (what QGIS
+    shows), so the cost is the same for any output size; a file no larger than that is read whole and its
+    statistics are exact. An all-nodata band has only its valid_percent (0).
     """
     with rasterio.open(path) as src:
-        factors = src.overviews(1)
-        usable = [i for i, f in enumerate(factors) if max(src.width, src.height) / f >= SAMPLE_SIZE]
-    with rasterio.open(path, **({"overview_level": usable[-1]} if usable else {})) as src:
-        data = src.read(masked=True)
+        scale = max(1.0, max(src.width, src.height) / SAMPLE_SIZE)
+        shape = (src.count, max(1, round(src.height / scale)), max(1, round(src.width / scale)))
+        data = src.read(out_shape=shape, masked=True, resampling=Resampling.nearest)
     found = []
     for band in data:
         values = np.ma.compressed(band).astype(np.float64)

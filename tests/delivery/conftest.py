@@ -42,7 +42,7 @@ def make_artifact(session, user):
         sidecars = ()
         if with_sidecars:  # as the export flow stores them: a STAC item and the manifest
             stac = Sidecar(f"export-{export.id}.stac.json", b'{"type": "Feature"}')
-            manifest = build_manifest(export.id, deliverable=path.name, size=size, sha256=sha256, stac=stac)
+            manifest = build_manifest(export.id, deliverable=path.name, size=size, sha256=sha256, sidecars=[stac])
             sidecars = tuple(artifact_store().put_sidecar(export.id, s.name, s.data) for s in (stac, manifest))
         return Artifact(export_id=export.id, uri=str(path), bytes=size, sha256=sha256, sidecar_uris=sidecars)
 

@@ -8,6 +8,7 @@ from urllib.parse import urlsplit
 
 import pytest
 from fastapi.testclient import TestClient
+from prefect.client.orchestration import get_client
 from sqlmodel import select
 
 from api.app import create_app
@@ -73,22 +74,36 @@ def test_one_export_is_delivered_to_a_link_a_bucket_and_a_dropbox(session, owner
     assert dropbox.account.files[box.result["path"].lower()] == data
 
     # Beside the file, every target holds its STAC item and the manifest of both, each as stored.
-    names = [f"export-{export_id}.stac.json", f"export-{export_id}.manifest.json"]
+    names = [f"export-{export_id}.stac.json", f"export-{export_id}.png", f"export-{export_id}.manifest.json"]
     api = TestClient(create_app())
     served = {name: api.get(urlsplit(url).path) for name, url in zip(names, http.result["sidecar_urls"], strict=True)}
-    assert {name: r.headers["content-type"] for name, r in served.items()} == {
-        names[0]: "application/geo+json", names[1]: "application/json"}
-    stac, manifest = (served[name].content for name in names)
+    assert [served[name].headers["content-type"] for name in names] == [
+        "application/geo+json", "image/png", "application/json"]
+    stac, quicklook, manifest = (served[name].content for name in names)
     assert s3.result["sidecars"] == [f"geoship/{name}" for name in names]
     assert [s3_server.client().get_object(Bucket=credentials["bucket"], Key=f"geoship/{name}")["Body"].read()
-            for name in names] == [stac, manifest]
-    assert [dropbox.account.files[f"/exports/{name}"] for name in names] == [stac, manifest]
+            for name in names] == [stac, quicklook, manifest]
+    assert [dropbox.account.files[f"/exports/{name}"] for name in names] == [stac, quicklook, manifest]
     assert json.loads(manifest) == {"export_id": export_id, "files": [
         {"name": f"export-{export_id}.tif", "bytes": len(data), "sha256": sha256},
-        {"name": names[0], "bytes": len(stac), "sha256": hashlib.sha256(stac).hexdigest()}]}
+        {"name": names[0], "bytes": len(stac), "sha256": hashlib.sha256(stac).hexdigest()},
+        {"name": names[1], "bytes": len(quicklook), "sha256": hashlib.sha256(quicklook).hexdigest()}]}
+    assert json.loads(stac)["assets"]["thumbnail"]["href"] == f"./{names[1]}" and quicklook.startswith(b"\x89PNG")
     assert json.loads(stac)["assets"]["data"]["file:checksum"] == "1220" + sha256
     # Reading the sidecars is not downloading the export: the link's one metered request is the file's.
     assert len(session.exec(select(Download)).all()) == 1
+
+    # The run page: the quality summary, a link per target, the targets' table, the quicklook the link serves.
+    with get_client(sync_client=True) as prefect:
+        artifacts = {a.key: a for a in prefect.read_artifacts() if a.key and a.key.startswith(f"export-{export_id}-")}
+    assert {f"export-{export_id}-{k}" for k in ("quality", "targets", "target-0", "target-1", "target-2",
+                                                   "quicklook")} <= set(artifacts)
+    assert "inside the area of interest" in artifacts[f"export-{export_id}-quality"].data
+    table = json.loads(artifacts[f"export-{export_id}-targets"].data)
+    assert [(row["kind"], row["status"], row["sha256"]) for row in table] == [
+        ("http", "success", sha256), ("s3", "success", sha256), ("dropbox", "success", sha256)]
+    assert artifacts[f"export-{export_id}-target-1"].data == f"[s3: {s3.result['url']}]({s3.result['url']})"
+    assert artifacts[f"export-{export_id}-quicklook"].data == http.result["sidecar_urls"][1]
 
 
 def test_a_failed_target_fails_the_export_and_delivery_is_retried_without_rendering(

@@ -10,8 +10,12 @@ from urllib.parse import urlsplit
 import numpy as np
 import pytest
 import rasterio
+import shapely.ops
 from fastapi.testclient import TestClient
+from pyproj import Transformer
+from rasterio.features import geometry_mask
 from rio_cogeo.cogeo import cog_validate
+from shapely.geometry import shape
 from sqlmodel import select
 
 from api.app import create_app
@@ -76,7 +80,7 @@ def test_an_export_renders_delivers_and_downloads(session, owner, project, monke
         assert out.crs.to_epsg() == 3857 and out.count == 3 and out.nodata == 0
         assert (out.width, out.height) == (export.grid["width"], export.grid["height"])
         assert max(out.width, out.height) <= 1024  # small enough for exact statistics, recomputed here
-        pixels = out.read()
+        pixels, transform = out.read(), out.transform
     for band, described in zip(pixels, stac["assets"]["data"]["raster:bands"], strict=True):
         values = band[band != 0].astype(np.float64)
         assert (described["statistics"]["minimum"], described["statistics"]["maximum"]) == (values.min(), values.max())
@@ -84,6 +88,16 @@ def test_an_export_renders_delivers_and_downloads(session, owner, project, monke
     valid = (pixels > 0).all(axis=0)
     assert 0.5 < valid.mean() < 1.0  # the AOI polygon covers most, but not all, of its bounding box
     assert pixels[:, valid].std() > 100  # real structure, not a constant
+    # The quality summary, against the pixels and the AOI rasterised here.
+    quality = export.rendered["quality"]
+    to_grid = Transformer.from_crs("EPSG:4326", "EPSG:3857", always_xy=True).transform
+    inside = ~geometry_mask([shapely.ops.transform(to_grid, shape(SMALL_AOI))], out_shape=valid.shape,
+                            transform=transform)
+    assert quality["pixels"] == valid.size
+    assert quality["valid_pixels"] == min(int((band > 0).sum()) for band in pixels)
+    assert quality["aoi_pixels"] == pytest.approx(int(inside.sum()), rel=0.02)
+    assert quality["valid_share_of_aoi"] == pytest.approx(min(1.0, quality["valid_pixels"] / quality["aoi_pixels"]), abs=1e-4)
+    assert [b["mean"] for b in quality["bands"]] == pytest.approx([band[band > 0].mean() for band in pixels])
 
     (target,) = view.targets
     assert target.status == TargetStatus.success

@@ -22,15 +22,17 @@ STATS = [{"minimum": 1.0, "maximum": 900.0, "mean": 300.5, "stddev": 20.0, "vali
          {"minimum": 3.0, "maximum": 800.0, "mean": 200.0, "stddev": 10.0, "valid_percent": 64.0}]
 
 
-def item(acquired, grid=GRID, statistics=None):
+def item(acquired, grid=GRID, statistics=None, thumbnail_href=None):
     return stac_item(item_id="export-7", grid=grid, footprint=AREA, asset_href="./export-7.tif", size=1234,
                      sha256="ab" * 32, bands=["red", "nir"], dtype="uint16", nodata=0, acquired=acquired, created=CREATED,
-                     statistics=statistics)
+                     statistics=statistics, thumbnail_href=thumbnail_href)
 
 
 def test_the_item_describes_the_cog_and_its_grid_and_is_valid_stac():
-    stac = item([datetime(2024, 6, 1, 10, 30, tzinfo=UTC)], statistics=STATS)
+    stac = item([datetime(2024, 6, 1, 10, 30, tzinfo=UTC)], statistics=STATS, thumbnail_href="./export-7.png")
     checked = validate_stac(stac)
+    assert stac["assets"]["thumbnail"] == {"href": "./export-7.png", "type": "image/png", "title": "quicklook",
+                                           "roles": ["thumbnail"]}
     assert {"projection", "file", "raster"} <= {uri.split("/")[3] for uri in checked if "stac-extensions" in uri}
     assert (stac["type"], stac["stac_version"], stac["id"]) == ("Feature", "1.1.0", "export-7")
     props = stac["properties"]
