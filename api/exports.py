@@ -16,9 +16,9 @@ from api.deps import RowId, SessionDep, UserDep
 from flows.services.retry import reopen_for_delivery
 from flows.services.settling import settle_gone_runs
 from flows.services.submission import create_export, plan_export
-from flows.services.views import export_view, get_export
+from flows.services.views import export_log_view, export_view, get_export
 from models.errors import Conflict
-from models.schemas import Estimate, ExportPage, ExportRequest, ExportView
+from models.schemas import Estimate, ExportPage, ExportRequest, ExportView, LogLineView
 from models.status import ExportStatus
 from models.tables import Export, IdempotencyKey
 
@@ -101,6 +101,13 @@ def list_exports(
 def read_export(export_id: RowId, session: SessionDep, user: UserDep) -> ExportView:
     """Status, progress, per-target status and result, error."""
     return export_view(session, get_export(session, owner=user, export_id=export_id))
+
+
+@router.get("/{export_id}/logs", response_model=list[LogLineView], summary="An export's own log")
+def read_export_log(export_id: RowId, session: SessionDep, user: UserDep) -> list[LogLineView]:
+    """What happened to the export, oldest first: the order, its claims and status changes, the render, each
+    delivery attempt, the end."""
+    return export_log_view(session, owner=user, export_id=export_id)
 
 
 @router.post("/{export_id}/cancel", response_model=ExportView, summary="Cancel an export")

@@ -267,3 +267,17 @@ def run(export_id: int, as_json: bool = typer.Option(False, "--json")) -> None:
 def status(export_id: int, as_json: bool = typer.Option(False, "--json")) -> None:
     """Show an export's status, progress, file and targets."""
     show_export(export_id, as_json)
+
+
+@reports_errors
+def logs(export_id: int, as_json: bool = typer.Option(False, "--json")) -> None:
+    """Show an export's own log: the order, its status changes, the render, each delivery attempt, the end."""
+    from flows.services.views import export_log_view
+
+    with session_scope() as session:
+        lines = export_log_view(session, owner=acting_user(session), export_id=export_id)
+    if as_json:
+        print_json([line.model_dump(mode="json") for line in lines])
+        return
+    for line in lines:
+        console.print(f"{line.at:%Y-%m-%d %H:%M:%S}  {line.level:<7}  {line.message}", markup=False, highlight=False)

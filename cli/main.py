@@ -8,7 +8,7 @@ from cli.catalogue import projects_app, scenes_app
 from cli.credentials import credentials_app, keys_app, links_app
 from cli.database import db_app
 from cli.demo import demo
-from cli.exports import export_app, run, status
+from cli.exports import export_app, logs, run, status
 from cli.tools import tools_app
 from cli.users import users_app
 
@@ -35,6 +35,7 @@ app.add_typer(users_app, name="users")
 app.add_typer(db_app, name="db")
 app.command("run")(run)
 app.command("status")(status)
+app.command("logs")(logs)
 app.command("demo")(demo)
 
 

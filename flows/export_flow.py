@@ -21,6 +21,7 @@ from flows.heartbeat import heartbeat
 from flows.hooks import mark_export_crashed, mark_export_failed, mark_export_finished
 from flows.progress import ProgressReporter
 from flows.run_page import publish_delivery, publish_quality
+from flows.services.logbook import note
 from flows.services.status import advance_export, claim_export, set_export_fields, set_target_status
 from flows.services.submission import create_export
 from flows.starting import start_next
@@ -81,6 +82,7 @@ def render_export(export_id: int, pool_size: int) -> Rendered:
     logger = get_run_logger()
     logger.info("export %s: rendering %s x %s px in %s with %s px tiles", export_id, grid.width, grid.height,
                 grid.crs, options.tile_size)
+    note(export_id, f"rendering {grid.width} x {grid.height} px in {grid.crs} with {pool_size} tile actor(s)")
     store = artifact_store()
     windows = plan_shards(grid, tree.root, options.tile_size, settings.shard_max_bytes)
     location = None if windows else store.upload_location(export_id)
@@ -100,6 +102,8 @@ def render_export(export_id: int, pool_size: int) -> Rendered:
     rendered = product.stored(uri, stored[stac.name], stored[manifest.name], stored[quicklook.name])
     logger.info("export %s: wrote %s (%s bytes, %s tiles, %s shard(s)) in %.1f s", export_id, uri, rendered.bytes,
                 rendered.tiles, len(rendered.shards) or 1, rendered.seconds)
+    note(export_id, f"rendered {name_of(uri)}: {rendered.bytes:,} bytes, {rendered.tiles} tiles, "
+                    f"{len(rendered.shards) or 1} file(s), in {rendered.seconds:.1f} s; sha256 {rendered.sha256}")
     set_export_fields(export_id, artifact=uri, rendered=rendered.model_dump(mode="json"))
     return rendered
 
@@ -116,6 +120,10 @@ def deliver_target(export_id: int, target_id: int, rendered: Rendered) -> dict[s
     """Deliver the rendered file to one target, recording the target's own status and result."""
     artifact = Artifact.of(export_id, rendered)
     set_target_status(target_id, TargetStatus.delivering)
+    with Session(get_engine()) as session:
+        target = session.get(ExportTarget, target_id)
+        which = f"target {target.position} ({target.kind.value})"
+    note(export_id, f"delivering to {which}")
     try:
         with Session(get_engine()) as session:
             target = session.get(ExportTarget, target_id)
@@ -130,8 +138,10 @@ def deliver_target(export_id: int, target_id: int, rendered: Rendered) -> dict[s
                 raise Conflict(f"export {export_id} was cancelled during delivery; the delivered file was removed")
     except Exception as exc:
         set_target_status(target_id, TargetStatus.error, error=str(exc))
+        note(export_id, f"{which} failed: {exc}", "error")
         raise
     set_target_status(target_id, TargetStatus.success, result=result, error=None)
+    note(export_id, f"delivered to {which}")
     get_run_logger().info("export %s: target %s delivered", export_id, target_id)
     return result
 

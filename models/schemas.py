@@ -307,6 +307,14 @@ class QueueView(BaseModel):
     priority: Priority
 
 
+class LogLineView(BaseModel):
+    """One line of an export's own log."""
+
+    at: datetime
+    level: str
+    message: str
+
+
 class ExportView(BaseModel):
     """An export as shown to its owner (CLI `--json`, `geoship status`, the API)."""
 

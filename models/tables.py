@@ -181,6 +181,18 @@ class ExportTarget(SQLModel, table=True):
     updated_at: datetime = _created()
 
 
+class ExportLog(SQLModel, table=True):
+    """One line of an export's own log: what happened to it, in words its owner reads (never a secret)."""
+
+    __tablename__ = "export_log"
+
+    id: int | None = Field(default=None, primary_key=True)
+    export_id: int = Field(foreign_key="export.id", index=True)
+    at: datetime = _created()
+    level: str = "info"  # info | warning | error
+    message: str
+
+
 class IdempotencyKey(SQLModel, table=True):
     """An `Idempotency-Key` a user sent with an export request, the request's hash, and the export it made."""
 

@@ -20,6 +20,7 @@ from datetime import datetime
 from sqlalchemy import text, update
 from sqlmodel import Session, func, select
 
+from flows.services.logbook import log_line
 from models.db import get_engine
 from models.schemas import QueueView
 from models.settings import get_settings
@@ -113,6 +114,7 @@ def claim_due(render_slots: int, limit: int | None = None) -> list[int]:
                 update(Export).where(Export.id == item.id, Export.status == ExportStatus.pending)
                 .values(status=ExportStatus.submitted, attempts=Export.attempts + 1, updated_at=utcnow()))
             if moved.rowcount == 1:
+                session.execute(log_line(item.id, "submitted: its turn in the queue came"))
                 claimed.append(item.id)
         session.commit()
     return claimed

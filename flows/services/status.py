@@ -13,6 +13,7 @@ from typing import Any
 from sqlalchemy import update
 from sqlalchemy.exc import DBAPIError
 
+from flows.services.logbook import log_line
 from models.db import get_engine
 from models.status import ExportStatus, TargetStatus
 from models.tables import Export, ExportTarget
@@ -27,9 +28,10 @@ RUNNING = [ExportStatus.submitted, ExportStatus.rendering, ExportStatus.deliveri
 WRITE_PATIENCE_SECONDS = 30.0
 
 
-def _write(statement, then=None) -> int:
+def _write(statement, *then) -> int:
     """Execute one UPDATE in its own transaction, retrying while the database is unreachable; returns rowcount.
-    With `then`, that statement runs in the same transaction when the first one matched a row.
+    The statements in `then` run in the same transaction when the first one matched a row (a transition's log
+    line, the targets a retry reopens).
 
     A conditional UPDATE may safely run again: if an attempt committed before its connection dropped, the
     retry matches no row, which callers read as "someone already moved it".
@@ -39,8 +41,8 @@ def _write(statement, then=None) -> int:
         try:
             with get_engine().begin() as connection:
                 count = connection.execute(statement).rowcount
-                if then is not None and count:
-                    connection.execute(then)
+                for companion in then if count else ():
+                    connection.execute(companion)
                 return count
         except DBAPIError as exc:
             connection_lost = exc.connection_invalidated or "connection" in str(exc.orig).lower()
@@ -63,7 +65,9 @@ def advance_export(export_id: int, to: ExportStatus, *, run: str | None = None, 
     statement = update(Export).where(Export.id == export_id, Export.status.in_(to.earlier())).values(**values)
     if run is not None:
         statement = statement.where(Export.flow_run_id == run)
-    return _write(statement) == 1
+    error = fields.get("error") if to == ExportStatus.error else None
+    said = log_line(export_id, f"{to.value}: {error}" if error else to.value, "error" if error else "info")
+    return _write(statement, said) == 1
 
 
 def fail_export(export_id: int, reason: str) -> bool:
@@ -83,7 +87,7 @@ def release_claim(export_id: int, reason: str) -> bool:
     statement = (update(Export).where(Export.id == export_id, Export.status == ExportStatus.submitted,
                                       Export.flow_run_id.is_(None))
                  .values(status=ExportStatus.pending, error=f"not started yet: {reason}", updated_at=utcnow()))
-    return _write(statement) == 1
+    return _write(statement, log_line(export_id, f"pending: not started yet: {reason}", "warning")) == 1
 
 
 def reopen_for_delivery(export_id: int, target_ids: list[int]) -> bool:
@@ -94,7 +98,8 @@ def reopen_for_delivery(export_id: int, target_ids: list[int]) -> bool:
               .values(status=ExportStatus.delivering, error=None, finished_at=None, updated_at=utcnow()))
     targets = (update(ExportTarget).where(ExportTarget.id.in_(target_ids))
                .values(status=TargetStatus.pending, error=None, result=None, updated_at=utcnow()))
-    return _write(reopen, then=targets) == 1
+    said = log_line(export_id, f"delivering: reopened to deliver again to {len(target_ids)} target(s)")
+    return _write(reopen, targets, said) == 1
 
 
 def record_progress(export_id: int, done: int, total: int) -> bool:
@@ -124,7 +129,7 @@ def requeue_export(export_id: int, reason: str, run: str | None) -> bool:
         .values(status=ExportStatus.pending, flow_run_id=None, tiles_done=0, progress=0.0, heartbeat_at=None,
                 error=f"re-queued: {reason}", updated_at=utcnow())
     )
-    return _write(statement) == 1
+    return _write(statement, log_line(export_id, f"pending: re-queued: {reason}", "warning")) == 1
 
 
 def set_export_fields(export_id: int, **fields: Any) -> None:

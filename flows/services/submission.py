@@ -21,7 +21,7 @@ from models.saved_tools import find_tool
 from models.schemas import LOSSY_COMPRESSIONS, Estimate, ExportRequest, SourceView
 from models.settings import get_settings
 from models.status import Priority
-from models.tables import Export, ExportTarget, Project, Scene, User
+from models.tables import Export, ExportLog, ExportTarget, Project, Scene, User
 from models.tooltree import (
     INDICES,
     ColorCorrect,
@@ -324,5 +324,9 @@ def create_export(session: Session, *, owner: User, request: ExportRequest) -> E
     for position, target in enumerate(request.targets):
         session.add(ExportTarget(export_id=export.id, position=position, kind=target.kind,
                                  config=target.config, credential_id=target.credential_id))
+    kinds = ", ".join(t.kind.value for t in request.targets) or "none"
+    session.add(ExportLog(export_id=export.id, message=(
+        f"pending: ordered by {owner.name}: {plan.grid.width} x {plan.grid.height} px in {plan.grid.crs}, about "
+        f"{plan.estimate.bytes:,} bytes uncompressed, {export.priority.value}; targets: {kinds}")))
     session.flush()
     return export

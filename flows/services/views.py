@@ -6,10 +6,11 @@ from sqlmodel import Session, select
 
 from delivery.http_link import link_url
 from delivery.names import name_of
+from flows.services.logbook import export_log
 from flows.services.queue import queue_view
 from flows.services.settling import settle_if_gone
 from models.errors import NotFound
-from models.schemas import ExportView, TargetView
+from models.schemas import ExportView, LogLineView, TargetView
 from models.status import TargetKind
 from models.tables import DownloadLink, Export, ExportTarget, User
 
@@ -51,3 +52,9 @@ def get_export(session: Session, *, owner: User, export_id: int) -> Export:
     if settle_if_gone(export):  # its command died here without a word: say so now, not "rendering" for good
         session.refresh(export)
     return export
+
+
+def export_log_view(session: Session, *, owner: User, export_id: int) -> list[LogLineView]:
+    """The owner's export's own log, oldest line first (404 for anyone else's, as for the export)."""
+    get_export(session, owner=owner, export_id=export_id)
+    return [LogLineView(at=line.at, level=line.level, message=line.message) for line in export_log(session, export_id)]

@@ -65,6 +65,13 @@ def test_cancelling_ends_an_unfinished_export_once(people):
     assert (cancelled.json()["status"], cancelled.json()["error"]) == ("error", "cancelled by its owner")
     again = ada.client.post(f"/api/v1/exports/{export_id}/cancel")
     assert again.status_code == 409 and "already finished" in again.json()["detail"]
+    # Its own log says what happened, to its owner only.
+    log = ada.client.get(f"/api/v1/exports/{export_id}/logs")
+    assert log.status_code == 200
+    assert [(line["level"], line["message"].split(":")[0]) for line in log.json()] == [
+        ("info", "pending"), ("error", "error")]
+    assert "ordered by ada" in log.json()[0]["message"] and log.json()[1]["message"] == "error: cancelled by its owner"
+    assert people["bob"].client.get(f"/api/v1/exports/{export_id}/logs").status_code == 404
 
 
 @pytest.mark.parametrize("changes, field, needle", [

@@ -37,6 +37,11 @@ def test_export_without_wait_leaves_a_pending_row(farms, aoi_file):
     assert [(t["kind"], t["status"]) for t in view["targets"]] == [("http", "pending")]
     status = json.loads(runner.invoke(app, ["status", str(view["id"]), "--json"]).stdout)
     assert status == view
+    (line,) = json.loads(runner.invoke(app, ["logs", str(view["id"]), "--json"]).stdout)
+    assert line["level"] == "info" and line["message"].startswith("pending: ordered by")
+    shown = runner.invoke(app, ["logs", str(view["id"])])
+    assert shown.exit_code == 0 and "pending: ordered by" in shown.stdout
+    assert runner.invoke(app, ["logs", "99999"]).exit_code != 0  # not found, said as for status
 
 
 @pytest.mark.usefixtures("ray_cluster", "prefect_server")

@@ -22,7 +22,7 @@ from api.app import create_app
 from flows.export_flow import export_flow
 from flows.services.status import claim_export
 from flows.services.submission import create_export, plan_export
-from flows.services.views import export_view
+from flows.services.views import export_log_view, export_view
 from models.errors import SceneReadError
 from models.schemas import ExportRequest, TargetRequest
 from models.settings import get_settings
@@ -110,6 +110,13 @@ def test_an_export_renders_delivers_and_downloads(session, owner, project, monke
     assert response.content == path.read_bytes()
     (download,) = session.exec(select(Download)).all()
     assert download.completed and download.bytes_sent == path.stat().st_size
+
+    # The export's own log tells its story in order, through the view the API and the CLI share.
+    lines = [line.message for line in export_log_view(session, owner=owner, export_id=export_id)]
+    expected = ["pending: ordered by", "submitted", "rendering", "rendering ", f"rendered export-{export_id}.tif",
+                "delivering", "delivering to target 0 (http)", "delivered to target 0 (http)", "success"]
+    assert len(lines) == len(expected) and all(line.startswith(e) for line, e in zip(lines, expected, strict=True)), lines
+    assert f"sha256 {export.rendered['sha256']}" in lines[4]
 
 
 def test_an_export_over_the_shard_size_arrives_as_one_zip_of_shards_a_vrt_and_a_stac_collection(
