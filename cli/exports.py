@@ -280,4 +280,4 @@ def logs(export_id: int, as_json: bool = typer.Option(False, "--json")) -> None:
         print_json([line.model_dump(mode="json") for line in lines])
         return
     for line in lines:
-        console.print(f"{line.at:%Y-%m-%d %H:%M:%S}  {line.level:<7}  {line.message}", markup=False, highlight=False)
+        typer.echo(f"{line.at:%Y-%m-%d %H:%M:%S}  {line.level:<7}  {line.message}")  # one line each, for grep

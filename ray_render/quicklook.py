@@ -2,7 +2,8 @@
 the Prefect run page and anyone deciding whether to download the whole file.
 
 Three bands are shown as red, green and blue, one band as grey (other counts: the first band), each stretched
-linearly from its minimum to its maximum unless it is already 8-bit; an RGBA output keeps its alpha. Pixels
+linearly between its 2nd and 98th percentiles (as image viewers do, so that a few bright outliers do not leave
+the picture dark) unless it is already 8-bit; an RGBA output keeps its alpha. Pixels
 without data are transparent, so an export with no data at all is a fully transparent picture, never an error.
 """
 
@@ -45,14 +46,15 @@ def quicklook_png(path: str | Path, size: int = QUICKLOOK_SIZE) -> bytes:
 
 
 def _to_bytes(band: np.ma.MaskedArray) -> np.ndarray:
-    """One band as 0..255: 8-bit data as it is, anything else stretched from its valid minimum to its maximum."""
+    """One band as 0..255: 8-bit data as it is, anything else stretched between its valid 2nd and 98th
+    percentiles."""
     if band.dtype == np.uint8:
         return band.filled(0)
     values = band.compressed().astype(np.float64)
     values = values[np.isfinite(values)]
     if values.size == 0:
         return np.zeros(band.shape, np.uint8)
-    low, high = values.min(), values.max()
+    low, high = np.percentile(values, [2, 98])
     span = high - low if high > low else 1.0
     scaled = (np.ma.filled(band.astype(np.float64), low) - low) / span * 255.0
     return np.clip(np.nan_to_num(scaled, nan=0.0), 0, 255).round().astype(np.uint8)

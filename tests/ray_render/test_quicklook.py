@@ -47,12 +47,16 @@ def test_an_rgb_output_shows_its_own_pixels_and_its_gaps_are_transparent(tmp_pat
     assert np.array_equal(picture[3] == 255, valid) and 0.7 < valid.mean() < 0.8
 
 
-def test_one_band_is_stretched_to_grey_from_its_minimum_to_its_maximum(tmp_path):
+def test_one_band_is_stretched_to_grey_between_its_2nd_and_98th_percentiles(tmp_path):
     ramp = np.linspace(-0.5, 0.9, 400 * 400, dtype=np.float32).reshape(1, 400, 400)
+    ramp[0, 0, :10] = 1000  # outliers: they must not squeeze the picture into black
     picture = pixels_of(quicklook_png(cog(tmp_path, ramp, nodata=-9999)))
+    grey = picture[0].astype(int).ravel()
     assert np.array_equal(picture[0], picture[1]) and np.array_equal(picture[1], picture[2])
-    assert (picture[0].min(), picture[0].max()) == (0, 255) and (picture[3] == 255).all()
-    assert (np.diff(picture[0].astype(int).ravel()) >= 0).all()  # order kept: the ramp stays a ramp
+    assert (grey.min(), grey.max()) == (0, 255) and (picture[3] == 255).all()
+    assert 0.015 < (grey == 0).mean() < 0.03 and 0.015 < (grey == 255).mean() < 0.03  # 2 % clipped at each end
+    assert 110 < np.median(grey) < 145  # the ramp's middle is mid-grey
+    assert (np.diff(grey[picture.shape[2]:]) >= 0).all()  # order kept below the outliers' row
 
 
 def test_an_rgba_output_keeps_its_alpha(tmp_path):
