@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from prefect import flow, task
 
+from flows.events import emit_transitions
 from flows.starting import start_due_exports
 
 EXPORT_DEPLOYMENT = "export/export"
@@ -18,5 +19,8 @@ def start_due(limit: int, deployment: str) -> list[int]:
 @flow(name="poll-pending-exports")
 def poll_pending_exports(limit: int = 20, deployment: str = EXPORT_DEPLOYMENT) -> list[int]:
     """Start up to `limit` pending exports (`flows.services.queue` decides which); a run that cannot be created leaves
-    its export pending for the next poll, and ends it in error once it has used its attempts."""
-    return start_due(limit, deployment)
+    its export pending for the next poll, and ends it in error once it has used its attempts. Then send the status
+    changes' events that no one has sent yet (new orders, changes made where Prefect was away)."""
+    started = start_due(limit, deployment)
+    emit_transitions()
+    return started

@@ -191,6 +191,9 @@ class ExportLog(SQLModel, table=True):
     at: datetime = _created()
     level: str = "info"  # info | warning | error
     message: str
+    # For a status change: the status it moved to, and when it went out as a Prefect event (flows/events.py).
+    status: ExportStatus | None = None
+    emitted_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
 
 
 class IdempotencyKey(SQLModel, table=True):

@@ -16,6 +16,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session, select
 
 from models.db import get_engine
+from models.status import ExportStatus
 from models.tables import ExportLog
 from models.timestamps import utcnow
 
@@ -25,11 +26,12 @@ logger = logging.getLogger(__name__)
 MAX_MESSAGE = 2000
 
 
-def log_line(export_id: int, message: str, level: str = "info"):
-    """The INSERT of one line, to run in the transaction of the change it tells of."""
+def log_line(export_id: int, message: str, level: str = "info", status: ExportStatus | None = None):
+    """The INSERT of one line, to run in the transaction of the change it tells of; `status` for a status
+    change (its line is then also the outbox entry of its Prefect event)."""
     if len(message) > MAX_MESSAGE:
         message = message[:MAX_MESSAGE - 1] + "…"
-    return insert(ExportLog).values(export_id=export_id, at=utcnow(), level=level, message=message)
+    return insert(ExportLog).values(export_id=export_id, at=utcnow(), level=level, message=message, status=status)
 
 
 def note(export_id: int, message: str, level: str = "info") -> None:

@@ -114,7 +114,7 @@ def claim_due(render_slots: int, limit: int | None = None) -> list[int]:
                 update(Export).where(Export.id == item.id, Export.status == ExportStatus.pending)
                 .values(status=ExportStatus.submitted, attempts=Export.attempts + 1, updated_at=utcnow()))
             if moved.rowcount == 1:
-                session.execute(log_line(item.id, "submitted: its turn in the queue came"))
+                session.execute(log_line(item.id, "submitted: its turn in the queue came", "info", ExportStatus.submitted))
                 claimed.append(item.id)
         session.commit()
     return claimed

@@ -66,7 +66,7 @@ def advance_export(export_id: int, to: ExportStatus, *, run: str | None = None, 
     if run is not None:
         statement = statement.where(Export.flow_run_id == run)
     error = fields.get("error") if to == ExportStatus.error else None
-    said = log_line(export_id, f"{to.value}: {error}" if error else to.value, "error" if error else "info")
+    said = log_line(export_id, f"{to.value}: {error}" if error else to.value, "error" if error else "info", to)
     return _write(statement, said) == 1
 
 
@@ -87,7 +87,8 @@ def release_claim(export_id: int, reason: str) -> bool:
     statement = (update(Export).where(Export.id == export_id, Export.status == ExportStatus.submitted,
                                       Export.flow_run_id.is_(None))
                  .values(status=ExportStatus.pending, error=f"not started yet: {reason}", updated_at=utcnow()))
-    return _write(statement, log_line(export_id, f"pending: not started yet: {reason}", "warning")) == 1
+    said = log_line(export_id, f"pending: not started yet: {reason}", "warning", ExportStatus.pending)
+    return _write(statement, said) == 1
 
 
 def reopen_for_delivery(export_id: int, target_ids: list[int]) -> bool:
@@ -98,7 +99,8 @@ def reopen_for_delivery(export_id: int, target_ids: list[int]) -> bool:
               .values(status=ExportStatus.delivering, error=None, finished_at=None, updated_at=utcnow()))
     targets = (update(ExportTarget).where(ExportTarget.id.in_(target_ids))
                .values(status=TargetStatus.pending, error=None, result=None, updated_at=utcnow()))
-    said = log_line(export_id, f"delivering: reopened to deliver again to {len(target_ids)} target(s)")
+    said = log_line(export_id, f"delivering: reopened to deliver again to {len(target_ids)} target(s)", "info",
+                    ExportStatus.delivering)
     return _write(reopen, targets, said) == 1
 
 
@@ -129,7 +131,7 @@ def requeue_export(export_id: int, reason: str, run: str | None) -> bool:
         .values(status=ExportStatus.pending, flow_run_id=None, tiles_done=0, progress=0.0, heartbeat_at=None,
                 error=f"re-queued: {reason}", updated_at=utcnow())
     )
-    return _write(statement, log_line(export_id, f"pending: re-queued: {reason}", "warning")) == 1
+    return _write(statement, log_line(export_id, f"pending: re-queued: {reason}", "warning", ExportStatus.pending)) == 1
 
 
 def set_export_fields(export_id: int, **fields: Any) -> None:

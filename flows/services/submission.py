@@ -20,7 +20,7 @@ from models.errors import InvalidAOI, InvalidRequest, InvalidToolTree
 from models.saved_tools import find_tool
 from models.schemas import LOSSY_COMPRESSIONS, Estimate, ExportRequest, SourceView
 from models.settings import get_settings
-from models.status import Priority
+from models.status import ExportStatus, Priority
 from models.tables import Export, ExportLog, ExportTarget, Project, Scene, User
 from models.tooltree import (
     INDICES,
@@ -325,7 +325,7 @@ def create_export(session: Session, *, owner: User, request: ExportRequest) -> E
         session.add(ExportTarget(export_id=export.id, position=position, kind=target.kind,
                                  config=target.config, credential_id=target.credential_id))
     kinds = ", ".join(t.kind.value for t in request.targets) or "none"
-    session.add(ExportLog(export_id=export.id, message=(
+    session.add(ExportLog(export_id=export.id, status=ExportStatus.pending, message=(
         f"pending: ordered by {owner.name}: {plan.grid.width} x {plan.grid.height} px in {plan.grid.crs}, about "
         f"{plan.estimate.bytes:,} bytes uncompressed, {export.priority.value}; targets: {kinds}")))
     session.flush()

@@ -1,5 +1,6 @@
 """Exports keep a log of their own (`export_log`): submission, claims, the render, each delivery attempt and
-every status change, for `GET /api/v1/exports/{id}/logs` and `geoship logs ID`.
+every status change, for `GET /api/v1/exports/{id}/logs` and `geoship logs ID`; a status change's line is also
+the outbox of its Prefect event (`status`, `emitted_at`).
 
 Revision ID: 0005
 Revises: 0004
@@ -26,6 +27,9 @@ def upgrade() -> None:
         sa.Column('at', models.timestamps.UTCDateTime(timezone=True), nullable=False),
         sa.Column('level', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
         sa.Column('message', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+        sa.Column('status', sa.Enum('pending', 'submitted', 'rendering', 'delivering', 'success', 'error',
+                                    name='exportstatus', create_type=False), nullable=True),
+        sa.Column('emitted_at', models.timestamps.UTCDateTime(timezone=True), nullable=True),
         sa.ForeignKeyConstraint(['export_id'], ['export.id']),
         sa.PrimaryKeyConstraint('id'),
     )
