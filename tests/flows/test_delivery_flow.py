@@ -5,10 +5,12 @@ import hashlib
 import json
 from pathlib import Path
 from urllib.parse import urlsplit
+from uuid import UUID
 
 import pytest
 from fastapi.testclient import TestClient
 from prefect.client.orchestration import get_client
+from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
 from sqlmodel import select
 
 from api.app import create_app
@@ -94,8 +96,9 @@ def test_one_export_is_delivered_to_a_link_a_bucket_and_a_dropbox(session, owner
     assert len(session.exec(select(Download)).all()) == 1
 
     # The run page: the quality summary, a link per target, the targets' table, the quicklook the link serves.
-    with get_client(sync_client=True) as prefect:
-        artifacts = {a.key: a for a in prefect.read_artifacts() if a.key and a.key.startswith(f"export-{export_id}-")}
+    with get_client(sync_client=True) as prefect:  # this run's: the session's server holds other tests' export 1
+        run_filter = ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[UUID(view.flow_run_id)]))
+        artifacts = {a.key: a for a in prefect.read_artifacts(artifact_filter=run_filter) if a.key}
     assert {f"export-{export_id}-{k}" for k in ("quality", "targets", "target-0", "target-1", "target-2",
                                                    "quicklook")} <= set(artifacts)
     assert "inside the area of interest" in artifacts[f"export-{export_id}-quality"].data
@@ -231,8 +234,6 @@ def test_a_dropbox_filled_mid_upload_ends_in_error_with_no_file_left(session, ow
 
 
 def test_the_export_flow_takes_an_export_request_from_the_prefect_ui(session, owner, project):
-    from prefect.client.orchestration import get_client
-
     result = export_flow(request=ExportRequest(project="alps", aoi=SMALL_AOI, resolution=240), user=owner.name)
     session.expire_all()
     export = session.get(Export, result["export_id"])
