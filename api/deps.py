@@ -23,7 +23,10 @@ def db_session() -> Iterator[Session]:
         yield session
 
 
-SessionDep = Annotated[Session, Depends(db_session)]
+# scope="function": the commit happens before the response is sent, so a client is never told 201 for a row
+# that a failed commit (the database restarting) did not keep, and that failure answers 503 (api/errors.py)
+# instead of dropping the connection after the response has begun.
+SessionDep = Annotated[Session, Depends(db_session, scope="function")]
 
 
 def current_user(session: SessionDep,
