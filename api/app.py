@@ -17,6 +17,7 @@ from api.exports import router as exports_router
 from api.metrics import install_metrics
 from api.nul import RefuseNulCharacters
 from api.tools import router as tools_router
+from api.webhooks import router as webhooks_router
 
 API_PREFIX = "/api/v1"
 
@@ -29,7 +30,7 @@ def create_app() -> FastAPI:
     )
     install_error_handlers(app)
     api = APIRouter(prefix=API_PREFIX)
-    for router in (exports_router, credentials_router, catalogue_router, tools_router):
+    for router in (exports_router, credentials_router, catalogue_router, tools_router, webhooks_router):
         api.include_router(router)
     app.include_router(api)
     app.include_router(downloads_router)

@@ -13,12 +13,13 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import select
 
 from api.deps import RowId, SessionDep, UserDep
+from delivery.webhook_settings import account_webhook, signing_secret
 from flows.services.retry import reopen_for_delivery
 from flows.services.settling import settle_gone_runs
 from flows.services.submission import create_export, plan_export
-from flows.services.views import export_log_view, export_view, get_export
+from flows.services.views import export_log_view, export_view, get_export, webhook_attempts_view
 from models.errors import Conflict
-from models.schemas import Estimate, ExportPage, ExportRequest, ExportView, LogLineView
+from models.schemas import Estimate, ExportPage, ExportRequest, ExportView, LogLineView, WebhookAttemptView
 from models.status import ExportStatus
 from models.tables import Export, IdempotencyKey
 
@@ -50,6 +51,7 @@ def request_export(
     if idempotency_key and (earlier := _replay(session, user.id, idempotency_key, request_hash)) is not None:
         response.status_code = 200
         return export_view(session, earlier)
+    first_secret = body.webhook_url is not None and account_webhook(session, user.id) is None
     export = create_export(session, owner=user, request=body)
     if idempotency_key:
         session.add(IdempotencyKey(user_id=user.id, key=idempotency_key, request_hash=request_hash, export_id=export.id))
@@ -68,7 +70,10 @@ def request_export(
         start_due_exports()  # this export, if it is its turn; else it waits in the queue (its view says why)
         session.refresh(export)
     response.headers["Location"] = f"/api/v1/exports/{export.id}"
-    return export_view(session, export)
+    view = export_view(session, export)
+    if first_secret:  # this request made the secret its events are signed with: the one time it is shown
+        view.webhook_secret = signing_secret(account_webhook(session, user.id))
+    return view
 
 
 @router.post("/estimate", response_model=Estimate, summary="Preflight an export request")
@@ -108,6 +113,13 @@ def read_export_log(export_id: RowId, session: SessionDep, user: UserDep) -> lis
     """What happened to the export, oldest first: the order, its claims and status changes, the render, each
     delivery attempt, the end."""
     return export_log_view(session, owner=user, export_id=export_id)
+
+
+@router.get("/{export_id}/webhooks", response_model=list[WebhookAttemptView], summary="An export's webhook attempts")
+def read_webhook_attempts(export_id: RowId, session: SessionDep, user: UserDep) -> list[WebhookAttemptView]:
+    """Every POST of the export's status changes to its webhook, oldest first: the receiver's answer or the
+    error, and whether another attempt follows."""
+    return webhook_attempts_view(session, owner=user, export_id=export_id)
 
 
 @router.post("/{export_id}/cancel", response_model=ExportView, summary="Cancel an export")

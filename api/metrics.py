@@ -4,8 +4,9 @@ Two kinds of series:
 - what the API answered: requests by method, route (the template, so that tokens and ids never become labels)
   and status, and their latency. `geoship serve --workers N` shares them between its workers through
   prometheus_client's multiprocess mode (PROMETHEUS_MULTIPROC_DIR), so a scrape answered by any worker counts all.
-- what the database says, read at each scrape: exports by status, the queue (pending exports), and the bytes
-  download links have served. Every worker reports the same values, whichever process did the work.
+- what the database says, read at each scrape: exports by status, the queue (pending exports), the bytes
+  download links have served, and webhook attempts and failures. Every worker reports the same values, whichever
+  process did the work.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from sqlmodel import Session, func, select
 
 from models.db import get_engine
 from models.status import ExportStatus
-from models.tables import Download, Export
+from models.tables import Download, Export, WebhookAttempt
 
 logger = logging.getLogger(__name__)
 
@@ -41,6 +42,10 @@ class DatabaseCollector:
                 by_status = dict(session.exec(select(Export.status, func.count()).group_by(Export.status)).all())
                 served, downloads = session.exec(
                     select(func.coalesce(func.sum(Download.bytes_sent), 0), func.count(Download.id))).one()
+                webhook_attempts = dict(session.exec(select(WebhookAttempt.ok, func.count())
+                                                     .group_by(WebhookAttempt.ok)).all())
+                webhooks_given_up = session.exec(select(func.count()).where(
+                    WebhookAttempt.final.is_(True), WebhookAttempt.ok.is_(False))).one()
         except SQLAlchemyError as exc:  # a restart or failover: say so rather than fail the scrape
             logger.warning("metrics: the database is unavailable (%s)", type(exc).__name__)
             up.add_metric([], 0)
@@ -57,6 +62,12 @@ class DatabaseCollector:
         yield CounterMetricFamily("geoship_download_bytes", "Bytes served by download links", value=served)
         yield CounterMetricFamily("geoship_downloads", "Requests served by download links (whole or ranged)",
                                   value=downloads)
+        attempts = CounterMetricFamily("geoship_webhook_attempts", "Webhook POSTs by outcome", labels=["outcome"])
+        attempts.add_metric(["delivered"], webhook_attempts.get(True, 0))
+        attempts.add_metric(["failed"], webhook_attempts.get(False, 0))
+        yield attempts
+        yield CounterMetricFamily("geoship_webhook_failures", "Status changes whose webhook was given up (every "
+                                  "attempt failed, or the address was refused)", value=webhooks_given_up)
 
 
 def route_template(request: Request) -> str:

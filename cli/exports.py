@@ -172,6 +172,8 @@ def export(
                                             help="s3: grant the bucket owner full control (default: when you do not own it)."),
     dropbox_credential: str = typer.Option(None, "--dropbox-credential", help="Credential id or label."),
     dropbox_folder: str = typer.Option(None, "--dropbox-folder", help="Folder in your Dropbox (default /geoship)."),
+    webhook: str = typer.Option(None, "--webhook", help="URL that each status change is POSTed to, signed (default: "
+                                                        "your account's, see `geoship webhook`)."),
     wait: bool = typer.Option(False, "--wait", help="Run it now and wait, with a progress bar."),
     as_json: bool = typer.Option(False, "--json", help="Print the export as one JSON object."),
 ) -> None:
@@ -184,6 +186,8 @@ def export(
     from pydantic import ValidationError
 
     # Planning reads geometry and rasters (pyproj, rasterio): imported by the commands that plan.
+    from cli.webhooks import show_new_secret
+    from delivery.webhook_settings import account_webhook, signing_secret
     from flows.services.settling import settle_gone_runs
     from flows.services.submission import create_export
 
@@ -203,12 +207,17 @@ def export(
                                  s3_bucket=s3_bucket, s3_prefix=s3_prefix, s3_credential=s3_credential,
                                  owner_full_control=owner_full_control, dropbox_credential=dropbox_credential,
                                  dropbox_folder=dropbox_folder),
+                webhook_url=webhook,
             )
         except ValidationError as exc:
             first = exc.errors()[0]
             reason = first["msg"].removeprefix("Value error, ")
             raise InvalidRequest(".".join(map(str, first["loc"])) or "request", reason) from None
-        export_id = create_export(session, owner=acting_user(session), request=request).id
+        owner = acting_user(session)
+        first_secret = webhook is not None and account_webhook(session, owner.id) is None
+        export_id = create_export(session, owner=owner, request=request).id
+        if first_secret:
+            show_new_secret(signing_secret(account_webhook(session, owner.id)))
     if wait:
         from cli.running import run_export_now
 

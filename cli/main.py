@@ -11,6 +11,7 @@ from cli.demo import demo
 from cli.exports import export_app, logs, run, status
 from cli.tools import tools_app
 from cli.users import users_app
+from cli.webhooks import webhook_app
 
 app = typer.Typer(name="geoship", help="Order exports of imagery and have them delivered.", no_args_is_help=True,
                   pretty_exceptions_enable=False)
@@ -31,6 +32,7 @@ app.add_typer(tools_app, name="tools")
 app.add_typer(credentials_app, name="credentials")
 app.add_typer(links_app, name="links")
 app.add_typer(keys_app, name="keys")
+app.add_typer(webhook_app, name="webhook")
 app.add_typer(users_app, name="users")
 app.add_typer(db_app, name="db")
 app.command("run")(run)

@@ -1,4 +1,4 @@
-"""Encryption at rest of stored secrets (credentials, download-link tokens), and key rotation.
+"""Encryption at rest of stored secrets (credentials, download-link tokens, webhook signing secrets), and key rotation.
 
 Fernet (AES-128-CBC with HMAC-SHA256, from `cryptography`) does the sealing: authenticated, versioned, and
 with a key ring (`MultiFernet`) that makes rotation a re-encryption rather than a flag day. Each configured
@@ -16,7 +16,7 @@ from sqlmodel import Session, select
 
 from models.errors import SecretsUnavailable
 from models.keys import get_secret_keys
-from models.tables import Credential, DownloadLink
+from models.tables import Credential, DownloadLink, Webhook
 
 
 def _fernet(material: bytes) -> Fernet:
@@ -49,7 +49,8 @@ def reseal_all(session: Session) -> int:
     ring = _ring()
     count = 0
     for row, field in [*((c, "sealed") for c in session.exec(select(Credential))),
-                       *((link, "token_sealed") for link in session.exec(select(DownloadLink)))]:
+                       *((link, "token_sealed") for link in session.exec(select(DownloadLink))),
+                       *((webhook, "secret_sealed") for webhook in session.exec(select(Webhook)))]:
         try:
             setattr(row, field, ring.rotate(getattr(row, field).encode()).decode())
         except InvalidToken:

@@ -17,9 +17,9 @@ from delivery.manifest import Sidecar, build_manifest
 from delivery.names import name_of
 from delivery.registry import DELIVERIES
 from flows.capacity import render_slot
-from flows.events import emit_transitions
 from flows.heartbeat import heartbeat
 from flows.hooks import mark_export_crashed, mark_export_failed, mark_export_finished
+from flows.notify import announce
 from flows.progress import ProgressReporter
 from flows.run_page import publish_delivery, publish_quality
 from flows.services.logbook import note
@@ -60,7 +60,7 @@ def mark_status(export_id: int, status: ExportStatus) -> None:
     export no longer belongs to this run (the reconciler gave up on it)."""
     if not advance_export(export_id, status, run=str(current_flow_run.id)):
         raise Conflict(f"export {export_id} cannot move to {status}: it is no longer in an earlier status")
-    emit_transitions(export_id)
+    announce(export_id)
 
 
 @task(name="render-export")
@@ -163,7 +163,7 @@ def export_flow(export_id: int | None = None, request: ExportRequest | None = No
     if export_id is None:
         export_id = _order(request, user)
     set_export_fields(export_id, flow_run_id=str(current_flow_run.id))
-    emit_transitions(export_id)  # its order and claim, made where no Prefect may have been
+    announce(export_id)  # its order and claim, made where no Prefect may have been
     with heartbeat(export_id):
         with render_slot() as pool_size:  # waits, submitted, while every render slot is taken
             mark_status(export_id, ExportStatus.rendering)

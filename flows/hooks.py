@@ -14,7 +14,7 @@ from sqlmodel import Session, select
 from delivery.artifacts import artifact_store
 from delivery.base import Artifact
 from delivery.registry import DELIVERIES
-from flows.events import emit_transitions
+from flows.notify import announce
 from flows.services.settling import requeue_or_fail
 from flows.services.status import advance_export
 from flows.starting import start_next
@@ -80,7 +80,7 @@ def settle_completed(export_id: int, run: str | None = None) -> None:
         advance_export(export_id, ExportStatus.error, run=run, error="; ".join(problems))
     else:
         advance_export(export_id, ExportStatus.success, run=run, progress=1.0, error=None)
-    emit_transitions(export_id)
+    announce(export_id)
 
 
 def mark_export_finished(flow, flow_run, state) -> None:
@@ -102,7 +102,7 @@ def mark_export_crashed(flow, flow_run, state) -> None:
     # No hand-off here: it would start the re-queued export again at once, and a run the OOM killer took is
     # better retried at the poller's pace than straight back into the same memory pressure.
     requeue_or_fail(export_id, attempts, failure_message(state), str(flow_run.id))
-    emit_transitions(export_id)
+    announce(export_id)
 
 
 def mark_export_failed(flow, flow_run, state) -> None:
@@ -110,5 +110,5 @@ def mark_export_failed(flow, flow_run, state) -> None:
     export_id = export_id_of(flow_run)
     if export_id is not None:
         advance_export(export_id, ExportStatus.error, run=str(flow_run.id), error=failure_message(state))
-        emit_transitions(export_id)
+        announce(export_id)
         start_next()

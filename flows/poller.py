@@ -6,6 +6,7 @@ from prefect import flow, task
 
 from flows.events import emit_transitions
 from flows.starting import start_due_exports
+from flows.webhooks import send_webhooks
 
 EXPORT_DEPLOYMENT = "export/export"
 
@@ -20,7 +21,9 @@ def start_due(limit: int, deployment: str) -> list[int]:
 def poll_pending_exports(limit: int = 20, deployment: str = EXPORT_DEPLOYMENT) -> list[int]:
     """Start up to `limit` pending exports (`flows.services.queue` decides which); a run that cannot be created leaves
     its export pending for the next poll, and ends it in error once it has used its attempts. Then send the status
-    changes' events that no one has sent yet (new orders, changes made where Prefect was away)."""
+    changes' events and webhooks that no one has sent yet (new orders, changes made where Prefect was away,
+    webhook retries that have come due)."""
     started = start_due(limit, deployment)
     emit_transitions()
+    send_webhooks()
     return started

@@ -27,8 +27,8 @@ from prefect.states import Crashed, StateType
 from sqlmodel import Session, select
 
 from flows.capacity import reclaim_leaked_slots
-from flows.events import emit_transitions
 from flows.hooks import settle_completed
+from flows.notify import announce
 from flows.services.settling import clean_partial_deliveries, requeue_or_fail
 from flows.services.status import RUNNING, advance_export
 from models.db import get_engine
@@ -114,7 +114,7 @@ def reconcile_exports(limit: int = 500) -> list[dict]:
     repairs = reconcile(limit)
     for repair in repairs:
         get_run_logger().info("export %s %s: %s", repair.export_id, repair.action, repair.reason)
-    emit_transitions()  # the changes just repaired
+    announce()  # the changes just repaired
     reclaimed = reclaim_leaked_slots()
     if reclaimed:
         get_run_logger().warning("gave back %s render slot(s) that no render held", reclaimed)

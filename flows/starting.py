@@ -11,7 +11,7 @@ import logging
 from sqlmodel import Session
 
 from flows.capacity import prefect_api_configured, render_slots
-from flows.events import emit_transitions
+from flows.notify import announce
 from flows.services.queue import claim_due
 from flows.services.settling import clean_partial_deliveries
 from flows.services.status import advance_export, fail_export, release_claim, set_export_fields
@@ -56,7 +56,7 @@ def start_due_exports(deployment: str | None = None, limit: int | None = None) -
             continue
         set_export_fields(export_id, flow_run_id=str(flow_run.id))
         started.append(export_id)
-    emit_transitions()  # the claims just made, and any order not yet told
+    announce()  # the claims just made, and any order not yet told
     return started
 
 
@@ -107,8 +107,7 @@ def cancel_export(session, *, owner: User, export_id: int) -> None:
     if export.flow_run_id and prefect_api_configured():
         _cancel_flow_run(export.flow_run_id)
     clean_partial_deliveries(export_id)
-    if prefect_api_configured():
-        emit_transitions(export_id)
+    announce(export_id, events=prefect_api_configured())
 
 
 def _cancel_flow_run(flow_run_id: str) -> None:

@@ -232,6 +232,8 @@ class ExportRequest(BaseModel):
     targets: list[TargetRequest] = Field(default_factory=lambda: [TargetRequest()], min_length=1, max_length=10)
     # None: interactive when the output is small (GEOSHIP_INTERACTIVE_MAX_BYTES uncompressed), else bulk.
     priority: Priority | None = None
+    # POSTed a signed event on each status change (default: your account's webhook URL, if any).
+    webhook_url: str | None = Field(default=None, max_length=2048)
 
     def uses_saved_tool(self) -> bool:
         return self.tool_tree is None and self.tool not in TOOL_NAMES
@@ -341,6 +343,40 @@ class ExportView(BaseModel):
     priority: Priority = Priority.bulk
     # While pending: its place in the queue and what it waits for.
     queue: QueueView | None = None
+    webhook_url: str | None = None
+    # Only in the answer to the request that had to make your webhook signing secret: shown this once.
+    webhook_secret: str | None = None
+
+
+class WebhookRequest(BaseModel):
+    """Your account's webhook: the URL that exports naming none of their own notify (null: none)."""
+
+    model_config = ConfigDict(extra="forbid")
+    url: str | None = Field(max_length=2048)
+
+
+class WebhookView(BaseModel):
+    """Your account's webhook settings. `secret` is shown once, in the answer that made it."""
+
+    url: str | None
+    secret_hint: str
+    secret: str | None = None
+    created_at: datetime
+    updated_at: datetime
+
+
+class WebhookAttemptView(BaseModel):
+    """One POST of one of an export's status changes to its webhook."""
+
+    event: str
+    attempt: int
+    at: datetime
+    host: str
+    status_code: int | None
+    ok: bool
+    error: str | None
+    duration_ms: int
+    final: bool
 
 
 class ExportPage(BaseModel):

@@ -103,6 +103,15 @@ class Settings(BaseSettings):
     # Origins browsers may read download links from (CORS), comma-separated, or "*"; empty: no CORS headers.
     download_cors_origins: str = ""
 
+    # Webhooks: each status change is POSTed with this timeout, retried `webhook_attempts` times in all with
+    # backoff (`webhook_backoff_seconds`, tripled each time: 10 s, 30 s, 90 s... by default).
+    webhook_timeout_seconds: float = Field(default=5.0, gt=0, le=60)
+    webhook_attempts: int = Field(default=6, ge=1, le=20)
+    webhook_backoff_seconds: float = Field(default=10.0, ge=0)
+    # Webhooks go to public addresses only: a URL whose host is, or resolves to, a loopback, private, link-local
+    # or otherwise reserved address is refused (SSRF), unless its host is listed here ("*": any host).
+    webhook_private_hosts: list[str] = Field(default_factory=list)
+
     def resolved_database_url(self) -> str:
         """The database URL, defaulting to an SQLite file under ``home``."""
         return self.database_url or f"sqlite:///{self.home / 'geoship.db'}"

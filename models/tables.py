@@ -161,6 +161,8 @@ class Export(SQLModel, table=True):
     runner: str | None = None
     # Beaten by the running flow every few seconds; a stale beat on an unfinished export means its run died.
     heartbeat_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    # Where its status changes are POSTed (signed with its owner's webhook secret); None: the owner's default.
+    webhook_url: str | None = None
     created_at: datetime = _created()
     updated_at: datetime = _created()
     finished_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
@@ -194,6 +196,42 @@ class ExportLog(SQLModel, table=True):
     # For a status change: the status it moved to, and when it went out as a Prefect event (flows/events.py).
     status: ExportStatus | None = None
     emitted_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    # Its webhook (flows/webhooks.py): not before `webhook_due_at` (a retry's backoff, or another sender's claim);
+    # `notified_at` once delivered, given up, or found to have no webhook to go to.
+    webhook_due_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    notified_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+
+
+class Webhook(SQLModel, table=True):
+    """A user's webhook settings: the signing secret (sealed, shown once when made) and a default URL for the
+    exports that name none."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    owner_id: int = Field(foreign_key="user.id", unique=True)
+    url: str | None = None
+    secret_sealed: str
+    secret_hint: str
+    created_at: datetime = _created()
+    updated_at: datetime = _created()
+
+
+class WebhookAttempt(SQLModel, table=True):
+    """One POST of a status change to a webhook, and how it went."""
+
+    __tablename__ = "webhook_attempt"
+
+    id: int | None = Field(default=None, primary_key=True)
+    export_id: int = Field(foreign_key="export.id", index=True)
+    log_id: int = Field(foreign_key="export_log.id", index=True)
+    event: str  # geoship.export.<status>
+    attempt: int  # 1 for the first POST of this event
+    at: datetime = _created()
+    host: str  # the URL's host (the URL itself may carry a token of the receiver's)
+    status_code: int | None = None  # the receiver's answer; None when there was none
+    ok: bool = False
+    error: str | None = None
+    duration_ms: int = 0
+    final: bool = False  # no further attempt follows (delivered, given up, or refused outright)
 
 
 class IdempotencyKey(SQLModel, table=True):

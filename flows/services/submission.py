@@ -14,6 +14,8 @@ import shapely
 from sqlmodel import Session
 
 from delivery.registry import DELIVERIES
+from delivery.webhook_addresses import check_webhook_url
+from delivery.webhook_settings import ensure_webhook_secret
 from flows.services.binding import bind_tool_tree, leaf_default_resampling, readable_project_scenes
 from models.catalogue import find_project, scene_source
 from models.errors import InvalidAOI, InvalidRequest, InvalidToolTree
@@ -305,6 +307,8 @@ def plan_export(session: Session, *, owner: User, request: ExportRequest, check_
         raise InvalidRequest("aoi", f"the export would be {size:,} bytes ({grid.width} x {grid.height} px), "
                                     f"over the limit of {limit:,} bytes; use a smaller area or a coarser resolution")
     _check_targets(session, owner, request, size)
+    if request.webhook_url is not None:
+        check_webhook_url(request.webhook_url)
     return ExportPlan(project=project, tree=tree, grid=grid, aoi=aoi, resolution=resolution, resampling=resampling,
                       estimate=estimate)
 
@@ -318,9 +322,12 @@ def create_export(session: Session, *, owner: User, request: ExportRequest) -> E
         resolution=plan.resolution, grid=plan.grid.to_dict(),
         resampling=plan.resampling, compression=request.compression, priority=plan.estimate.priority,
         result={"skipped_scenes": skipped} if (skipped := skipped_scenes(plan.tree)) else None,
+        webhook_url=request.webhook_url,
     )
     session.add(export)
     session.flush()
+    if request.webhook_url is not None:
+        ensure_webhook_secret(session, owner)  # events are signed with it (the API shows a new one once)
     for position, target in enumerate(request.targets):
         session.add(ExportTarget(export_id=export.id, position=position, kind=target.kind,
                                  config=target.config, credential_id=target.credential_id))

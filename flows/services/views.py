@@ -10,9 +10,9 @@ from flows.services.logbook import export_log
 from flows.services.queue import queue_view
 from flows.services.settling import settle_if_gone
 from models.errors import NotFound
-from models.schemas import ExportView, LogLineView, TargetView
+from models.schemas import ExportView, LogLineView, TargetView, WebhookAttemptView
 from models.status import TargetKind
-from models.tables import DownloadLink, Export, ExportTarget, User
+from models.tables import DownloadLink, Export, ExportTarget, User, WebhookAttempt
 
 
 def _target_view(session: Session, target: ExportTarget, export: Export) -> TargetView:
@@ -40,7 +40,7 @@ def export_view(session: Session, export: Export) -> ExportView:
         created_at=export.created_at, updated_at=export.updated_at, finished_at=export.finished_at,
         targets=[_target_view(session, t, export) for t in targets],
         skipped_scenes=(export.result or {}).get("skipped_scenes", {}),
-        priority=export.priority, queue=queue_view(session, export),
+        priority=export.priority, queue=queue_view(session, export), webhook_url=export.webhook_url,
     )
 
 
@@ -58,3 +58,11 @@ def export_log_view(session: Session, *, owner: User, export_id: int) -> list[Lo
     """The owner's export's own log, oldest line first (404 for anyone else's, as for the export)."""
     get_export(session, owner=owner, export_id=export_id)
     return [LogLineView(at=line.at, level=line.level, message=line.message) for line in export_log(session, export_id)]
+
+
+def webhook_attempts_view(session: Session, *, owner: User, export_id: int) -> list[WebhookAttemptView]:
+    """Every POST of the owner's export's status changes to its webhook, oldest first (404 for anyone else's)."""
+    get_export(session, owner=owner, export_id=export_id)
+    attempts = session.exec(select(WebhookAttempt).where(WebhookAttempt.export_id == export_id)
+                            .order_by(WebhookAttempt.id)).all()
+    return [WebhookAttemptView.model_validate(a, from_attributes=True) for a in attempts]

@@ -67,3 +67,20 @@ def test_requests_are_counted_by_route_template_never_by_raw_path(session, expor
     assert samples[("geoship_http_requests_total", (("method", "GET"), ("route", "unmatched"), ("status", "404")))] == 1
     assert samples[("geoship_http_request_seconds_count", (("method", "GET"), ("route", "/downloads/{token}")))] == 3
     assert not any(token in value for (_, labels), _v in samples.items() for _, value in labels)
+
+
+def test_webhook_attempts_and_failures_come_from_the_attempts_recorded(session, export_with_file):
+    from models.tables import ExportLog, WebhookAttempt
+
+    export, _ = export_with_file
+    line = ExportLog(export_id=export.id, message="success", status=ExportStatus.success)
+    session.add(line)
+    session.flush()
+    outcomes = [(True, True), (False, False), (False, False), (False, True), (False, True)]  # (ok, final)
+    session.add_all(WebhookAttempt(export_id=export.id, log_id=line.id, event="geoship.export.success", attempt=n,
+                                   host="hooks.example.com", ok=ok, final=final) for n, (ok, final) in enumerate(outcomes, 1))
+    session.commit()
+    samples = scrape(TestClient(create_app()))
+    assert samples[("geoship_webhook_attempts_total", (("outcome", "delivered"),))] == 1
+    assert samples[("geoship_webhook_attempts_total", (("outcome", "failed"),))] == 4
+    assert samples[("geoship_webhook_failures_total", ())] == 2  # the failed final attempts: given up

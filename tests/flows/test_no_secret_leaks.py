@@ -1,6 +1,6 @@
-"""The leak scan: after S3 and Dropbox exports (one delivered, one failing on a revoked token), no secret
-appears in any log line, CLI output, API response, Prefect flow-run parameter, Prefect log or artifact, or
-database column other than the sealed one."""
+"""The leak scan: after S3 and Dropbox exports (one delivered, one failing on a revoked token), each telling a
+webhook, no secret appears in any log line, CLI output, API response, Prefect flow-run parameter, Prefect log or
+artifact, webhook POST, or database column other than the sealed ones."""
 
 import json
 import logging
@@ -13,9 +13,12 @@ from typer.testing import CliRunner
 from api.app import create_app
 from cli.main import app
 from flows.services.views import export_view
+from flows.webhooks import send_webhooks
 from models.db import get_engine
+from models.settings import get_settings
 from models.tables import Export
 from tests.cli.test_export import aoi_file, farms  # noqa: F401 (fixtures)
+from tests.support.webhook_receiver import Receiver
 
 pytestmark = pytest.mark.usefixtures("ray_cluster", "prefect_server")
 runner = CliRunner()
@@ -42,14 +45,28 @@ def database_values(engine) -> list[str]:
         for table in inspect(engine).get_table_names():
             for row in connection.execute(text(f'SELECT * FROM "{table}"')).mappings():
                 values += [f"{table}.{column}={value}" for column, value in row.items()
-                           if (table, column) != ("credential", "sealed")]
+                           if (table, column) not in {("credential", "sealed"), ("webhook", "secret_sealed")}]
     return values
 
 
-def test_no_secret_leaks_anywhere(farms, aoi_file, s3_server, dropbox, session, caplog):  # noqa: F811
+@pytest.fixture
+def webhook_receiver(geoship_home, monkeypatch):
+    monkeypatch.setenv("GEOSHIP_WEBHOOK_PRIVATE_HOSTS", '["127.0.0.1"]')
+    get_settings.cache_clear()
+    receiver = Receiver()
+    yield receiver
+    receiver.close()
+    get_settings.cache_clear()
+
+
+def test_no_secret_leaks_anywhere(farms, aoi_file, s3_server, dropbox, session, caplog, webhook_receiver):  # noqa: F811
     caplog.set_level(logging.INFO)
     token = dropbox.issue_token()
-    secrets = [s3_server.writer.secret_access_key, s3_server.writer.access_key_id, token]
+    # The webhook signing secret is shown once, by the command that makes it; that answer is not scanned.
+    made = runner.invoke(app, ["webhook", "set", webhook_receiver.url])
+    webhook_secret = made.stderr.split("X-Geoship-Signature): ", 1)[1].split()[0]
+    assert webhook_secret.startswith("whsec_")
+    secrets = [s3_server.writer.secret_access_key, s3_server.writer.access_key_id, token, webhook_secret]
     outputs = []
 
     def geoship(*args, env=None):
@@ -74,6 +91,10 @@ def test_no_secret_leaks_anywhere(farms, aoi_file, s3_server, dropbox, session, 
     geoship("status", "1")
     geoship("status", "2")
     geoship("links", "list")
+    geoship("webhook", "show")
+    geoship("webhook", "attempts", "1", "--json")
+    send_webhooks()  # what the runs' background senders may not have finished
+    posts = webhook_receiver.wait_for(10)
 
     client = TestClient(create_app())
     url = json.loads(delivered.stdout)["targets"][0]["result"]["url"]
@@ -87,6 +108,8 @@ def test_no_secret_leaks_anywhere(farms, aoi_file, s3_server, dropbox, session, 
                           for r in responses] + views,
         "Prefect": prefect_records(),
         "database": database_values(get_engine()),
+        "webhook POSTs": [json.dumps({k: v for k, v in p.headers.items() if k != "X-Geoship-Signature"}) + p.body.decode()
+                          for p in posts],
     }
     assert all(haystacks.values())  # each place was really looked at
     assert any(t.startswith("export-1-target-") and '"target_id"' in t for t in haystacks["Prefect"])
