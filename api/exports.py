@@ -13,8 +13,10 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import select
 
 from api.deps import RowId, SessionDep, UserDep
+from delivery.artifacts import artifact_store
 from delivery.webhook_settings import account_webhook, signing_secret
 from flows.services.retry import reopen_for_delivery
+from flows.services.reuse import reusable_for_plan
 from flows.services.settling import settle_gone_runs
 from flows.services.submission import create_export, plan_export
 from flows.services.views import export_log_view, export_view, get_export, webhook_attempts_view
@@ -78,10 +80,13 @@ def request_export(
 
 @router.post("/estimate", response_model=Estimate, summary="Preflight an export request")
 def estimate_export(body: ExportRequest, session: SessionDep, user: UserDep) -> Estimate:
-    """Everything `POST /exports` checks, and the size it would render, without creating anything."""
-    estimate = plan_export(session, owner=user, request=body, check_limit=False).estimate
+    """Everything `POST /exports` checks, the size it would render, and the earlier export of yours whose
+    identical render it would reuse (`reuses_export`), without creating anything."""
+    plan = plan_export(session, owner=user, request=body, check_limit=False)
+    reuses = reusable_for_plan(session, artifact_store(), owner_id=user.id, tool=plan.tree.to_json(),
+                               grid=plan.grid.to_dict(), compression=body.compression, resampling=plan.resampling)
     session.rollback()
-    return estimate
+    return plan.estimate.model_copy(update={"reuses_export": reuses})
 
 
 @router.get("", response_model=ExportPage, summary="List your exports")

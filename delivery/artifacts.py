@@ -7,6 +7,8 @@ Renders are written to a local staging path first (the COG writer needs a seekab
 
 from __future__ import annotations
 
+import os
+import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -37,6 +39,10 @@ class ArtifactStore(Protocol):
 
     def put_sidecar(self, export_id: int, name: str, data: bytes) -> str:
         """Store a small file beside the export's artifact (its STAC item); returns its URI."""
+
+    def copy_artifact(self, uri: str, export_id: int) -> str:
+        """Make a stored single COG (another export's) this export's artifact too, without reading it through
+        this process; returns its URI."""
 
     def size(self, uri: str) -> int | None:
         """The stored file's size in bytes, or None when it is not there."""
@@ -82,6 +88,18 @@ class LocalArtifactStore:
         partial.replace(path)  # readers never see half a file
         return str(path)
 
+    def copy_artifact(self, uri: str, export_id: int) -> str:
+        target = self.staging_path(export_id)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        partial = target.with_name(target.name + ".partial")
+        partial.unlink(missing_ok=True)
+        try:
+            os.link(uri, partial)  # the same bytes under a second name: nothing copied; files are never rewritten
+        except OSError:  # another file system, or one without hard links
+            shutil.copyfile(uri, partial)
+        partial.replace(target)
+        return str(target)
+
     def size(self, uri: str) -> int | None:
         path = Path(uri)
         return path.stat().st_size if path.is_file() else None
@@ -108,3 +126,11 @@ def artifact_store() -> ArtifactStore:
 
         return S3ArtifactStore(settings.artifacts_url, settings.artifacts_endpoint_url, Path(settings.home) / "staging")
     return LocalArtifactStore(settings.resolved_artifacts_dir())
+
+
+def read_whole(store: ArtifactStore, uri: str) -> bytes:
+    """A small stored file (a sidecar) whole."""
+    size = store.size(uri)
+    if size is None:
+        raise FileNotFoundError(uri)
+    return b"".join(store.read(uri, 0, size - 1)) if size else b""

@@ -10,6 +10,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import urlparse
 
+from boto3.s3.transfer import TransferConfig
+
 from delivery.artifacts import READ_CHUNK, ObjectLocation
 from delivery.names import artifact_name
 from delivery.s3 import delivery_error, s3_client, upload_file
@@ -64,6 +66,18 @@ class S3ArtifactStore:
         except Exception as exc:
             raise delivery_error(exc, f"writing s3://{self.bucket}/{key}") from None
         return f"s3://{self.bucket}/{key}"
+
+    def copy_artifact(self, uri: str, export_id: int) -> str:
+        bucket, key = self._split(uri)
+        target = self._key(export_id)
+        settings = get_settings()
+        # A server-side copy (in parts above the threshold): the bytes stay in the store.
+        config = TransferConfig(multipart_threshold=settings.s3_multipart_threshold, multipart_chunksize=settings.s3_part_size)
+        try:
+            self.client.copy({"Bucket": bucket, "Key": key}, self.bucket, target, Config=config)
+        except Exception as exc:
+            raise delivery_error(exc, f"copying {uri} to s3://{self.bucket}/{target}") from None
+        return f"s3://{self.bucket}/{target}"
 
     def size(self, uri: str) -> int | None:
         bucket, key = self._split(uri)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +12,7 @@ from prefect.artifacts import create_markdown_artifact
 from prefect.runtime import flow_run as current_flow_run
 from sqlmodel import Session, select
 
-from delivery.artifacts import artifact_store
+from delivery.artifacts import ArtifactStore, artifact_store, read_whole
 from delivery.base import Artifact
 from delivery.manifest import Sidecar, build_manifest
 from delivery.names import name_of
@@ -23,6 +24,7 @@ from flows.notify import announce
 from flows.progress import ProgressReporter
 from flows.run_page import publish_delivery, publish_quality
 from flows.services.logbook import note
+from flows.services.reuse import render_fingerprint, reusable_render
 from flows.services.status import advance_export, claim_export, set_export_fields, set_target_status
 from flows.services.submission import create_export
 from flows.starting import start_next
@@ -37,9 +39,11 @@ from models.timestamps import utcnow
 from models.tooltree import parse_tool_tree
 from ray_render.cluster import ensure_ray
 from ray_render.grid import OutputGrid
+from ray_render.packaging import rename_package, renamed_text
 from ray_render.product import render_product
 from ray_render.render import RenderOptions
 from ray_render.shards import plan_shards
+from ray_render.stac import renamed_item
 from ray_render.upload import S3Output
 from ray_render.writer import CogOptions
 
@@ -96,18 +100,78 @@ def render_export(export_id: int, pool_size: int) -> Rendered:
         uri = store.adopt(export_id, product.uri)
     else:
         uri = store.publish(export_id, Path(product.uri), product.sha256)
-    stac = Sidecar(f"export-{export_id}.stac.json", json.dumps(product.stac, indent=2).encode())
-    quicklook = Sidecar(f"export-{export_id}.png", product.quicklook)
-    manifest = build_manifest(export_id, deliverable=name_of(uri), size=product.bytes, sha256=product.sha256,
-                              sidecars=[stac, quicklook])
-    stored = {s.name: store.put_sidecar(export_id, s.name, s.data) for s in (stac, quicklook, manifest)}
-    rendered = product.stored(uri, stored[stac.name], stored[manifest.name], stored[quicklook.name])
+    rendered = _store_beside(export_id, store, uri, product, product.stac, product.quicklook)
     logger.info("export %s: wrote %s (%s bytes, %s tiles, %s shard(s)) in %.1f s", export_id, uri, rendered.bytes,
                 rendered.tiles, len(rendered.shards) or 1, rendered.seconds)
     note(export_id, f"rendered {name_of(uri)}: {rendered.bytes:,} bytes, {rendered.tiles} tiles, "
                     f"{len(rendered.shards) or 1} file(s), in {rendered.seconds:.1f} s; sha256 {rendered.sha256}")
     set_export_fields(export_id, artifact=uri, rendered=rendered.model_dump(mode="json"))
     return rendered
+
+
+def _store_beside(export_id: int, store: ArtifactStore, uri: str, rendered: Rendered, stac: dict,
+                  quicklook: bytes | None) -> Rendered:
+    """Store the STAC item or collection, the quicklook and the manifest beside the deliverable at `uri`; returns
+    `rendered` as published."""
+    stac_file = Sidecar(f"export-{export_id}.stac.json", json.dumps(stac, indent=2).encode())
+    picture = Sidecar(f"export-{export_id}.png", quicklook) if quicklook else None
+    sidecars = [stac_file, *([picture] if picture else [])]
+    manifest = build_manifest(export_id, deliverable=name_of(uri), size=rendered.bytes, sha256=rendered.sha256,
+                              sidecars=sidecars)
+    stored = {s.name: store.put_sidecar(export_id, s.name, s.data) for s in (*sidecars, manifest)}
+    return rendered.stored(uri, stored[stac_file.name], stored[manifest.name], stored[picture.name] if picture else None)
+
+
+@task(name="reuse-render")
+def reuse_render(export_id: int) -> Rendered | None:
+    """Deliver an identical earlier render of the owner's instead of rendering (`flows.services.reuse`): its COG
+    copied under this export's name, its STAC item renamed, its quicklook copied. None when there is none, and
+    the export renders. Records the export's fingerprint either way, for the exports after it."""
+    store = artifact_store()
+    with Session(get_engine()) as session:
+        export = session.get(Export, export_id)
+        fingerprint = render_fingerprint(tool=export.tool, grid=export.grid, compression=export.compression,
+                                         resampling=export.resampling)
+        set_export_fields(export_id, render_fingerprint=fingerprint)
+        found = reusable_render(session, store, owner_id=export.owner_id, fingerprint=fingerprint, exclude=export_id)
+    if found is None:
+        return None
+    earlier_id, earlier = found
+    started = time.perf_counter()
+    try:
+        uri, size, sha256, stac = _copy_deliverable(store, export_id, earlier_id, earlier)
+        quicklook = read_whole(store, earlier.quicklook_uri) if earlier.quicklook_uri else None
+        copy = earlier.model_copy(update={"reused_from": earlier_id, "seconds": round(time.perf_counter() - started, 3),
+                                          "bytes": size, "sha256": sha256, "tiles_by_node": {}, "driver_bytes": 0})
+        rendered = _store_beside(export_id, store, uri, copy, stac, quicklook)
+    except Exception as exc:  # the earlier file went away meanwhile, or the store failed: render instead
+        note(export_id, f"could not reuse the render of export {earlier_id} ({exc}); rendering", "warning")
+        return None
+    note(export_id, f"reused the render of export {earlier_id} (same tool tree, grid and compression, unchanged "
+                    f"inputs): {name_of(uri)}, {rendered.bytes:,} bytes, sha256 {rendered.sha256}; nothing rendered")
+    get_run_logger().info("export %s: reused the render of export %s", export_id, earlier_id)
+    set_export_fields(export_id, artifact=uri, rendered=rendered.model_dump(mode="json"), tiles_done=rendered.tiles,
+                      tiles_total=rendered.tiles, progress=1.0)
+    return rendered
+
+
+def _copy_deliverable(store: ArtifactStore, export_id: int, earlier_id: int,
+                      earlier: Rendered) -> tuple[str, int, str, dict]:
+    """The earlier export's deliverable as this export's, with its STAC: a COG copied as it is (its item renamed),
+    a package written again with its members and the names inside renamed. Returns its URI, size, SHA-256 and
+    STAC item or collection."""
+    old, new = f"export-{earlier_id}", f"export-{export_id}"
+    stac = json.loads(read_whole(store, earlier.stac_uri))
+    if earlier.kind == "cog":
+        uri = store.copy_artifact(earlier.uri, export_id)
+        stac = renamed_item(stac, item_id=new, asset_href=f"./{name_of(uri)}", created=utcnow(),
+                            thumbnail_href=f"./{new}.png" if earlier.quicklook_uri else None)
+        return uri, earlier.bytes, earlier.sha256, stac
+    staged = store.staging_path(export_id).with_suffix(".zip")
+    staged.parent.mkdir(parents=True, exist_ok=True)
+    with store.local_copy(earlier.uri) as source:
+        size, sha256 = rename_package(Path(source), old, new, staged)
+    return store.publish(export_id, staged, sha256), size, sha256, json.loads(renamed_text(json.dumps(stac), old, new))
 
 
 def _acquired(tree) -> list:
@@ -165,9 +229,13 @@ def export_flow(export_id: int | None = None, request: ExportRequest | None = No
     set_export_fields(export_id, flow_run_id=str(current_flow_run.id))
     announce(export_id)  # its order and claim, made where no Prefect may have been
     with heartbeat(export_id):
-        with render_slot() as pool_size:  # waits, submitted, while every render slot is taken
-            mark_status(export_id, ExportStatus.rendering)
-            rendered = render_export(export_id, pool_size)
+        rendered = reuse_render(export_id)
+        if rendered is None:
+            with render_slot() as pool_size:  # waits, submitted, while every render slot is taken
+                mark_status(export_id, ExportStatus.rendering)
+                rendered = render_export(export_id, pool_size)
+        else:
+            mark_status(export_id, ExportStatus.rendering)  # and at once on: nothing to render
         publish_quality(export_id, rendered)
         mark_status(export_id, ExportStatus.delivering)
         start_next()  # this render's slot is free: the next due export need not wait for the poller

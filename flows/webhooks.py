@@ -16,7 +16,9 @@ from __future__ import annotations
 
 import json
 import logging
-from concurrent.futures import ThreadPoolExecutor
+import threading
+from concurrent.futures import Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
 from datetime import timedelta
 
 from sqlalchemy import func, or_, update
@@ -34,6 +36,8 @@ from models.timestamps import utcnow
 logger = logging.getLogger(__name__)
 
 _executor: ThreadPoolExecutor | None = None
+_pending: set[Future] = set()
+_lock = threading.Lock()
 
 
 def _claim_seconds() -> float:
@@ -76,21 +80,66 @@ def send_webhooks(export_id: int | None = None, limit: int = 100) -> int:
 def send_webhooks_soon(export_id: int | None = None) -> None:
     """`send_webhooks` in a background thread, so that a slow receiver never holds up a run."""
     global _executor
-    if _executor is None:
-        _executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="geoship-webhooks")
-    _executor.submit(send_webhooks, export_id)
+    with _lock:
+        if _executor is None:
+            _executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="geoship-webhooks")
+        future = _executor.submit(send_webhooks, export_id)
+        _pending.add(future)
+    future.add_done_callback(_forget)
 
 
-def _due_lines(session: Session, export_id: int | None, limit: int) -> list[ExportLog]:
+def _forget(future: Future) -> None:
+    with _lock:
+        _pending.discard(future)
+
+
+def wait_for_background_sends(timeout: float | None = None) -> None:
+    """Wait for the sends handed to the background thread so far (Python's exit does the same)."""
+    with _lock:
+        pending = list(_pending)
+    wait(pending, timeout=timeout)
+
+
+@dataclass(frozen=True)
+class _Due:
+    """One status change to POST, read in a short transaction and held as plain values while the POST runs:
+    no database transaction stays open across a request to someone else's server."""
+
+    line_id: int
+    export_id: int
+    event: str
+    delivery_id: str
+    url: str
+    secret: str = field(repr=False)
+    body: bytes = field(repr=False)
+
+
+def _due(export_id: int | None, limit: int) -> list[_Due]:
+    """The status changes whose webhook is due, with what to send; marks those with no webhook as done."""
     query = select(ExportLog).where(ExportLog.status.is_not(None), ExportLog.notified_at.is_(None),
                                     or_(ExportLog.webhook_due_at.is_(None), ExportLog.webhook_due_at <= utcnow()))
     if export_id is not None:
         query = query.where(ExportLog.export_id == export_id)
-    return list(session.exec(query.order_by(ExportLog.id).limit(limit)).all())
+    due, nobody = [], []
+    with Session(get_engine()) as session:
+        for line in session.exec(query.order_by(ExportLog.id).limit(limit)).all():
+            export = session.get(Export, line.export_id)
+            account = account_webhook(session, export.owner_id)
+            url = export.webhook_url or (account.url if account else None)
+            if url is None or account is None:  # nobody asked to be told
+                nobody.append(line.id)
+                continue
+            due.append(_Due(line.id, line.export_id, f"{EVENT_PREFIX}{line.status.value}", str(event_id(line)), url,
+                            signing_secret(account), event_body(session, line, export)))
+    if nobody:
+        with get_engine().begin() as connection:
+            connection.execute(update(ExportLog).where(ExportLog.id.in_(nobody)).values(notified_at=utcnow()))
+    return due
 
 
-def _claim(line_id: int) -> bool:
-    """Take the line for one attempt; False when another sender has it or it is no longer due."""
+def _claim(line_id: int) -> int | None:
+    """Take the line for one attempt: its attempt number, or None when another sender has it or it is no longer
+    due."""
     now = utcnow()
     with get_engine().begin() as connection:
         taken = connection.execute(
@@ -98,49 +147,42 @@ def _claim(line_id: int) -> bool:
             .where(ExportLog.id == line_id, ExportLog.notified_at.is_(None),
                    or_(ExportLog.webhook_due_at.is_(None), ExportLog.webhook_due_at <= now))
             .values(webhook_due_at=now + timedelta(seconds=_claim_seconds())))
-    return taken.rowcount == 1
+        if taken.rowcount != 1:
+            return None
+        return 1 + connection.execute(select(func.count(WebhookAttempt.id))
+                                      .where(WebhookAttempt.log_id == line_id)).scalar_one()
 
 
 def _send_due(export_id: int | None, limit: int) -> int:
     posts = 0
-    with Session(get_engine()) as session:
-        for line in _due_lines(session, export_id, limit):
-            export = session.get(Export, line.export_id)
-            account = account_webhook(session, export.owner_id)
-            url = export.webhook_url or (account.url if account else None)
-            if url is None or account is None:  # nobody asked to be told
-                session.execute(update(ExportLog).where(ExportLog.id == line.id).values(notified_at=utcnow()))
-                session.commit()
-                continue
-            if not _claim(line.id):
-                continue
-            attempt = 1 + session.exec(select(func.count(WebhookAttempt.id))
-                                       .where(WebhookAttempt.log_id == line.id)).one()
-            event = f"{EVENT_PREFIX}{line.status.value}"
-            outcome = post_event(url, event_body(session, line, export), secret=signing_secret(account), headers={
-                "X-Geoship-Event": event, "X-Geoship-Delivery": str(event_id(line)), "X-Geoship-Attempt": str(attempt)})
-            posts += 1
-            _record(session, line, event, attempt, outcome)
+    for due in _due(export_id, limit):
+        if (attempt := _claim(due.line_id)) is None:
+            continue
+        outcome = post_event(due.url, due.body, secret=due.secret, headers={
+            "X-Geoship-Event": due.event, "X-Geoship-Delivery": due.delivery_id, "X-Geoship-Attempt": str(attempt)})
+        posts += 1
+        _record(due, attempt, outcome)
     return posts
 
 
-def _record(session: Session, line: ExportLog, event: str, attempt: int, outcome: PostOutcome) -> None:
+def _record(due: _Due, attempt: int, outcome: PostOutcome) -> None:
     """Write the attempt and what follows from it: done, or due again after the backoff."""
     attempts = get_settings().webhook_attempts
     final = outcome.ok or not outcome.retry or attempt >= attempts
     now = utcnow()
-    session.add(WebhookAttempt(export_id=line.export_id, log_id=line.id, event=event, attempt=attempt, at=now,
-                               host=outcome.host, status_code=outcome.status_code, ok=outcome.ok,
-                               error=outcome.error, duration_ms=outcome.duration_ms, final=final))
-    due = None if final else now + timedelta(seconds=backoff_seconds(attempt))
-    session.execute(update(ExportLog).where(ExportLog.id == line.id)
-                 .values(notified_at=now if final else None, webhook_due_at=due))
-    session.commit()
+    with Session(get_engine()) as session:
+        session.add(WebhookAttempt(export_id=due.export_id, log_id=due.line_id, event=due.event, attempt=attempt,
+                                   at=now, host=outcome.host, status_code=outcome.status_code, ok=outcome.ok,
+                                   error=outcome.error, duration_ms=outcome.duration_ms, final=final))
+        session.execute(update(ExportLog).where(ExportLog.id == due.line_id).values(
+            notified_at=now if final else None,
+            webhook_due_at=None if final else now + timedelta(seconds=backoff_seconds(attempt))))
+        session.commit()
     if outcome.ok:
         return
     if final:
         tries = f"after {attempt} attempt{'s' if attempt > 1 else ''}" if outcome.retry else "without retrying"
-        note(line.export_id, f"webhook to {outcome.host}: gave up on {event} {tries}: {outcome.error}", "warning")
+        note(due.export_id, f"webhook to {outcome.host}: gave up on {due.event} {tries}: {outcome.error}", "warning")
     else:
-        note(line.export_id, f"webhook to {outcome.host}: {event} attempt {attempt} of {attempts} failed "
-                             f"({outcome.error}); next in {backoff_seconds(attempt):g} s", "warning")
+        note(due.export_id, f"webhook to {outcome.host}: {due.event} attempt {attempt} of {attempts} failed "
+                            f"({outcome.error}); next in {backoff_seconds(attempt):g} s", "warning")

@@ -84,6 +84,8 @@ class Rendered(BaseModel):
     # Tiles rendered per Ray node, and the bytes of the answers the render's driver took in (a cluster's figures).
     tiles_by_node: dict[str, int] = Field(default_factory=dict)
     driver_bytes: int = 0
+    # The earlier export whose identical render this is a copy of (nothing was rendered), or None.
+    reused_from: int | None = None
 
     def stored(self, uri: str, stac_uri: str, manifest_uri: str | None = None,
                quicklook_uri: str | None = None) -> Rendered:

@@ -288,6 +288,9 @@ class Estimate(BaseModel):
     sources: list[SourceView] = Field(default_factory=list)
     # How the queue would start it: as asked, else interactive when small (GEOSHIP_INTERACTIVE_MAX_BYTES).
     priority: Priority = Priority.bulk
+    # An earlier export of yours with the same tool tree, grid, compression and unchanged inputs, whose file it
+    # would reuse: delivered without rendering.
+    reuses_export: int | None = None
 
 
 class TargetView(BaseModel):
@@ -343,6 +346,8 @@ class ExportView(BaseModel):
     priority: Priority = Priority.bulk
     # While pending: its place in the queue and what it waits for.
     queue: QueueView | None = None
+    # The earlier export whose identical render it reused (nothing was rendered), once rendered.
+    reused_from: int | None = None
     webhook_url: str | None = None
     # Only in the answer to the request that had to make your webhook signing secret: shown this once.
     webhook_secret: str | None = None

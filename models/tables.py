@@ -161,6 +161,9 @@ class Export(SQLModel, table=True):
     runner: str | None = None
     # Beaten by the running flow every few seconds; a stale beat on an unfinished export means its run died.
     heartbeat_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    # What its render depends on (flows/services/reuse.py): an identical later export of its owner's reuses the
+    # file. None: not reusable (a package, or an input that cannot tell whether it changed).
+    render_fingerprint: str | None = Field(default=None, index=True)
     # Where its status changes are POSTed (signed with its owner's webhook secret); None: the owner's default.
     webhook_url: str | None = None
     created_at: datetime = _created()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import zipfile
 from dataclasses import dataclass
@@ -86,3 +87,32 @@ def package_shards(*, base: str, directory: Path, grid: OutputGrid, results: lis
     shutil.rmtree(directory, ignore_errors=True)
     return Package(path=archive, bytes=archive.stat().st_size, sha256=sha256_of(archive), collection=collection,
                    quicklook=quicklook, statistics=statistics)
+
+
+def renamed_text(text: str, old_base: str, new_base: str) -> str:
+    """`text` (a VRT, a STAC document) with every name made from `old_base` made from `new_base` instead:
+    export-7, export-7-r0c1.tif, ./export-7.vrt, but never export-70."""
+    return re.sub(rf"(?<![\w-]){re.escape(old_base)}(?!\w)", new_base, text)
+
+
+def rename_package(source: Path, old_base: str, new_base: str, target: Path) -> tuple[int, str]:
+    """Write the package `source` (named for `old_base`) again as `target`, named for `new_base`: its members
+    renamed, the names inside its VRT and STAC documents too, every COG's bytes copied as they are (nothing
+    decoded). Returns the new archive's size and SHA-256."""
+    partial = target.with_name(target.name + ".partial")
+    try:
+        with zipfile.ZipFile(source) as old, \
+                zipfile.ZipFile(partial, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as new:
+            for info in old.infolist():
+                member = zipfile.ZipInfo(renamed_text(info.filename, old_base, new_base), info.date_time)
+                member.external_attr = info.external_attr
+                if info.filename.endswith((".json", ".vrt")):
+                    new.writestr(member, renamed_text(old.read(info).decode(), old_base, new_base))
+                    continue
+                member.file_size = info.file_size  # known beforehand: ZIP64 when it needs it
+                with old.open(info) as reader, new.open(member, "w") as writer:
+                    shutil.copyfileobj(reader, writer, 1 << 20)
+        os.replace(partial, target)
+    finally:
+        partial.unlink(missing_ok=True)
+    return target.stat().st_size, sha256_of(target)

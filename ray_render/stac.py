@@ -66,6 +66,25 @@ def stac_item(*, item_id: str, grid: OutputGrid, footprint, asset_href: str, siz
     return item.to_dict(include_self_link=False, transform_hrefs=False)
 
 
+def renamed_item(item: dict[str, Any], *, item_id: str, asset_href: str, thumbnail_href: str | None,
+                 created: datetime) -> dict[str, Any]:
+    """The Item of a COG (`stac_item`'s) for the same bytes under another name: what a reused render is
+    described by. Geometry, grid, checksum and statistics stay; the id, the hrefs and the creation time change."""
+    renamed = pystac.Item.from_dict(item, preserve_dict=False)
+    old_id, renamed.id = renamed.id, item_id
+    renamed.common_metadata.created = created
+    data = renamed.assets["data"]
+    data.href = asset_href
+    if data.title and data.title.startswith(old_id):
+        data.title = item_id + data.title[len(old_id):]
+    if "thumbnail" in renamed.assets:
+        if thumbnail_href:
+            renamed.assets["thumbnail"].href = thumbnail_href
+        else:
+            del renamed.assets["thumbnail"]
+    return renamed.to_dict(include_self_link=False, transform_hrefs=False)
+
+
 def _describe_grid(projection: ProjectionExtension, grid: OutputGrid) -> None:
     """The grid's CRS (`proj:code` where an authority names it, else its WKT2), shape, transform and bounds."""
     authority = CRS.from_user_input(grid.crs).to_authority()

@@ -9,6 +9,7 @@ empty schema there; GEOSHIP_TEST_DATABASE_URL points the suite at an existing se
 from __future__ import annotations
 
 import os
+import sys
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -114,6 +115,8 @@ def geoship_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, suite_database
         monkeypatch.delenv("GEOSHIP_DATABASE_URL", raising=False)
     _reset_caches()
     yield home
+    if "flows.webhooks" in sys.modules:  # a run's webhooks still being sent belong to this test's database
+        sys.modules["flows.webhooks"].wait_for_background_sends(timeout=60)
     from models.db import get_engine
 
     get_engine().dispose()
@@ -189,6 +192,23 @@ def dropbox(dropbox_server, geoship_home):
     dropbox_server.reset()
     get_settings.cache_clear()  # pick up GEOSHIP_DROPBOX_CA_CERTS whatever the fixture order
     return dropbox_server
+
+
+@pytest.fixture
+def webhook_receiver(geoship_home, monkeypatch):
+    """A webhook receiver on 127.0.0.1, a host this server is told it may reach (no other private address); a
+    1 s timeout and no backoff, so that a test's retries are due at once."""
+    from models.settings import get_settings
+    from tests.support.webhook_receiver import Receiver
+
+    monkeypatch.setenv("GEOSHIP_WEBHOOK_PRIVATE_HOSTS", '["127.0.0.1"]')
+    monkeypatch.setenv("GEOSHIP_WEBHOOK_TIMEOUT_SECONDS", "1")
+    monkeypatch.setenv("GEOSHIP_WEBHOOK_BACKOFF_SECONDS", "0")
+    get_settings.cache_clear()
+    receiver = Receiver()
+    yield receiver
+    receiver.close()
+    get_settings.cache_clear()
 
 
 RasterFactory = Callable[..., Path]

@@ -41,6 +41,7 @@ def export_view(session: Session, export: Export) -> ExportView:
         targets=[_target_view(session, t, export) for t in targets],
         skipped_scenes=(export.result or {}).get("skipped_scenes", {}),
         priority=export.priority, queue=queue_view(session, export), webhook_url=export.webhook_url,
+        reused_from=(export.rendered or {}).get("reused_from"),
     )
 
 

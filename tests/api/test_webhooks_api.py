@@ -5,36 +5,24 @@ import pytest
 
 from delivery.webhook_settings import account_webhook, signing_secret
 from flows.webhooks import send_webhooks
-from models.settings import get_settings
 from tests.conftest import SMALL_AOI
-from tests.support.webhook_receiver import Receiver
-
-
-@pytest.fixture
-def receiver(geoship_home, monkeypatch):
-    monkeypatch.setenv("GEOSHIP_WEBHOOK_PRIVATE_HOSTS", '["127.0.0.1"]')
-    get_settings.cache_clear()
-    server = Receiver()
-    yield server
-    server.close()
-    get_settings.cache_clear()
 
 
 def export_body(**extra) -> dict:
     return {"project": "alps", "aoi": SMALL_AOI, "resolution": 480, **extra}
 
 
-def test_the_account_webhook_shows_its_secret_once(people, receiver, session):
+def test_the_account_webhook_shows_its_secret_once(people, webhook_receiver, session):
     ada = people["ada"].client
     assert ada.get("/api/v1/webhook").status_code == 404
-    made = ada.put("/api/v1/webhook", json={"url": receiver.url})
+    made = ada.put("/api/v1/webhook", json={"url": webhook_receiver.url})
     assert made.status_code == 200
     secret = made.json()["secret"]
-    assert secret.startswith("whsec_") and made.json()["url"] == receiver.url
+    assert secret.startswith("whsec_") and made.json()["url"] == webhook_receiver.url
     assert signing_secret(account_webhook(session, people["ada"].user.id)) == secret
 
     shown = ada.get("/api/v1/webhook").json()
-    assert shown["secret"] is None and shown["secret_hint"] == f"...{secret[-4:]}" and shown["url"] == receiver.url
+    assert shown["secret"] is None and shown["secret_hint"] == f"...{secret[-4:]}" and shown["url"] == webhook_receiver.url
     again = ada.put("/api/v1/webhook", json={"url": None}).json()
     assert again["secret"] is None and again["url"] is None  # changing the URL keeps (and hides) the secret
 
@@ -58,13 +46,13 @@ def test_bad_account_webhooks_get_a_4xx_naming_the_field(people, body, field):
     assert field in answer.text
 
 
-def test_an_export_with_a_webhook_shows_a_new_secret_once_and_its_attempts_to_its_owner(people, receiver, session):
+def test_an_export_with_a_webhook_shows_a_new_secret_once_and_its_attempts_to_its_owner(people, webhook_receiver, session):
     ada = people["ada"].client
-    first = ada.post("/api/v1/exports", json=export_body(webhook_url=receiver.url))
+    first = ada.post("/api/v1/exports", json=export_body(webhook_url=webhook_receiver.url))
     assert first.status_code == 201, first.text
     secret = first.json()["webhook_secret"]
-    assert secret.startswith("whsec_") and first.json()["webhook_url"] == receiver.url
-    second = ada.post("/api/v1/exports", json=export_body(webhook_url=receiver.url))
+    assert secret.startswith("whsec_") and first.json()["webhook_url"] == webhook_receiver.url
+    second = ada.post("/api/v1/exports", json=export_body(webhook_url=webhook_receiver.url))
     assert second.json()["webhook_secret"] is None  # made once, shown once
     assert ada.get(f"/api/v1/exports/{first.json()['id']}").json()["webhook_secret"] is None
 
@@ -84,7 +72,7 @@ def test_an_export_with_a_webhook_shows_a_new_secret_once_and_its_attempts_to_it
     ("https://u:p@example.com/hook", "carries credentials"),
     ("mailto:ops@example.com", "not an http(s) URL"),
 ])
-def test_an_export_with_a_refused_webhook_is_not_created(people, receiver, url, reason):
+def test_an_export_with_a_refused_webhook_is_not_created(people, webhook_receiver, url, reason):
     ada = people["ada"].client
     answer = ada.post("/api/v1/exports", json=export_body(webhook_url=url))
     assert answer.status_code == 422

@@ -54,3 +54,24 @@ def test_an_s3_store_keeps_renders_in_the_bucket_for_other_machines(s3_store, s3
     assert store.size(f"s3://{s3_store}/renders/export-9/export-9.tif") is None
     head = s3_server.client().head_object(Bucket=s3_store, Key="renders/export-8/export-8.tif")
     assert head["Metadata"]["sha256"] == hashlib.sha256(data).hexdigest()
+
+
+def test_a_reused_render_is_copied_inside_the_store(s3_store, s3_server, geoship_home, monkeypatch):
+    local = LocalArtifactStore(geoship_home / "local")
+    data, uri = stage(local, 3, 5000)
+    copied = local.copy_artifact(uri, 4)
+    assert copied.endswith("export-4/export-4.tif") and local.size(copied) == 5000
+    with local.local_copy(copied) as path:
+        assert path.read_bytes() == data
+
+    monkeypatch.setenv("GEOSHIP_S3_MULTIPART_THRESHOLD", str(5 * 1024**2))
+    monkeypatch.setenv("GEOSHIP_S3_PART_SIZE", str(5 * 1024**2))
+    get_settings.cache_clear()
+    store = artifact_store()
+    data, uri = stage(store, 8, 11 * 1024**2 + 5)  # over the threshold: copied in three parts, server side
+    copied = store.copy_artifact(uri, 9)
+    assert copied == f"s3://{s3_store}/renders/export-9/export-9.tif" and not store.staging_path(9).exists()
+    with store.local_copy(copied) as path:
+        assert hashlib.sha256(path.read_bytes()).hexdigest() == hashlib.sha256(data).hexdigest()
+    head = s3_server.client().head_object(Bucket=s3_store, Key="renders/export-9/export-9.tif")
+    assert head["ETag"].strip('"').endswith("-3")  # a multipart copy: the bytes never came through here

@@ -1,4 +1,4 @@
-"""One signed webhook POST against a real receiver on loopback, and the address checks that keep webhooks out of
+"""One signed webhook POST against a real webhook_receiver on loopback, and the address checks that keep webhooks out of
 our own network: private and loopback addresses, credentials in the URL, redirects elsewhere."""
 
 import hashlib
@@ -16,22 +16,6 @@ from tests.support.webhook_receiver import Receiver
 SECRET = "whsec_test-secret"
 BODY = json.dumps({"id": "e1", "type": "geoship.export.success"}).encode()
 
-
-@pytest.fixture
-def allow_loopback(geoship_home, monkeypatch):
-    """Webhooks may reach 127.0.0.1 (where the test receivers listen), and no other private address."""
-    monkeypatch.setenv("GEOSHIP_WEBHOOK_PRIVATE_HOSTS", '["127.0.0.1"]')
-    monkeypatch.setenv("GEOSHIP_WEBHOOK_TIMEOUT_SECONDS", "1")
-    get_settings.cache_clear()
-    yield
-    get_settings.cache_clear()
-
-
-@pytest.fixture
-def receiver():
-    server = Receiver()
-    yield server
-    server.close()
 
 
 def test_the_signature_is_hmac_sha256_of_the_exact_body():
@@ -73,53 +57,53 @@ def test_a_public_address_is_accepted_and_a_listed_private_host_too(geoship_home
         check_webhook_url("http://127.0.0.2:9000/x")  # listed hosts only, not their neighbours
 
 
-def test_a_post_carries_the_body_and_its_signature(allow_loopback, receiver):
-    outcome = post_event(receiver.url, BODY, secret=SECRET, headers={"X-Geoship-Event": "geoship.export.success"})
+def test_a_post_carries_the_body_and_its_signature(webhook_receiver):
+    outcome = post_event(webhook_receiver.url, BODY, secret=SECRET, headers={"X-Geoship-Event": "geoship.export.success"})
     assert outcome.ok and outcome.status_code == 200 and outcome.host == "127.0.0.1"
-    (got,) = receiver.received
+    (got,) = webhook_receiver.received
     assert got.path == "/hooks/geoship?team=7" and got.body == BODY
     assert got.headers["X-Geoship-Signature"] == "sha256=" + hmac.new(SECRET.encode(), got.body, hashlib.sha256).hexdigest()
     assert got.headers["Content-Type"] == "application/json"
     assert got.headers["X-Geoship-Event"] == "geoship.export.success"
 
 
-def test_a_500_is_a_failure_worth_retrying(allow_loopback, receiver):
-    receiver.status = 500
-    outcome = post_event(receiver.url, BODY, secret=SECRET, headers={})
+def test_a_500_is_a_failure_worth_retrying(webhook_receiver):
+    webhook_receiver.status = 500
+    outcome = post_event(webhook_receiver.url, BODY, secret=SECRET, headers={})
     assert not outcome.ok and outcome.retry and outcome.status_code == 500 and outcome.error == "answered 500"
 
 
-def test_a_receiver_that_does_not_answer_in_time_is_a_failure_worth_retrying(allow_loopback, receiver):
-    receiver.delay = 3  # the timeout is 1 s
-    outcome = post_event(receiver.url, BODY, secret=SECRET, headers={})
+def test_a_receiver_that_does_not_answer_in_time_is_a_failure_worth_retrying(webhook_receiver):
+    webhook_receiver.delay = 3  # the timeout is 1 s
+    outcome = post_event(webhook_receiver.url, BODY, secret=SECRET, headers={})
     assert not outcome.ok and outcome.retry and outcome.status_code is None
     assert outcome.error == "no answer within 1 s" and outcome.duration_ms < 2500
 
 
-def test_nothing_listening_is_a_failure_worth_retrying(allow_loopback, receiver):
-    url = receiver.url
-    receiver.close()
+def test_nothing_listening_is_a_failure_worth_retrying(webhook_receiver):
+    url = webhook_receiver.url
+    webhook_receiver.close()
     outcome = post_event(url, BODY, secret=SECRET, headers={})
     assert not outcome.ok and outcome.retry and "could not connect" in outcome.error
 
 
-def test_a_redirect_to_a_private_address_is_not_followed(allow_loopback, receiver):
+def test_a_redirect_to_a_private_address_is_not_followed(webhook_receiver):
     inside = Receiver(host="127.0.0.2")  # loopback, but not a listed host: it stands for the network inside
     try:
-        receiver.status, receiver.location = 307, inside.url
-        outcome = post_event(receiver.url, BODY, secret=SECRET, headers={})
+        webhook_receiver.status, webhook_receiver.location = 307, inside.url
+        outcome = post_event(webhook_receiver.url, BODY, secret=SECRET, headers={})
         assert not outcome.ok and not outcome.retry  # the URL is wrong: trying again would not help
         assert "the redirect's URL is refused" in outcome.error and "(127.0.0.2)" in outcome.error
-        assert len(receiver.received) == 1 and inside.received == []
+        assert len(webhook_receiver.received) == 1 and inside.received == []
     finally:
         inside.close()
 
 
-def test_a_307_to_an_allowed_url_is_followed_with_the_same_signed_body(allow_loopback, receiver):
+def test_a_307_to_an_allowed_url_is_followed_with_the_same_signed_body(webhook_receiver):
     final = Receiver()
     try:
-        receiver.status, receiver.location = 307, final.url
-        outcome = post_event(receiver.url, BODY, secret=SECRET, headers={})
+        webhook_receiver.status, webhook_receiver.location = 307, final.url
+        outcome = post_event(webhook_receiver.url, BODY, secret=SECRET, headers={})
         assert outcome.ok
         (got,) = final.received
         assert got.body == BODY and got.headers["X-Geoship-Signature"] == signature(SECRET, BODY)
@@ -127,15 +111,15 @@ def test_a_307_to_an_allowed_url_is_followed_with_the_same_signed_body(allow_loo
         final.close()
 
 
-def test_a_302_is_not_followed(allow_loopback, receiver):
-    receiver.status, receiver.location = 302, "https://example.com/elsewhere"
-    outcome = post_event(receiver.url, BODY, secret=SECRET, headers={})
+def test_a_302_is_not_followed(webhook_receiver):
+    webhook_receiver.status, webhook_receiver.location = 302, "https://example.com/elsewhere"
+    outcome = post_event(webhook_receiver.url, BODY, secret=SECRET, headers={})
     assert not outcome.ok and not outcome.retry and outcome.status_code == 302
     assert "only 307 and 308 redirects are followed" in outcome.error
 
 
-def test_redirect_loops_end(allow_loopback, receiver):
-    receiver.status = 308
-    receiver.location = receiver.url
-    outcome = post_event(receiver.url, BODY, secret=SECRET, headers={})
-    assert not outcome.ok and outcome.error == "more than 3 redirects" and len(receiver.received) == 4
+def test_redirect_loops_end(webhook_receiver):
+    webhook_receiver.status = 308
+    webhook_receiver.location = webhook_receiver.url
+    outcome = post_event(webhook_receiver.url, BODY, secret=SECRET, headers={})
+    assert not outcome.ok and outcome.error == "more than 3 redirects" and len(webhook_receiver.received) == 4

@@ -15,10 +15,8 @@ from cli.main import app
 from flows.services.views import export_view
 from flows.webhooks import send_webhooks
 from models.db import get_engine
-from models.settings import get_settings
 from models.tables import Export
 from tests.cli.test_export import aoi_file, farms  # noqa: F401 (fixtures)
-from tests.support.webhook_receiver import Receiver
 
 pytestmark = pytest.mark.usefixtures("ray_cluster", "prefect_server")
 runner = CliRunner()
@@ -47,16 +45,6 @@ def database_values(engine) -> list[str]:
                 values += [f"{table}.{column}={value}" for column, value in row.items()
                            if (table, column) not in {("credential", "sealed"), ("webhook", "secret_sealed")}]
     return values
-
-
-@pytest.fixture
-def webhook_receiver(geoship_home, monkeypatch):
-    monkeypatch.setenv("GEOSHIP_WEBHOOK_PRIVATE_HOSTS", '["127.0.0.1"]')
-    get_settings.cache_clear()
-    receiver = Receiver()
-    yield receiver
-    receiver.close()
-    get_settings.cache_clear()
 
 
 def test_no_secret_leaks_anywhere(farms, aoi_file, s3_server, dropbox, session, caplog, webhook_receiver):  # noqa: F811

@@ -6,6 +6,7 @@ server restarted while exports wait; no export is lost, stuck or started twice."
 
 from __future__ import annotations
 
+import itertools
 import os
 import sys
 import threading
@@ -132,10 +133,14 @@ def all_succeed_once(production, client: httpx.Client, export_ids: list[int], lo
     assert render_slots_taken(production) == 0
 
 
+_NUDGES = itertools.count()
+
+
 def long_export_rendering(client: httpx.Client, worker: Service, tiles_done: int = 0) -> dict:
     """Request an export on a fine grid (seconds of rendering, long enough to break in the middle of) and
-    return its view once it renders and has done `tiles_done` tiles."""
-    view = client.post("/api/v1/exports", json={"project": "alps", "resolution": 15}).json()
+    return its view once it renders and has done `tiles_done` tiles. Each call's grid differs a little, so that it
+    renders rather than reusing an earlier call's file."""
+    view = client.post("/api/v1/exports", json={"project": "alps", "resolution": 15 + next(_NUDGES) / 1000}).json()
     wait_for_status(client, view["id"], {"rendering"}, 120, worker.tail)
     deadline = time.monotonic() + 120
     while client.get(f"/api/v1/exports/{view['id']}").json()["tiles_done"] < tiles_done:

@@ -26,19 +26,6 @@ from tests.conftest import SMALL_AOI
 from tests.support.webhook_receiver import Receiver
 
 
-@pytest.fixture
-def receiver(geoship_home, monkeypatch):
-    """A receiver on 127.0.0.1, which this server may reach; no backoff, so that retries are due at once."""
-    monkeypatch.setenv("GEOSHIP_WEBHOOK_PRIVATE_HOSTS", '["127.0.0.1"]')
-    monkeypatch.setenv("GEOSHIP_WEBHOOK_TIMEOUT_SECONDS", "1")
-    monkeypatch.setenv("GEOSHIP_WEBHOOK_BACKOFF_SECONDS", "0")
-    get_settings.cache_clear()
-    server = Receiver()
-    yield server
-    server.close()
-    get_settings.cache_clear()
-
-
 def order(session, owner, url: str | None) -> Export:
     export = create_export(session, owner=owner, request=ExportRequest(
         project="alps", aoi=SMALL_AOI, resolution=480, targets=[TargetRequest(kind="http")], webhook_url=url))
@@ -57,13 +44,13 @@ def lines_of(export_id: int) -> list[ExportLog]:
         return list(session.exec(select(ExportLog).where(ExportLog.export_id == export_id).order_by(ExportLog.id)).all())
 
 
-def test_a_status_change_is_posted_once_signed_with_the_owners_secret(session, owner, project, receiver):
-    export = order(session, owner, receiver.url)
+def test_a_status_change_is_posted_once_signed_with_the_owners_secret(session, owner, project, webhook_receiver):
+    export = order(session, owner, webhook_receiver.url)
     secret = signing_secret(account_webhook(session, owner.id))
     assert secret.startswith("whsec_")
 
     assert send_webhooks(export.id) == 1
-    (got,) = receiver.received
+    (got,) = webhook_receiver.received
     assert got.headers["X-Geoship-Signature"] == "sha256=" + hmac.new(secret.encode(), got.body, hashlib.sha256).hexdigest()
     event = json.loads(got.body)
     (line,) = [line for line in lines_of(export.id) if line.status is not None]
@@ -76,31 +63,31 @@ def test_a_status_change_is_posted_once_signed_with_the_owners_secret(session, o
 
     (attempt,) = attempts_of(export.id)
     assert (attempt.ok, attempt.final, attempt.attempt, attempt.status_code, attempt.host) == (True, True, 1, 200, "127.0.0.1")
-    assert send_webhooks(export.id) == 0 and len(receiver.received) == 1  # nothing is sent twice
+    assert send_webhooks(export.id) == 0 and len(webhook_receiver.received) == 1  # nothing is sent twice
 
     assert claim_export(export.id)  # the next change is the next event
     assert send_webhooks(export.id) == 1
-    assert json.loads(receiver.received[1].body)["type"] == "geoship.export.submitted"
+    assert json.loads(webhook_receiver.received[1].body)["type"] == "geoship.export.submitted"
 
 
-def test_the_account_url_serves_exports_that_name_none_and_no_url_means_nothing_sent(session, owner, project, receiver):
+def test_the_account_url_serves_exports_that_name_none_and_no_url_means_nothing_sent(session, owner, project, webhook_receiver):
     quiet = order(session, owner, None)
     assert send_webhooks(quiet.id) == 0
     assert all(line.notified_at is not None for line in lines_of(quiet.id) if line.status)  # nothing left to do
     from delivery.webhook_settings import set_account_webhook
 
-    set_account_webhook(session, owner, receiver.url)
+    set_account_webhook(session, owner, webhook_receiver.url)
     session.commit()
     told = order(session, owner, None)
-    assert send_webhooks(told.id) == 1 and json.loads(receiver.received[0].body)["export"]["id"] == told.id
+    assert send_webhooks(told.id) == 1 and json.loads(webhook_receiver.received[0].body)["export"]["id"] == told.id
 
 
-def test_a_failing_receiver_is_retried_with_backoff_then_given_up(session, owner, project, receiver, monkeypatch):
+def test_a_failing_receiver_is_retried_with_backoff_then_given_up(session, owner, project, webhook_receiver, monkeypatch):
     monkeypatch.setenv("GEOSHIP_WEBHOOK_ATTEMPTS", "3")
     monkeypatch.setenv("GEOSHIP_WEBHOOK_BACKOFF_SECONDS", "60")
     get_settings.cache_clear()
-    receiver.status = 500
-    export = order(session, owner, receiver.url)
+    webhook_receiver.status = 500
+    export = order(session, owner, webhook_receiver.url)
 
     assert send_webhooks(export.id) == 1
     (line,) = [line for line in lines_of(export.id) if line.status is not None]
@@ -124,7 +111,7 @@ def test_a_failing_receiver_is_retried_with_backoff_then_given_up(session, owner
     attempts = attempts_of(export.id)
     assert [(a.attempt, a.ok, a.status_code, a.final) for a in attempts] == [(1, False, 500, False), (2, False, 500, False),
                                                                              (3, False, 500, True)]
-    assert {r.headers["X-Geoship-Delivery"] for r in receiver.received} == {str(event_id(line))}  # one event, three tries
+    assert {r.headers["X-Geoship-Delivery"] for r in webhook_receiver.received} == {str(event_id(line))}  # one event, three tries
     warnings = [entry.message for entry in lines_of(export.id) if entry.level == "warning"]
     assert warnings[0].startswith("webhook to 127.0.0.1: geoship.export.pending attempt 1 of 3 failed (answered 500)")
     assert warnings[-1] == "webhook to 127.0.0.1: gave up on geoship.export.pending after 3 attempts: answered 500"
@@ -132,28 +119,28 @@ def test_a_failing_receiver_is_retried_with_backoff_then_given_up(session, owner
     assert session.get(Export, export.id).status == ExportStatus.pending  # the export is none the worse
 
 
-def test_a_timeout_is_recorded_and_retried(session, owner, project, receiver):
-    receiver.delay = 2.5
-    export = order(session, owner, receiver.url)
+def test_a_timeout_is_recorded_and_retried(session, owner, project, webhook_receiver):
+    webhook_receiver.delay = 2.5
+    export = order(session, owner, webhook_receiver.url)
     assert send_webhooks(export.id) == 1
     (attempt,) = attempts_of(export.id)
     assert (attempt.ok, attempt.final, attempt.status_code, attempt.error) == (False, False, None, "no answer within 1 s")
 
 
-def test_an_address_refused_at_send_time_is_given_up_at_once(session, owner, project, receiver, monkeypatch):
-    export = order(session, owner, receiver.url)
+def test_an_address_refused_at_send_time_is_given_up_at_once(session, owner, project, webhook_receiver, monkeypatch):
+    export = order(session, owner, webhook_receiver.url)
     monkeypatch.setenv("GEOSHIP_WEBHOOK_PRIVATE_HOSTS", "[]")  # the operator has closed the door since
     get_settings.cache_clear()
     assert send_webhooks(export.id) == 1
     (attempt,) = attempts_of(export.id)
     assert not attempt.ok and attempt.final and attempt.status_code is None
     assert "is refused, its host '127.0.0.1' is a private, loopback or reserved address" in attempt.error
-    assert receiver.received == []
+    assert webhook_receiver.received == []
 
 
-def test_two_senders_at_once_post_each_change_once(session, owner, project, receiver):
-    receiver.delay = 0.3
-    export = order(session, owner, receiver.url)
+def test_two_senders_at_once_post_each_change_once(session, owner, project, webhook_receiver):
+    webhook_receiver.delay = 0.3
+    export = order(session, owner, webhook_receiver.url)
     assert claim_export(export.id)
     results = []
     senders = [threading.Thread(target=lambda: results.append(send_webhooks(export.id))) for _ in range(4)]
@@ -162,27 +149,27 @@ def test_two_senders_at_once_post_each_change_once(session, owner, project, rece
     for sender in senders:
         sender.join()
     assert sum(results) == 2
-    assert sorted(json.loads(r.body)["status"] for r in receiver.received) == ["pending", "submitted"]
+    assert sorted(json.loads(r.body)["status"] for r in webhook_receiver.received) == ["pending", "submitted"]
     assert len(attempts_of(export.id)) == 2
 
 
-def test_a_rotated_secret_signs_the_next_post(session, owner, project, receiver):
+def test_a_rotated_secret_signs_the_next_post(session, owner, project, webhook_receiver):
     from delivery.webhook_settings import rotate_webhook_secret
 
-    export = order(session, owner, receiver.url)
+    export = order(session, owner, webhook_receiver.url)
     new_secret = rotate_webhook_secret(session, owner).secret
     session.commit()
     send_webhooks(export.id)
-    (got,) = receiver.received
+    (got,) = webhook_receiver.received
     assert got.headers["X-Geoship-Signature"] == "sha256=" + hmac.new(new_secret.encode(), got.body, hashlib.sha256).hexdigest()
 
 
 @pytest.mark.usefixtures("ray_cluster", "prefect_server")
-def test_an_export_tells_its_webhook_every_change_and_succeeds_when_it_fails(session, owner, project, receiver):
+def test_an_export_tells_its_webhook_every_change_and_succeeds_when_it_fails(session, owner, project, webhook_receiver):
     from flows.export_flow import export_flow
     from flows.webhooks import send_webhooks_soon
 
-    told = order(session, owner, receiver.url)
+    told = order(session, owner, webhook_receiver.url)
     failing = Receiver()
     failing.status = 503
     try:
@@ -192,7 +179,7 @@ def test_an_export_tells_its_webhook_every_change_and_succeeds_when_it_fails(ses
             export_flow(export.id)
         # The run hands its POSTs to a background thread; wait for them here as Python's exit would.
         send_webhooks_soon(None)
-        received = receiver.wait_for(5)
+        received = webhook_receiver.wait_for(5)
         statuses = [json.loads(r.body)["status"] for r in received]
         assert sorted(statuses) == sorted(["pending", "submitted", "rendering", "delivering", "success"])
         assert len({r.headers["X-Geoship-Delivery"] for r in received}) == 5

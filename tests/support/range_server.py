@@ -23,6 +23,8 @@ class RangeServer:
         self.root = Path(root)
         self.fail: dict[str, tuple[int, int | None]] = {}
         self.stall: set[str] = set()
+        # Send validators (ETag, Last-Modified) of each file, as most static hosts do; off: neither.
+        self.validators = False
         self.requests: list[tuple[str, str, str | None]] = []
         self._lock = threading.Lock()
         server = self
@@ -55,17 +57,23 @@ class RangeServer:
                     self._answer(404, b"not found", body)
                     return
                 data = target.read_bytes()
+                if server.validators:
+                    stat = target.stat()
+                    validators = {"ETag": f'"{stat.st_size:x}-{stat.st_mtime_ns:x}"',
+                                  "Last-Modified": self.date_time_string(int(stat.st_mtime))}
+                else:
+                    validators = {}
                 match = RANGE.match(self.headers.get("Range") or "")
                 if match is None:
-                    self._answer(200, data, body, {"Accept-Ranges": "bytes"})
+                    self._answer(200, data, body, {"Accept-Ranges": "bytes", **validators})
                     return
                 start = int(match.group(1))
                 end = min(int(match.group(2)) if match.group(2) else len(data) - 1, len(data) - 1)
                 if start >= len(data):
                     self._answer(416, b"", body, {"Content-Range": f"bytes */{len(data)}"})
                     return
-                self._answer(206, data[start:end + 1], body,
-                             {"Accept-Ranges": "bytes", "Content-Range": f"bytes {start}-{end}/{len(data)}"})
+                self._answer(206, data[start:end + 1], body, {"Accept-Ranges": "bytes", **validators,
+                                                               "Content-Range": f"bytes {start}-{end}/{len(data)}"})
 
             def _answer(self, status: int, data: bytes, body: bool, headers: dict | None = None) -> None:
                 self.send_response(status)

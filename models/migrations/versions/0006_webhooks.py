@@ -1,4 +1,6 @@
-"""Webhooks: a user's signing secret and default URL (`webhook`), an export's own URL (`export.webhook_url`),
+"""Webhooks, and renders reused by identical exports (`export.render_fingerprint`, flows/services/reuse.py).
+
+Webhooks: a user's signing secret and default URL (`webhook`), an export's own URL (`export.webhook_url`),
 each status change's delivery state (`export_log.webhook_due_at`, `notified_at`) and every attempt
 (`webhook_attempt`). Status changes logged before this revision count as notified: nobody asked for them.
 
@@ -55,6 +57,8 @@ def upgrade() -> None:
     op.create_index(op.f('ix_webhook_attempt_log_id'), 'webhook_attempt', ['log_id'], unique=False)
     with op.batch_alter_table('export') as batch:
         batch.add_column(sa.Column('webhook_url', sqlmodel.sql.sqltypes.AutoString(), nullable=True))
+        batch.add_column(sa.Column('render_fingerprint', sqlmodel.sql.sqltypes.AutoString(), nullable=True))
+        batch.create_index(batch.f('ix_export_render_fingerprint'), ['render_fingerprint'], unique=False)
     with op.batch_alter_table('export_log') as batch:
         batch.add_column(sa.Column('webhook_due_at', models.timestamps.UTCDateTime(timezone=True), nullable=True))
         batch.add_column(sa.Column('notified_at', models.timestamps.UTCDateTime(timezone=True), nullable=True))
@@ -66,6 +70,8 @@ def downgrade() -> None:
         batch.drop_column('notified_at')
         batch.drop_column('webhook_due_at')
     with op.batch_alter_table('export') as batch:
+        batch.drop_index(batch.f('ix_export_render_fingerprint'))
+        batch.drop_column('render_fingerprint')
         batch.drop_column('webhook_url')
     op.drop_index(op.f('ix_webhook_attempt_log_id'), table_name='webhook_attempt')
     op.drop_index(op.f('ix_webhook_attempt_export_id'), table_name='webhook_attempt')
