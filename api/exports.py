@@ -83,7 +83,7 @@ def estimate_export(body: ExportRequest, session: SessionDep, user: UserDep) -> 
     """Everything `POST /exports` checks, the size it would render, and the earlier export of yours whose
     identical render it would reuse (`reuses_export`), without creating anything."""
     plan = plan_export(session, owner=user, request=body, check_limit=False)
-    reuses = reusable_for_plan(session, artifact_store(), owner_id=user.id, tool=plan.tree.to_json(),
+    reuses = reusable_for_plan(artifact_store(), owner_id=user.id, tool=plan.tree.to_json(),
                                grid=plan.grid.to_dict(), compression=body.compression, resampling=plan.resampling)
     session.rollback()
     return plan.estimate.model_copy(update={"reuses_export": reuses})

@@ -130,10 +130,10 @@ def reuse_render(export_id: int) -> Rendered | None:
     store = artifact_store()
     with Session(get_engine()) as session:
         export = session.get(Export, export_id)
-        fingerprint = render_fingerprint(tool=export.tool, grid=export.grid, compression=export.compression,
-                                         resampling=export.resampling)
-        set_export_fields(export_id, render_fingerprint=fingerprint)
-        found = reusable_render(session, store, owner_id=export.owner_id, fingerprint=fingerprint, exclude=export_id)
+    fingerprint = render_fingerprint(tool=export.tool, grid=export.grid, compression=export.compression,
+                                     resampling=export.resampling)
+    set_export_fields(export_id, render_fingerprint=fingerprint)
+    found = reusable_render(store, owner_id=export.owner_id, fingerprint=fingerprint, exclude=export_id)
     if found is None:
         return None
     earlier_id, earlier = found

@@ -18,7 +18,8 @@ import json
 from sqlmodel import Session, select
 
 from delivery.artifacts import ArtifactStore
-from models.rendered import Rendered, rendered_of
+from models.db import get_engine
+from models.rendered import Rendered
 from models.settings import get_settings
 from models.tables import Export
 from models.tooltree import parse_tool_tree
@@ -48,28 +49,29 @@ def render_fingerprint(*, tool: dict, grid: dict, compression: str, resampling: 
     return hashlib.sha256(json.dumps(request, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
 
 
-def reusable_render(session: Session, store: ArtifactStore, *, owner_id: int, fingerprint: str | None,
+def reusable_render(store: ArtifactStore, *, owner_id: int, fingerprint: str | None,
                     exclude: int | None = None) -> tuple[int, Rendered] | None:
-    """The newest earlier export of the owner rendered with `fingerprint` whose COG and STAC item are still in the
-    store, with what it rendered; None when there is none."""
+    """The newest earlier export of the owner rendered with `fingerprint` whose files are all still in the store,
+    with what it rendered; None when there is none. (The store is asked after the database's transaction ends.)"""
     if fingerprint is None:
         return None
-    query = (select(Export).where(Export.owner_id == owner_id, Export.render_fingerprint == fingerprint,
-                                  Export.rendered.is_not(None))
+    query = (select(Export.id, Export.rendered)
+             .where(Export.owner_id == owner_id, Export.render_fingerprint == fingerprint, Export.rendered.is_not(None))
              .order_by(Export.id.desc()).limit(CANDIDATES))
     if exclude is not None:
         query = query.where(Export.id != exclude)
-    for earlier in session.exec(query).all():
-        rendered = rendered_of(earlier)
+    with Session(get_engine()) as session:
+        candidates = [(export_id, Rendered.model_validate(rendered)) for export_id, rendered in session.exec(query)]
+    for export_id, rendered in candidates:
         if (rendered.stac_uri and store.size(rendered.uri) == rendered.bytes
                 and all(store.size(uri) is not None for uri in (rendered.stac_uri, rendered.quicklook_uri) if uri)):
-            return earlier.id, rendered
+            return export_id, rendered
     return None
 
 
-def reusable_for_plan(session: Session, store: ArtifactStore, *, owner_id: int, tool: dict, grid: dict,
-                      compression: str, resampling: str) -> int | None:
+def reusable_for_plan(store: ArtifactStore, *, owner_id: int, tool: dict, grid: dict, compression: str,
+                      resampling: str) -> int | None:
     """The earlier export whose render a planned export would reuse (for its estimate), or None."""
     fingerprint = render_fingerprint(tool=tool, grid=grid, compression=compression, resampling=resampling)
-    found = reusable_render(session, store, owner_id=owner_id, fingerprint=fingerprint)
+    found = reusable_render(store, owner_id=owner_id, fingerprint=fingerprint)
     return found[0] if found else None

@@ -23,17 +23,23 @@ runner = CliRunner()
 
 
 def prefect_records() -> list[str]:
-    """Every flow run's name and parameters, every log line and every artifact the Prefect server holds."""
+    """Every flow run's name and parameters, every log line, every artifact and every geoship event the Prefect
+    server holds."""
     from prefect.client.orchestration import get_client
+    from prefect.events.filters import EventFilter, EventNameFilter
+    from prefect.events.worker import EventsWorker
     from prefect.logging.handlers import APILogWorker
 
     APILogWorker.drain_all(timeout=10)
+    EventsWorker.drain_all(timeout=10)
     with get_client(sync_client=True) as client:
         runs = client.read_flow_runs()
         logs = client.read_logs()
         artifacts = client.read_artifacts()
+        events = client.read_events(filter=EventFilter(event=EventNameFilter(prefix=["geoship."])), limit=50).events
+    assert events, "no geoship event reached the server"
     return ([f"{run.name} {json.dumps(run.parameters, default=str)}" for run in runs] + [log.message for log in logs]
-            + [json.dumps(a.data, default=str) for a in artifacts])
+            + [json.dumps(a.data, default=str) for a in artifacts] + [e.model_dump_json() for e in events])
 
 
 def database_values(engine) -> list[str]:

@@ -1,0 +1,130 @@
+"""An export end to end, as a user orders it, against gdalwarp on the same job: from `geoship export --wait` to
+`success`, with a Prefect server and a Ray head already running.
+
+Starts, in a temporary directory: a Ray head (`ray start --head`, the machine's CPUs) and `prefect server start`;
+geoship keeps its embedded SQLite database and local artifact directory there. Registers compare_gdalwarp.py's
+scenes (generated under bench/out/ once) as a public project, then alternates, `--repeats` times:
+  geoship   `geoship export --project bench [--aoi] --srid 3857 --resolution R --wait --json`, a new process as a
+            user runs it, each repeat as another user (an identical export of the same user would reuse the
+            earlier file and render nothing);
+  gdalwarp  the same mosaic, reprojection (and clip) into a deflate COG (compare_gdalwarp.run_gdalwarp).
+Reports the medians and their ratio, the render's own time inside the export (`rendered.seconds`) and the rest
+of it, the fixed cost (process start, Ray connection and actors, the flow, STAC, checksum, publish, link).
+Run:  .venv/bin/python bench/end_to_end.py --job mosaic --size 6000 --resolution 10     (about 100 Mpx)
+      .venv/bin/python bench/end_to_end.py --size 13000 --resolution 1.5 --repeats 2    (the 20,000 px job)
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+BIN = Path(sys.executable).parent
+
+from compare_gdalwarp import OUT, job, job_arguments, run_gdalwarp, scenes  # noqa: E402
+
+from tests.support.net import free_port  # noqa: E402
+from tests.support.processes import Service  # noqa: E402
+
+
+def geoship(args: list[str], env: dict, timeout: float = 3600) -> str:
+    done = subprocess.run([str(BIN / "geoship"), *args], env=env, cwd=ROOT, capture_output=True, text=True,
+                          timeout=timeout)
+    if done.returncode:
+        raise RuntimeError(f"geoship {' '.join(args)} failed:\n{done.stdout}\n{done.stderr}")
+    return done.stdout
+
+
+def start_services(home: Path) -> tuple[list[Service], dict]:
+    """A Ray head and a Prefect server, and the environment a user's `geoship` runs in beside them."""
+    ray_port, prefect_port = free_port(), free_port()
+    keep = {k: v for k, v in os.environ.items() if not k.startswith(("GEOSHIP_", "PREFECT_", "RAY_"))}
+    env = {**keep, "GEOSHIP_HOME": str(home / "geoship"), "RAY_USAGE_STATS_ENABLED": "0", "RAY_AUTH_MODE": "disabled",
+           "PREFECT_HOME": str(home / "prefect"), "PREFECT_API_URL": f"http://127.0.0.1:{prefect_port}/api",
+           "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "DO_NOT_TRACK": "1",
+           "PREFECT_SERVER_CONCURRENCY_LEASE_STORAGE": "prefect.server.concurrency.lease_storage.filesystem"}
+    ray_temp = tempfile.mkdtemp(prefix="ray-", dir="/tmp")  # short: Ray's sockets live there
+    services = [
+        Service("ray", [str(BIN / "ray"), "start", "--head", "--block", "--num-cpus", str(os.cpu_count()),
+                        "--port", str(ray_port), "--node-ip-address", "127.0.0.1", "--temp-dir", ray_temp,
+                        "--include-dashboard", "false", "--disable-usage-stats"], env, home, cwd=ROOT),
+        Service("prefect-server", [str(BIN / "prefect"), "server", "start", "--host", "127.0.0.1", "--port",
+                                   str(prefect_port)], env, home, cwd=ROOT),
+    ]
+    services[1].wait_for_http(f"http://127.0.0.1:{prefect_port}/api/health", 120)
+    return services, {**env, "RAY_ADDRESS": f"127.0.0.1:{ray_port}"}
+
+
+def register(paths: list[Path], bands: str, env: dict) -> None:
+    geoship(["projects", "create", "bench", "--public"], env)
+    geoship(["scenes", "add", *map(str, paths), "--project", "bench", "--bands", bands], env)
+
+
+def render_seconds(home: Path, export_id: int) -> float:
+    with sqlite3.connect(home / "geoship" / "geoship.db") as connection:
+        (rendered,) = connection.execute("SELECT rendered FROM export WHERE id = ?", (export_id,)).fetchone()
+    return json.loads(rendered)["seconds"]
+
+
+def main() -> None:
+    parser = job_arguments(__doc__, "end-to-end.json")
+    parser.add_argument("--job", choices=["aoi", "mosaic"], default="aoi")
+    parser.add_argument("--resampling", default="nearest")
+    args = parser.parse_args()
+    OUT.mkdir(parents=True, exist_ok=True)
+    tree, grid, warp_inputs, aoi_path = job(args, scenes(args.size, args.resolution))
+    # What geoship reads: the scenes themselves (all their bands, named), or the mosaic job's uint8 copies.
+    project_scenes = warp_inputs if args.job == "mosaic" else scenes(args.size, args.resolution)
+    bands = "red,green,blue" if args.job == "mosaic" else "red,green,blue,nir"
+    with tempfile.TemporaryDirectory(prefix="geoship-e2e-") as tmp:
+        home = Path(tmp)
+        services, env = start_services(home)
+        try:
+            register(project_scenes, bands, env)
+            order = ["export", "--project", "bench", "--srid", "3857", "--resolution", repr(grid.resolution),
+                     "--resampling", args.resampling, "--bands", "red,green,blue", "--wait", "--json"]
+            if aoi_path is not None:
+                order += ["--aoi", str(aoi_path)]
+            warp_resampling = {"nearest": "near"}.get(args.resampling, args.resampling)
+            times: dict[str, list[float]] = {"geoship": [], "gdalwarp": [], "render": []}
+            for i in range(args.repeats):
+                started = time.perf_counter()
+                view = json.loads(geoship(order, {**env, "GEOSHIP_USER": f"user{i}"}))
+                times["geoship"].append(time.perf_counter() - started)
+                assert view["status"] == "success", view
+                if (view["width"], view["height"]) != (grid.width, grid.height):
+                    print(f"note: geoship's grid is {view['width']} x {view['height']} px, gdalwarp's "
+                          f"{grid.width} x {grid.height}", flush=True)
+                times["render"].append(render_seconds(home, view["id"]))
+                times["gdalwarp"].append(run_gdalwarp(warp_inputs, grid, aoi_path, OUT / "gdalwarp-e2e.tif",
+                                                      resampling=warp_resampling))
+                print(f"run {i + 1}: " + ", ".join(f"{k} {v[-1]:.2f} s" for k, v in times.items()), flush=True)
+        finally:
+            for service in reversed(services):
+                service.stop()
+    medians = {k: statistics.median(v) for k, v in times.items()}
+    fixed = [total - render for total, render in zip(times["geoship"], times["render"], strict=True)]
+    result = {
+        "job": args.job, "resampling": args.resampling,
+        "output": {"width": grid.width, "height": grid.height, "megapixels": round(grid.pixels / 1e6, 1)},
+        "cpus": os.cpu_count(), "seconds": {k: [round(t, 2) for t in v] for k, v in times.items()},
+        "median_s": {k: round(v, 2) for k, v in medians.items()},
+        "ratio_geoship_to_gdalwarp": round(medians["geoship"] / medians["gdalwarp"], 3),
+        "fixed_cost_s": [round(f, 2) for f in fixed], "median_fixed_cost_s": round(statistics.median(fixed), 2),
+    }
+    (OUT / args.output).write_text(json.dumps(result, indent=2))
+    print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()
