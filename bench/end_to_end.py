@@ -3,7 +3,7 @@
 
 Starts, in a temporary directory: a Ray head (`ray start --head`, the machine's CPUs) and `prefect server start`;
 geoship keeps its embedded SQLite database and local artifact directory there. Registers compare_gdalwarp.py's
-scenes (generated under bench/out/ once) as a public project, then alternates, `--repeats` times:
+scenes (generated under bench/out/ once) as a project shared with one user per repeat, then alternates:
   geoship   `geoship export --project bench [--aoi] --srid 3857 --resolution R --wait --json`, a new process as a
             user runs it, each repeat as another user (an identical export of the same user would reuse the
             earlier file and render nothing);
@@ -24,6 +24,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from datetime import datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -65,15 +66,29 @@ def start_services(home: Path) -> tuple[list[Service], dict]:
     return services, {**env, "RAY_ADDRESS": f"127.0.0.1:{ray_port}"}
 
 
-def register(paths: list[Path], bands: str, env: dict) -> None:
-    geoship(["projects", "create", "bench", "--public"], env)
+def register(paths: list[Path], bands: str, users: list[str], env: dict) -> None:
+    """The scenes as project `bench` of the acting user, shared with each of `users`."""
+    geoship(["projects", "create", "bench"], env)
     geoship(["scenes", "add", *map(str, paths), "--project", "bench", "--bands", bands], env)
+    for user in users:
+        geoship(["users", "create", user], env)
+        geoship(["projects", "share", "bench", user], env)
 
 
 def render_seconds(home: Path, export_id: int) -> float:
     with sqlite3.connect(home / "geoship" / "geoship.db") as connection:
         (rendered,) = connection.execute("SELECT rendered FROM export WHERE id = ?", (export_id,)).fetchone()
     return json.loads(rendered)["seconds"]
+
+
+def timeline(home: Path, export_id: int, launched: float) -> list[tuple[float, str]]:
+    """The export's log lines as (seconds since the command was launched, the line's first words): where the
+    time outside the render goes."""
+    with sqlite3.connect(home / "geoship" / "geoship.db") as connection:
+        rows = connection.execute("SELECT at, message FROM export_log WHERE export_id = ? ORDER BY id",
+                                  (export_id,)).fetchall()
+    return [(round(datetime.fromisoformat(at).timestamp() - launched, 2), " ".join(message.split()[:6]))
+            for at, message in rows]
 
 
 def main() -> None:
@@ -90,7 +105,8 @@ def main() -> None:
         home = Path(tmp)
         services, env = start_services(home)
         try:
-            register(project_scenes, bands, env)
+            users = [f"user{i}" for i in range(args.repeats)]
+            register(project_scenes, bands, users, env)
             order = ["export", "--project", "bench", "--srid", "3857", "--resolution", repr(grid.resolution),
                      "--resampling", args.resampling, "--bands", "red,green,blue", "--wait", "--json"]
             if aoi_path is not None:
@@ -98,14 +114,15 @@ def main() -> None:
             warp_resampling = {"nearest": "near"}.get(args.resampling, args.resampling)
             times: dict[str, list[float]] = {"geoship": [], "gdalwarp": [], "render": []}
             for i in range(args.repeats):
-                started = time.perf_counter()
-                view = json.loads(geoship(order, {**env, "GEOSHIP_USER": f"user{i}"}))
+                launched, started = time.time(), time.perf_counter()
+                view = json.loads(geoship(order, {**env, "GEOSHIP_USER": users[i]}))
                 times["geoship"].append(time.perf_counter() - started)
                 assert view["status"] == "success", view
                 if (view["width"], view["height"]) != (grid.width, grid.height):
                     print(f"note: geoship's grid is {view['width']} x {view['height']} px, gdalwarp's "
                           f"{grid.width} x {grid.height}", flush=True)
                 times["render"].append(render_seconds(home, view["id"]))
+                lines = timeline(home, view["id"], launched)
                 times["gdalwarp"].append(run_gdalwarp(warp_inputs, grid, aoi_path, OUT / "gdalwarp-e2e.tif",
                                                       resampling=warp_resampling))
                 print(f"run {i + 1}: " + ", ".join(f"{k} {v[-1]:.2f} s" for k, v in times.items()), flush=True)
@@ -121,6 +138,7 @@ def main() -> None:
         "median_s": {k: round(v, 2) for k, v in medians.items()},
         "ratio_geoship_to_gdalwarp": round(medians["geoship"] / medians["gdalwarp"], 3),
         "fixed_cost_s": [round(f, 2) for f in fixed], "median_fixed_cost_s": round(statistics.median(fixed), 2),
+        "last_export_timeline_s": lines,
     }
     (OUT / args.output).write_text(json.dumps(result, indent=2))
     print(json.dumps(result, indent=2))
