@@ -83,6 +83,18 @@ def adopt(environment: Mapping[str, str]) -> None:
     os.environ.update(environment)
 
 
+def platform_s3_client(attempts: int):
+    """A boto3 S3 client with the platform's credentials and endpoint (the standard AWS environment), as the tile
+    actors read scenes, for quick questions about an object (a HEAD): short timeouts, `attempts` tries."""
+    import boto3
+    import botocore.config
+
+    config = botocore.config.Config(connect_timeout=PROBE_TIMEOUT_S, read_timeout=PROBE_TIMEOUT_S,
+                                    retries={"max_attempts": attempts})
+    endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
+    return boto3.client("s3", endpoint_url=endpoint, config=config)
+
+
 def probe(uri: str) -> int | None:
     """The HTTP status the store answers to a HEAD of the scene's object, or None when it does not answer.
 
@@ -91,14 +103,9 @@ def probe(uri: str) -> int | None:
     """
     parsed = urlparse(uri)
     if parsed.scheme == "s3":
-        import boto3
-        import botocore.config
         import botocore.exceptions
 
-        config = botocore.config.Config(connect_timeout=PROBE_TIMEOUT_S, read_timeout=PROBE_TIMEOUT_S,
-                                        retries={"max_attempts": 1})
-        endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
-        client = boto3.client("s3", endpoint_url=endpoint, config=config)
+        client = platform_s3_client(attempts=1)
         try:
             client.head_object(Bucket=parsed.netloc, Key=parsed.path.lstrip("/"))
             return 200

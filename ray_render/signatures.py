@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from urllib.parse import urlparse
 
-from ray_render.remote import PROBE_TIMEOUT_S
+from ray_render.remote import PROBE_TIMEOUT_S, platform_s3_client
 
 
 def file_signature(uri: str) -> str | None:
@@ -28,17 +28,11 @@ def file_signature(uri: str) -> str | None:
 
 
 def _object_signature(uri: str) -> str | None:
-    import boto3
-    import botocore.config
     import botocore.exceptions
 
     parsed = urlparse(uri)
-    config = botocore.config.Config(connect_timeout=PROBE_TIMEOUT_S, read_timeout=PROBE_TIMEOUT_S,
-                                    retries={"max_attempts": 2})
-    endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
     try:
-        head = boto3.client("s3", endpoint_url=endpoint, config=config).head_object(
-            Bucket=parsed.netloc, Key=parsed.path.lstrip("/"))
+        head = platform_s3_client(attempts=2).head_object(Bucket=parsed.netloc, Key=parsed.path.lstrip("/"))
     except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError, OSError):
         return None
     return f"etag={head['ETag']};size={head['ContentLength']}"
