@@ -63,7 +63,8 @@ def s3_client(*, access_key_id: str | None = None, secret_access_key: str | None
         # Only the checksums we choose (Content-MD5 per part), so any S3-compatible store understands them.
         request_checksum_calculation="when_required", response_checksum_validation="when_required",
     )
-    return boto3.client(
+    # A session of its own: the default one would keep the credential chain it first resolved (keys unset here).
+    return boto3.session.Session().client(
         "s3", aws_access_key_id=access_key_id, aws_secret_access_key=secret_access_key,
         aws_session_token=session_token, region_name=region, endpoint_url=endpoint_url, config=config,
     )

@@ -92,7 +92,7 @@ def platform_s3_client(attempts: int):
     config = botocore.config.Config(connect_timeout=PROBE_TIMEOUT_S, read_timeout=PROBE_TIMEOUT_S,
                                     retries={"max_attempts": attempts})
     endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
-    return boto3.client("s3", endpoint_url=endpoint, config=config)
+    return boto3.session.Session().client("s3", endpoint_url=endpoint, config=config)  # the environment as it is now
 
 
 def probe(uri: str) -> int | None:

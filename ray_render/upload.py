@@ -109,7 +109,9 @@ def s3_client(endpoint_url: str | None):
     config = Config(retries={"mode": "standard", "total_max_attempts": 5}, connect_timeout=10, read_timeout=120,
                     signature_version="s3v4", s3={"addressing_style": "path" if endpoint_url else "auto"},
                     request_checksum_calculation="when_required", response_checksum_validation="when_required")
-    return boto3.client("s3", endpoint_url=endpoint_url, config=config)
+    # A session of its own: boto3's default session resolves the credential chain once per process and keeps
+    # what it found, so keys changed in the environment since (rotated, or another render's) would go unseen.
+    return boto3.session.Session().client("s3", endpoint_url=endpoint_url, config=config)
 
 
 def storage_error(exc: Exception, doing: str) -> Exception:
