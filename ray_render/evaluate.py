@@ -293,9 +293,19 @@ def to_output(node: Output, stack: Stack) -> np.ndarray:
     so that valid data never disappears as nodata.
     """
     dtype = np.dtype(node.dtype)
-    values = np.ma.getdata(stack.data).astype(np.float64) * node.scale + node.offset
+    data = np.ma.getdata(stack.data)
     mask = np.ma.getmaskarray(stack.data)
     nodata = node.nodata if node.nodata is not None else 0
+    if _casts_exactly(data.dtype, dtype, node.scale, node.offset):
+        # Integers into a type that holds them all, unscaled (a plain mosaic's uint8 or uint16): nothing to round
+        # or clip, so skip the float round trip, a third of a plain mosaic's tile time.
+        out = data.astype(dtype)
+        if node.nodata is not None:
+            info = np.iinfo(dtype)
+            out[(out == nodata) & ~mask] = nodata + 1 if nodata < info.max else nodata - 1
+        out[mask] = nodata
+        return out
+    values = data.astype(np.float64) * node.scale + node.offset
     if np.issubdtype(dtype, np.integer):
         info = np.iinfo(dtype)
         values = np.clip(np.rint(values), info.min, info.max)
@@ -305,3 +315,9 @@ def to_output(node: Output, stack: Stack) -> np.ndarray:
     out = values.astype(dtype)
     out[mask] = nodata
     return out
+
+
+def _casts_exactly(source: np.dtype, target: np.dtype, scale: float, offset: float) -> bool:
+    """Whether every value of `source` is a value of `target` as it is (integers, no scale or offset)."""
+    return (scale == 1 and offset == 0 and np.issubdtype(source, np.integer) and np.issubdtype(target, np.integer)
+            and np.can_cast(source, target, casting="safe"))

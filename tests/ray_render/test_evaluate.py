@@ -71,6 +71,25 @@ def test_output_rounds_clips_fills_nodata_and_keeps_valid_zeros_valid():
     assert out[0, 0].tolist() == [1, 128, 255, 0]
 
 
+@pytest.mark.parametrize("source,target,nodata", [("uint8", "uint8", 0), ("uint8", "uint16", 0), ("uint16", "uint16", 65535),
+                                                  ("int16", "int32", -9999), ("uint8", "uint8", None)])
+def test_integers_that_fit_the_output_pass_as_they_are_with_nodata_rules_kept(source, target, nodata):
+    rng = np.random.default_rng(5)
+    info = np.iinfo(source)
+    values = rng.integers(info.min, info.max, (2, 40, 40), endpoint=True).astype(source)
+    values[0, 0, :3] = [0, info.max, -9999 if info.min < 0 else 0]  # valid pixels on the nodata value
+    mask = rng.random(values.shape) < 0.2
+    node = Output(input=SOURCE, dtype=target, nodata=nodata)
+    out = to_output(node, Stack(["red", "green"], np.ma.masked_array(values, mask=mask)))
+    # The reference: the same rules by hand, in Python integers.
+    fill = 0 if nodata is None else nodata
+    top = np.iinfo(target).max
+    expected = [fill if m else (v if nodata is None or v != nodata else (v + 1 if v < top else v - 1))
+                for v, m in zip(values.ravel().tolist(), mask.ravel().tolist(), strict=True)]
+    assert out.dtype == np.dtype(target)
+    assert out.ravel().tolist() == expected
+
+
 def test_float_output_uses_its_nodata_value():
     node = Output(input=SOURCE, dtype="float32", nodata=-9999)
     data = np.ma.masked_array(np.array([[[0.25, 0.0]]]), mask=[[[False, True]]])
