@@ -65,35 +65,48 @@ class Axis:
         ratio = self.source / self.target
         return np.minimum((0.5 + i * ratio).astype(np.int64), self.source - 1)
 
-    def taps(self, start: int, stop: int) -> tuple[np.ndarray, np.ndarray]:
-        """For output pixels [start, stop): source indices (taps, n), relative to `span`'s lo, and their weights."""
+    def taps(self, start: int, stop: int, scaled: bool = False) -> tuple[np.ndarray, np.ndarray]:
+        """For output pixels [start, stop): source indices (taps, n), relative to `span`'s lo, and their weights.
+
+        With `scaled`, the average's weights are integers: each times `target`, so exact (an output pixel covers
+        source pixels [i * source / target, (i + 1) * source / target)), and they sum to `source` per pixel.
+        """
         lo, hi = self.span(start, stop)
         i = np.arange(start, stop)
         if self.method == "nearest":
             return (self._nearest(i) - lo)[None, :], np.ones((1, len(i)))
-        ratio = self.source / self.target
-        left, right = i * ratio, (i + 1) * ratio
         first = i * self.source // self.target
         count = int((-(-(i + 1) * self.source // self.target) - first).max())
         index = first[None, :] + np.arange(count)[:, None]
-        weight = np.clip(np.minimum(right, index + 1) - np.maximum(left, index), 0.0, None)
-        weight[index >= hi] = 0.0
+        if scaled:
+            left, right, unit = i * self.source, (i + 1) * self.source, self.target
+        else:
+            ratio = self.source / self.target
+            left, right, unit = i * ratio, (i + 1) * ratio, 1
+        weight = np.clip(np.minimum(right, (index + 1) * unit) - np.maximum(left, index * unit), 0, None)
+        weight[index >= hi] = 0
         return np.minimum(index, hi - 1) - lo, weight
 
-    def runs(self, start: int, stop: int) -> list[tuple[int, int, int, np.ndarray]]:
+    def runs(self, start: int, stop: int, scaled: bool = False) -> list[tuple[int, int, int, np.ndarray]]:
         """The average's taps for output pixels [start, stop) as runs (t0, t1, c, weights): output pixel t (counted
         from `start`) of a run reads source pixels 2t + c + k (from `span`'s lo) with weights[k, t - t0].
 
         The ratio drifts by less than a pixel over a whole level, so a block has one or two runs, and each tap is a
-        strided view of the source rather than a gather. Taps past the span have weight 0 (the source is padded).
+        strided view of the source rather than a gather. Taps past the span have weight 0. `scaled`: integer
+        weights (`taps`).
         """
         lo, _ = self.span(start, stop)
-        _, weight = self.taps(start, stop)
+        _, weight = self.taps(start, stop, scaled)
         i = np.arange(start, stop)
         t = i - start
         offset = (i * self.source // self.target - lo) - 2 * t
         edges = [0, *np.flatnonzero(np.diff(offset)) + 1, len(t)]
         return [(a, b, int(offset[a]), weight[:, a:b]) for a, b in zip(edges, edges[1:], strict=False)]
+
+    @property
+    def scale(self) -> int:
+        """What the integer weights of one output pixel sum to: 2 for a halving axis (a pair), else `source`."""
+        return 2 if self.halves else self.source
 
 
 @dataclass(frozen=True)
@@ -145,14 +158,41 @@ def reduce_block(source: np.ndarray, y: Axis, x: Axis, rows: tuple[int, int], co
     mask = validity.mask(source)
     if y.halves and x.halves and np.issubdtype(source.dtype, np.integer):
         mean, valid = _mean_of_halves(source, mask)
+    elif (wide := _exact_type(source.dtype, y, x)) is not None:
+        total, count = _weighted_sums(source, mask, y, x, rows, cols, wide)
+        mean, valid = _rounded_mean(total, count)
     else:
-        total, count = _weighted_sums(source, mask, y, x, rows, cols)
+        total, count = _weighted_sums(source, mask, y, x, rows, cols, np.float64)
         valid = count > 0
         with np.errstate(divide="ignore", invalid="ignore"):
             mean = total / np.where(valid, count, 1)
         if np.issubdtype(np.dtype(validity.dtype), np.integer):
             mean = np.sign(mean) * np.floor(np.abs(mean) + 0.5)
     return _to_dtype(mean, valid, validity)
+
+
+def _exact_type(dtype: np.dtype, y: Axis, x: Axis) -> type | None:
+    """The integer type that holds the weighted sums of an integer source exactly (integer weights), or None
+    (floats, or sums too large): int32 where it is enough, as it halves the memory the sums pass through."""
+    if not np.issubdtype(dtype, np.integer):
+        return None
+    info = np.iinfo(dtype)
+    largest = max(abs(int(info.min)), int(info.max)) * y.scale * x.scale
+    for wide in (np.int32, np.int64):
+        if largest < np.iinfo(wide).max // 2:  # // 2: the rounding below doubles them
+            return wide
+    return None
+
+
+def _rounded_mean(total: np.ndarray, count: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Exact integer sums to means rounded half away from zero (a quotient of integers this small is correctly
+    rounded in float64, and a half is exact in it), and where any pixel was valid."""
+    valid = count > 0
+    with np.errstate(divide="ignore", invalid="ignore"):
+        quotient = total / np.where(valid, count, 1)
+    mean = np.floor(np.abs(quotient) + 0.5)
+    np.negative(mean, out=mean, where=quotient < 0)
+    return mean, valid
 
 
 def _mean_of_halves(source: np.ndarray, mask: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
@@ -189,18 +229,20 @@ def _mean_of_halves(source: np.ndarray, mask: np.ndarray | None) -> tuple[np.nda
     return mean, valid
 
 
-def _weighted_sums(source: np.ndarray, mask: np.ndarray | None, y: Axis, x: Axis, rows, cols
+def _weighted_sums(source: np.ndarray, mask: np.ndarray | None, y: Axis, x: Axis, rows, cols, wide
                    ) -> tuple[np.ndarray, np.ndarray]:
-    """Area-weighted sums of valid values and of their weights, separably. An axis whose side is even is summed in
-    pairs first (exact, in the source's own arithmetic), so that only the odd axis needs weights."""
+    """Area-weighted sums of valid values and of their weights, separably, in `wide`: an integer type with each
+    axis's weights scaled to integers (`Axis.taps`), or float64 with the plain ones. An axis whose side is even
+    is summed in pairs first, so that only the odd axis needs weights."""
     if mask is not None and mask.all():
         mask = None
     if mask is not None and mask.shape[0] > 1 and (mask == mask[:1]).all():
         mask = mask[:1]  # the same pixels missing in every band (the usual nodata): weigh them once
+    scaled = np.issubdtype(wide, np.integer)
     integer = np.issubdtype(source.dtype, np.integer)
-    wide = (np.int32 if source.dtype.itemsize <= 2 else np.int64) if integer else np.float64
-    values = source.astype(wide) if mask is None else np.where(mask, source, 0).astype(wide)
-    flags = None if mask is None else mask.astype(np.int32)
+    inner = (np.int32 if source.dtype.itemsize <= 2 else np.int64) if integer and not scaled else wide
+    values = source.astype(inner) if mask is None else np.where(mask, source, 0).astype(inner)
+    flags = None if mask is None else mask.astype(np.int32 if scaled else inner)
     sizes = {1: rows[1] - rows[0], 2: cols[1] - cols[0]}
     steps = []
     for axis, along in ((2, x), (1, y)):
@@ -208,14 +250,14 @@ def _weighted_sums(source: np.ndarray, mask: np.ndarray | None, y: Axis, x: Axis
             values = _pairs(values, axis)
             flags = None if flags is None else _pairs(flags, axis)
         else:
-            steps.append((axis, along.runs(*(cols if axis == 2 else rows))))
+            steps.append((axis, along.runs(*(cols if axis == 2 else rows), scaled)))
     total, count = values, flags
     for axis, runs in steps:
-        total = _filter(_padded(total, axis), axis, runs, sizes[axis])
-        count = None if count is None else _filter(_padded(count, axis), axis, runs, sizes[axis])
+        total = _filter(total.astype(wide, copy=False), axis, runs, sizes[axis])
+        count = None if count is None else _filter(count.astype(wide, copy=False), axis, runs, sizes[axis])
     if count is None:  # every pixel valid: the weights' sums, the same for every band
         per_axis = {axis: _weight_sums(runs) for axis, runs in steps}
-        count = np.outer(per_axis.get(1, np.full(sizes[1], 2.0)), per_axis.get(2, np.full(sizes[2], 2.0)))[None]
+        count = np.outer(per_axis.get(1, np.full(sizes[1], 2)), per_axis.get(2, np.full(sizes[2], 2)))[None]
     return total, np.broadcast_to(count, total.shape)
 
 
@@ -224,32 +266,26 @@ def _pairs(plane: np.ndarray, axis: int) -> np.ndarray:
     return plane[:, :, 0::2] + plane[:, :, 1::2] if axis == 2 else plane[:, 0::2, :] + plane[:, 1::2, :]
 
 
-def _padded(plane: np.ndarray, axis: int) -> np.ndarray:
-    """`plane` in float64 with PAD zeros after its end along `axis`, so every tap is a full-length strided view."""
-    shape = list(plane.shape)
-    shape[axis] += PAD
-    out = np.zeros(shape)
-    out[tuple(slice(0, n) for n in plane.shape)] = plane
-    return out
-
-
-# The furthest a tap reaches past a block's source span: drift under one pixel plus up to four taps.
-PAD = 4
-
-
 def _filter(plane: np.ndarray, axis: int, runs, size: int) -> np.ndarray:
-    """Apply one axis's taps (`Axis.runs`) to `plane` along `axis` (1: rows, 2: columns)."""
+    """Apply one axis's taps (`Axis.runs`) to `plane` along `axis` (1: rows, 2: columns), in its own type.
+
+    A tap that would read past the plane's end has weight 0 there, so its view is simply shorter."""
     shape = list(plane.shape)
     shape[axis] = size
-    out = np.zeros(shape)
+    out = np.zeros(shape, dtype=plane.dtype)
     for t0, t1, offset, weights in runs:
         n = t1 - t0
         for k, weight in enumerate(weights):
             first = 2 * t0 + offset + k
+            weight = weight.astype(plane.dtype, copy=False)
             if axis == 2:
-                out[:, :, t0:t1] += plane[:, :, first:first + 2 * n:2] * weight
+                view = plane[:, :, first:first + 2 * n:2]
+                m = view.shape[2]
+                out[:, :, t0:t0 + m] += view * weight[:m]
             else:
-                out[:, t0:t1, :] += plane[:, first:first + 2 * n:2, :] * weight[:, None]
+                view = plane[:, first:first + 2 * n:2, :]
+                m = view.shape[1]
+                out[:, t0:t0 + m, :] += view * weight[:m, None]
     return out
 
 
@@ -258,11 +294,9 @@ def _weight_sums(runs) -> np.ndarray:
 
 
 def _to_dtype(mean: np.ndarray, valid: np.ndarray, validity: Validity) -> np.ndarray:
-    """Means to the output type: clipped to its range, empty pixels filled, a valid mean off the nodata value."""
+    """Means to the output type: empty pixels filled, a valid mean off the nodata value."""
     dtype = np.dtype(validity.dtype)
-    if np.issubdtype(dtype, np.integer):
-        info = np.iinfo(dtype)
-        mean = np.clip(mean, info.min, info.max)
+    # No clipping: a rounded mean of values of a type lies within its range.
     out = np.where(valid, mean, validity.empty).astype(dtype)
     replacement = validity.replacement()
     if replacement is not None:
