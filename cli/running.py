@@ -12,6 +12,7 @@ from sqlmodel import Session
 
 from cli.common import EXIT_INTERRUPTED, err_console
 from cli.guardian import guard_helpers
+from flows.heartbeat import without_prefect_heartbeats
 from flows.services.settling import remove_working_files, this_process
 from flows.services.status import claim_export, fail_export, set_export_fields
 from models.db import get_engine
@@ -37,17 +38,23 @@ def run_export_now(export_id: int) -> None:
     set_export_fields(export_id, runner=this_process())
     from flows.export_flow import export_flow  # Prefect is imported only when a flow runs
     from flows.warmup import start_services
+    from ray_render.cluster import leave_ray
 
     start_services()
     guard_helpers()  # Prefect's temporary server and Ray go with this process, even on SIGKILL
-    _run_with_progress(export_id, export_flow, export_id)
+    try:
+        with without_prefect_heartbeats():  # geoship's own heartbeat watches a run in this process
+            _run_with_progress(export_id, export_flow, export_id)
+    finally:
+        leave_ray()
 
 
 def retry_delivery_now(export_id: int, target_ids: list[int]) -> None:
     """Run the retry-delivery flow of a reopened export here; its hooks record the outcome on the row."""
     from flows.export_flow import retry_delivery_flow
 
-    _run_with_progress(export_id, retry_delivery_flow, export_id, target_ids)
+    with without_prefect_heartbeats():
+        _run_with_progress(export_id, retry_delivery_flow, export_id, target_ids)
 
 
 def _run_with_progress(export_id: int, flow, *args) -> None:

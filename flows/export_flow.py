@@ -18,7 +18,7 @@ from delivery.manifest import Sidecar, build_manifest
 from delivery.names import name_of
 from delivery.registry import DELIVERIES
 from flows.capacity import render_slot
-from flows.heartbeat import heartbeat
+from flows.heartbeat import heartbeat, without_prefect_heartbeats
 from flows.hooks import mark_export_crashed, mark_export_failed, mark_export_finished
 from flows.notify import announce
 from flows.progress import ProgressReporter
@@ -271,11 +271,12 @@ def deliver_all(export_id: int, rendered: Rendered, only: list[int] | None = Non
         ).all()
     chosen = [t for t in targets if only is None or t.id in only]
     failures = []
-    for target in chosen:
-        try:
-            deliver_target(export_id, target.id, rendered)
-        except Exception as exc:  # every target gets its chance; the failures are reported together
-            failures.append(f"target {target.position} ({target.kind}): {exc}")
+    with without_prefect_heartbeats():  # subflows: their export's run beats for them
+        for target in chosen:
+            try:
+                deliver_target(export_id, target.id, rendered)
+            except Exception as exc:  # every target gets its chance; the failures are reported together
+                failures.append(f"target {target.position} ({target.kind}): {exc}")
     publish_delivery(export_id)
     if failures:
         raise DeliveryFailed("delivery failed for " + "; ".join(failures))

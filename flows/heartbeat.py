@@ -40,3 +40,18 @@ def heartbeat(export_id: int) -> Iterator[None]:
     finally:
         stop.set()
         thread.join(timeout=5)
+
+
+@contextmanager
+def without_prefect_heartbeats() -> Iterator[None]:
+    """Flow runs started inside the block send no Prefect heartbeat events.
+
+    Prefect's heartbeat thread sleeps in whole seconds and is joined when its run ends, which holds every flow run
+    up to a second at its end. The runs this is for need no such beat: a delivery subflow lives inside its
+    export's run, and a run in the `geoship` command's own process is watched by geoship's heartbeat above (the
+    reconciler reads it, and marks the Prefect run crashed when it stops).
+    """
+    from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
+
+    with temporary_settings(updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
+        yield

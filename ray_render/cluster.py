@@ -31,3 +31,13 @@ def ensure_ray(address: str | None = None, num_cpus: int | None = None, dashboar
 def cluster_cpus() -> int:
     """CPUs the cluster offers to tasks and actors."""
     return max(1, int(ray.cluster_resources().get("CPU", 1)))
+
+
+def leave_ray() -> None:
+    """Disconnect from Ray now, when this process has no more use for it (a local instance stops with it).
+
+    Left to the exit, Ray's own handler first sleeps half a second so that workers' log lines reach the
+    terminal; geoship's never do (`log_to_driver=False`), so that wait is only a slower exit.
+    """
+    if ray.is_initialized():
+        ray.shutdown()
