@@ -23,7 +23,7 @@ from models.rendered import Rendered
 from models.settings import get_settings
 from models.tables import Export
 from models.tooltree import parse_tool_tree
-from ray_render.signatures import file_signature
+from ray_render.signatures import file_signatures
 
 # Bump when the renderer writes different bytes for the same request (a new overview rule, a new header).
 RENDER_FORMAT = 1
@@ -34,13 +34,9 @@ CANDIDATES = 5
 def render_fingerprint(*, tool: dict, grid: dict, compression: str, resampling: str) -> str | None:
     """The fingerprint of rendering `tool` onto `grid` now, or None when an input cannot tell whether it changed."""
     settings = get_settings()
-    inputs = {}
-    for scene in parse_tool_tree(tool).scenes():
-        for band in scene.bands:
-            if band.uri not in inputs:
-                if (signature := file_signature(band.uri)) is None:
-                    return None
-                inputs[band.uri] = signature
+    inputs = file_signatures([band.uri for scene in parse_tool_tree(tool).scenes() for band in scene.bands])
+    if any(signature is None for signature in inputs.values()):
+        return None
     shaping = {"deflate": settings.deflate_level, "zstd": settings.zstd_level}.get(compression, settings.lossy_quality)
     request = {"format": RENDER_FORMAT, "tool": tool, "grid": grid, "compression": compression, "codec": shaping,
                "resampling": resampling, "warp_error": settings.warp_error_threshold, "tile_size": settings.tile_size,

@@ -3,6 +3,7 @@ and are None when the file cannot tell (gone, or an HTTP server without validato
 
 import os
 
+import ray_render.signatures
 from ray_render.signatures import file_signature
 from tests.ray_render.test_remote_scenes import platform_reader  # noqa: F401 (fixture)
 from tests.support.range_server import RangeServer
@@ -44,3 +45,18 @@ def test_an_http_file_is_known_by_its_validators_or_not_at_all(tmp_path):
         assert file_signature(f"{server.url}/missing.tif") is None
     finally:
         server.stop()
+
+
+def test_many_files_are_asked_together_and_each_answers_for_itself(platform_reader, s3_server, tmp_path):  # noqa: F811
+    bucket = s3_server.new_bucket()
+    client = s3_server.client()
+    keys = [f"scenes/{n}.tif" for n in range(40)]
+    for n, key in enumerate(keys):
+        client.put_object(Bucket=bucket, Key=key, Body=b"x" * (n + 1))
+    local = tmp_path / "local.tif"
+    local.write_bytes(b"local")
+    uris = [f"s3://{bucket}/{key}" for key in keys] + [str(local), f"s3://{bucket}/missing.tif", f"s3://{bucket}/{keys[0]}"]
+    found = ray_render.signatures.file_signatures(uris)
+    assert list(found) == list(dict.fromkeys(uris))  # each file once, in the order asked
+    assert all(found[f"s3://{bucket}/{key}"].endswith(f";size={n + 1}") for n, key in enumerate(keys))
+    assert found[str(local)] == file_signature(str(local)) and found[f"s3://{bucket}/missing.tif"] is None
