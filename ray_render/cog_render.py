@@ -147,6 +147,7 @@ class BlockRender:
         self._made_by: dict[tuple[str, UnitKey], int] = {}
         self._tries: dict[_Job, int] = {}
         self._tiles_in_flight = [0] * len(pool.actors)
+        self._node_of: dict[int, str] = {}  # each actor's node, from its answers
         self._finisher = ThreadPoolExecutor(max_workers=1, thread_name_prefix="cog")
         self.finishing: dict[str, Future] = {}
         self._done = 0
@@ -205,6 +206,7 @@ class BlockRender:
             self._send(self.pool.other_than(actor), job)
             return
         made, pixels, node = answer
+        self._node_of[actor] = node
         cog = self.cogs[job.cog]
         cog.received += len(pickle.dumps(answer))
         for key, block in made.items():
@@ -224,8 +226,8 @@ class BlockRender:
             self._pixels[(job.cog, unit)] = pixels
             self._made_by[(job.cog, unit)] = actor
         for reduction in cog.pyramid.finished(unit):
-            first = self._made_by.get((job.cog, reduction.pieces[0].unit), actor)
-            self._send(first % len(self.pool.actors), _Job(job.cog, reduction=reduction))
+            first = self._made_by.get((job.cog, reduction.pieces[0].unit), actor) % len(self.pool.actors)
+            self._send(self._reducer(first), _Job(job.cog, reduction=reduction))
         cog.outstanding -= 1
         if cog.outstanding == 0 and self.upload is not None:  # the last unit of the only COG: the actors are free
             finished = Future()  # kept only once it holds the result: a failed upload has nothing to remove
@@ -234,6 +236,17 @@ class BlockRender:
         elif cog.outstanding == 0:
             self.finishing[job.cog] = self._finisher.submit(finish_cog, cog, self.bands, self.dtype, self._spills)
         self._feed(actor)
+
+    def _reducer(self, maker: int) -> int:
+        """The actor to reduce an overview block whose first input `maker` made: the maker, where the pixels are,
+        unless an actor on the same node has less queued (at the end of a render, when the last levels would
+        otherwise queue up on one actor while the others idle)."""
+        queued = [0] * len(self.pool.actors)
+        for actor, _ in self._pending.values():
+            queued[actor] += 1
+        node = self._node_of.get(maker)
+        near = [a for a in range(len(queued)) if node is not None and self._node_of.get(a) == node]
+        return min(near, key=lambda a: (queued[a], a != maker), default=maker)
 
     def _local(self, cog: _Cog, tile: tuple[int, int]) -> tuple[int, int]:
         """A tile's (row, col) within its COG."""
