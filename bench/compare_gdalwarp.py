@@ -223,7 +223,7 @@ def main() -> None:
     medians = {k: statistics.median(v) for k, v in times.items()}
 
     rates = floor.measure(warp_inputs[0] if args.job == "mosaic" else scenes(args.size, args.resolution)[0],
-                          masked=aoi_path is not None)
+                          masked=aoi_path is not None, resampling=args.resampling)
     rates["encode"] = round(floor.encode_rate(floor.output_blocks(OUT / "geoship.tif")), 1)  # on what it really met
     tile_pixels = sum(int(w.width * w.height) for _, w in plan_tiles(tree, grid, args.tile_size))
     floor_s = floor.floor_seconds(rates, tile_pixels, os.cpu_count(), nodata=True)

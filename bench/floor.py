@@ -1,9 +1,9 @@
 """This machine's per-core rates for each step a pixel goes through, and the floor they put under a render.
 
 Measured on one core (one thread, one process), on the benchmark's own scenes (bench/out/, made by
-compare_gdalwarp.py): decoding the deflate source blocks, warping into the output grid (nearest, with and
-without nodata), evaluating the tree (identity and AOI mask), the 2x2 overview reduction, and encoding blocks
-(deflate with the predictor at the export's level). A render's floor decodes, warps, evaluates and encodes
+compare_gdalwarp.py): decoding the deflate source blocks, warping into the output grid (with the job's
+resampling, with and without nodata), evaluating the tree (identity and AOI mask), the 2x2 overview reduction,
+and encoding blocks (deflate with the predictor at the export's level). A render's floor decodes, warps, evaluates and encodes
 each of its N tile pixels once, reduces 4N/3 (every overview level's source) and encodes N/3 more (the
 overviews), spread over every core:
 
@@ -55,9 +55,10 @@ def best_rate(pixels: int, step, repeats: int = 3) -> float:
     return pixels / best / 1e6
 
 
-def measure(scene: Path, masked: bool = True, compress: str = "DEFLATE", level: int | None = None) -> dict[str, float]:
+def measure(scene: Path, masked: bool = True, compress: str = "DEFLATE", level: int | None = None,
+            resampling: str = "nearest") -> dict[str, float]:
     """Per-core rates (MP/s of 3 bands in the scene's type) of every step, on a chunk of `scene`; the evaluation is
-    the benchmark job's tree: the bands, clipped to an AOI when `masked`."""
+    the benchmark job's tree: the bands, clipped to an AOI when `masked`; the warp with the job's `resampling`."""
     rates = {}
     with rasterio.open(scene) as src:
         dtype = src.dtypes[0]
@@ -73,7 +74,7 @@ def measure(scene: Path, masked: bool = True, compress: str = "DEFLATE", level: 
     for name, nodata in (("warp", 0), ("warp_no_nodata", None)):
         rates[name] = best_rate(grid.pixels, lambda nodata=nodata: reproject(
             chunk, target, src_transform=chunk_transform, src_crs=crs, dst_transform=grid.transform, dst_crs=grid.crs,
-            resampling=Resampling.nearest, src_nodata=nodata, dst_nodata=nodata, num_threads=1))
+            resampling=Resampling[resampling], src_nodata=nodata, dst_nodata=nodata, num_threads=1))
     tile = target[:, :512, :512]
     aoi = box(*grid.bounds).buffer(-grid.resolution * 100)
     source = scene_source(Scene(name="floor", owner_id=0, **asdict(inspect_scene(path=str(scene)))))
@@ -139,11 +140,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--size", type=int, default=13000)
     parser.add_argument("--resolution", type=float, default=1.5)
+    parser.add_argument("--resampling", default="nearest", help="the warp's resampling (nearest, bilinear, ...)")
     args = parser.parse_args()
     scene = ROOT / "bench" / "out" / f"scenes-{args.size}-{args.resolution:g}" / "nw.tif"
     if not scene.exists():
         sys.exit(f"{scene} is missing: run bench/compare_gdalwarp.py --size {args.size} --resolution {args.resolution} first")
-    print(json.dumps(measure(scene), indent=2))
+    print(json.dumps(measure(scene, resampling=args.resampling), indent=2))
 
 
 if __name__ == "__main__":
