@@ -39,7 +39,9 @@ class Settings(BaseSettings):
     pool_size: int = Field(default=0, ge=0)
     # Tiles in flight per actor: enough to hide the driver's write latency, few enough to bound memory.
     tiles_in_flight_per_actor: int = Field(default=2, ge=1)
-    gdal_cache_mb: int = Field(default=256, ge=16)
+    # GDAL's block cache per tile actor (and the driver), in MB. It fills to its cap; 128 rendered the 20,000 px
+    # job as fast as 256 side by side and keeps a 40,000 px render under 2 GiB (bench/RESULTS.md).
+    gdal_cache_mb: int = Field(default=128, ge=16)
     # Quality (1-100) of JPEG and WEBP exports.
     lossy_quality: int = Field(default=90, ge=1, le=100)
     # Compression levels of DEFLATE and ZSTD exports (GDAL's defaults): higher is smaller and slower to write.

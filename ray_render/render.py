@@ -54,7 +54,7 @@ class RenderOptions:
     pool_size: int = 0  # 0: one actor per cluster CPU
     in_flight_per_actor: int = 2
     resampling: str = "nearest"
-    gdal_cache_mb: int = 256
+    gdal_cache_mb: int = 128
     # Largest reprojection error allowed, in output pixels (gdalwarp -et); 0 means the exact transformer.
     warp_error_threshold: float = DEFAULT_ERROR_THRESHOLD
     cog: CogOptions = field(default_factory=CogOptions)
