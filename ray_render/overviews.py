@@ -164,11 +164,12 @@ def reduce_block(source: np.ndarray, y: Axis, x: Axis, rows: tuple[int, int], co
         mean, valid = _rounded_mean(total, count)
     else:
         total, count = _weighted_sums(source, mask, y, x, rows, cols, np.float64)
-        valid = count > 0
-        with np.errstate(divide="ignore", invalid="ignore"):
-            mean = total / np.where(valid, count, 1)
         if np.issubdtype(np.dtype(validity.dtype), np.integer):
-            mean = np.sign(mean) * np.floor(np.abs(mean) + 0.5)
+            mean, valid = _rounded_mean(total, count)
+        else:
+            valid = count > 0
+            with np.errstate(divide="ignore", invalid="ignore"):
+                mean = total / np.where(valid, count, 1)
     return _to_dtype(mean, valid, validity)
 
 
@@ -180,14 +181,14 @@ def _exact_type(dtype: np.dtype, y: Axis, x: Axis) -> type | None:
     info = np.iinfo(dtype)
     largest = max(abs(int(info.min)), int(info.max)) * y.scale * x.scale
     for wide in (np.int32, np.int64):
-        if largest < np.iinfo(wide).max // 2:  # // 2: the rounding below doubles them
+        if largest <= np.iinfo(wide).max:
             return wide
     return None
 
 
 def _rounded_mean(total: np.ndarray, count: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Exact integer sums to means rounded half away from zero (a quotient of integers this small is correctly
-    rounded in float64, and a half is exact in it), and where any pixel was valid."""
+    """Sums to means rounded half away from zero, and where any pixel was valid. For exact integer sums the result
+    is exact: their quotient is correctly rounded in float64, and a half is exact in it."""
     valid = count > 0
     with np.errstate(divide="ignore", invalid="ignore"):
         quotient = total / np.where(valid, count, 1)
