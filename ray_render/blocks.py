@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import os
 import shutil
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from ray_render.crc32 import combine_all
 from ray_render.tiff import CLASSIC_LIMIT, LEADER, Tag, cog_header, frame, header_size
 
 BlockKey = tuple[int, int, int]  # (level, row, col); level 0 is full resolution
@@ -28,6 +30,7 @@ class StoredBlock:
     offset: int
     length: int
     node: str = ""  # the Ray node whose disk holds the spill file ("" when it does not matter)
+    crc32: int = 0  # of the framed bytes: a package's ZIP headers need its members' CRCs before their bytes move
 
 
 class BlockSpill:
@@ -51,7 +54,7 @@ class BlockSpill:
             written = os.write(self._fd, view)
             view = view[written:]
         self._size += len(framed)
-        return StoredBlock(self.path.name, offset, len(framed), self.node)
+        return StoredBlock(self.path.name, offset, len(framed), self.node, zlib.crc32(framed))
 
     def close(self) -> None:
         os.close(self._fd)
@@ -67,6 +70,10 @@ def remove_spills(path: Path) -> None:
     shutil.rmtree(spill_dir(path), ignore_errors=True)
 
 
+# A run of a file's bytes: made by the driver (a header), or a block stored in a spill file.
+Piece = bytes | StoredBlock
+
+
 @dataclass(frozen=True)
 class Layout:
     """A COG's bytes as they will lie in the file: its header, then these stored blocks one after another."""
@@ -77,6 +84,14 @@ class Layout:
     @property
     def size(self) -> int:
         return len(self.header) + sum(block.length for block in self.blocks)
+
+    def pieces(self) -> list[Piece]:
+        return [self.header, *self.blocks]
+
+    def crc32(self) -> int:
+        """The CRC-32 of the whole COG, from its blocks' (never reading them)."""
+        return combine_all([(zlib.crc32(self.header), len(self.header))]
+                           + [(block.crc32, block.length) for block in self.blocks])
 
 
 def layout(levels: list[list[Tag]], grids: list[tuple[int, int]], blocks: dict[BlockKey, StoredBlock]) -> Layout:
@@ -112,20 +127,31 @@ def assemble(path: Path, planned: Layout, spills: Path) -> None:
     """Write the COG at `path`: its header, then its blocks copied from the spill files in `spills`."""
     path = Path(path)
     partial = path.with_name(path.name + ".partial")
-    sources: dict[str, int] = {}
     try:
         with open(partial, "wb") as out:
-            out.write(planned.header)
-            out.flush()
-            for block in planned.blocks:
-                if block.spill not in sources:
-                    sources[block.spill] = os.open(Path(spills) / block.spill, os.O_RDONLY)
-                _copy(sources[block.spill], out.fileno(), block.offset, block.length)
+            write_pieces(out, planned.pieces(), spills)
         os.replace(partial, path)
+    finally:
+        partial.unlink(missing_ok=True)
+
+
+def write_pieces(out, pieces: list[Piece], spills: Path) -> None:
+    """Append `pieces` to the open binary file `out`: driver-made bytes as they are, blocks copied from the spill
+    files in `spills` (in the kernel where it can)."""
+    sources: dict[str, int] = {}
+    try:
+        for piece in pieces:
+            if isinstance(piece, bytes):
+                out.write(piece)
+                continue
+            out.flush()
+            if piece.spill not in sources:
+                sources[piece.spill] = os.open(Path(spills) / piece.spill, os.O_RDONLY)
+            _copy(sources[piece.spill], out.fileno(), piece.offset, piece.length)
+        out.flush()
     finally:
         for fd in sources.values():
             os.close(fd)
-        partial.unlink(missing_ok=True)
 
 
 def read_ranges(path: Path, ranges: list[tuple[int, int]]) -> bytes:
