@@ -13,24 +13,26 @@ import warnings
 from pathlib import Path
 
 import numpy as np
-import rasterio
-from rasterio.enums import Resampling
 from rasterio.errors import NotGeoreferencedWarning
 from rasterio.io import MemoryFile
+
+from ray_render.sampling import Sample, sample
 
 # Longest side of the quicklook, in pixels.
 QUICKLOOK_SIZE = 512
 
 
 def quicklook_png(path: str | Path, size: int = QUICKLOOK_SIZE) -> bytes:
-    """The PNG quicklook of the raster at `path` (a COG, or the VRT of a package's shards), at most `size` px on
-    its longest side; GDAL serves the decimated read from the overviews."""
-    with rasterio.open(path) as src:
-        scale = max(src.width, src.height) / size
-        shape = (max(1, round(src.height / max(scale, 1))), max(1, round(src.width / max(scale, 1))))
-        pixels = src.read(out_shape=(src.count, *shape), masked=True, resampling=Resampling.nearest)
-        has_alpha = src.count == 4 and src.colorinterp[3].name == "alpha"
-    if has_alpha:
+    """The PNG quicklook of the COG at `path`, at most `size` px on its longest side; GDAL serves the decimated
+    read from the overviews. (A package's shards: `picture_of(sampling.mosaic_sample(...))`.)"""
+    return picture_of(sample(str(path), size))
+
+
+def picture_of(sampled: Sample) -> bytes:
+    """The PNG quicklook of a decimated read."""
+    pixels = sampled.pixels
+    shape = pixels.shape[1:]
+    if sampled.alpha:
         rgb, alpha = pixels[:3].filled(0).astype(np.uint8), pixels[3].filled(0).astype(np.uint8)
     else:
         shown = pixels[:3] if len(pixels) == 3 else pixels[:1]

@@ -7,7 +7,6 @@ grid, so the shards meet edge to edge with no gap and no overlap: put together, 
 from __future__ import annotations
 
 import math
-from pathlib import Path
 from xml.sax.saxutils import escape
 
 import numpy as np
@@ -74,9 +73,9 @@ def shard_windows(grid: OutputGrid, side: int) -> list[tuple[str, Window]]:
     ]
 
 
-def mosaic_vrt(grid: OutputGrid, shards: list[tuple[Path, Window]], band_names: list[str], dtype: str,
+def mosaic_vrt(grid: OutputGrid, shards: list[tuple[str, Window]], band_names: list[str], dtype: str,
                nodata: float | None, masked: bool = False, alpha: bool = False) -> str:
-    """A GDAL VRT presenting the shards (paths relative to the VRT) as the one output grid.
+    """A GDAL VRT presenting the shards (their file names, beside the VRT) as the one output grid.
 
     `masked`: the shards carry an internal mask (lossy outputs) rather than a nodata value.
     `alpha`: the bands are red, green, blue and alpha (a colour map), and the VRT says so.
@@ -87,12 +86,12 @@ def mosaic_vrt(grid: OutputGrid, shards: list[tuple[Path, Window]], band_names: 
 
     def sources(band: str) -> str:
         return "".join(
-            f'<SimpleSource><SourceFilename relativeToVRT="1">{escape(path.name)}</SourceFilename>'
+            f'<SimpleSource><SourceFilename relativeToVRT="1">{escape(href)}</SourceFilename>'
             f"<SourceBand>{band}</SourceBand>"
             f'<SrcRect xOff="0" yOff="0" xSize="{int(w.width)}" ySize="{int(w.height)}"/>'
             f'<DstRect xOff="{int(w.col_off)}" yOff="{int(w.row_off)}" xSize="{int(w.width)}" ySize="{int(w.height)}"/>'
             "</SimpleSource>"
-            for path, w in shards
+            for href, w in shards
         )
 
     bands = []

@@ -8,6 +8,7 @@ import rasterio
 from rasterio.enums import Resampling
 
 from models.tooltree import SceneSource, Stretch
+from ray_render.sampling import Sample, sample
 
 # Longest side of the decimated read; GDAL serves it from overviews when the file has them.
 SAMPLE_SIZE = 1024
@@ -47,16 +48,17 @@ def band_statistics(path: str) -> list[dict[str, float]]:
     pixels (nodata, or the mask of an RGBA or lossy COG, left out), as STAC's raster extension lists them.
 
     Read decimated to about SAMPLE_SIZE on the longest side, which GDAL serves from the smallest overview still
-    that large (for a package's VRT, from its shards' overviews), as GDAL's approximate statistics are (what QGIS
-    shows), so the cost is the same for any output size; a file no larger than that is read whole and its
-    statistics are exact. An all-nodata band has only its valid_percent (0).
+    that large, as GDAL's approximate statistics are (what QGIS shows), so the cost is the same for any output
+    size; a file no larger than that is read whole and its statistics are exact. An all-nodata band has only its
+    valid_percent (0). (A package's shards: `statistics_of(sampling.mosaic_sample(...))`.)
     """
-    with rasterio.open(path) as src:
-        scale = max(1.0, max(src.width, src.height) / SAMPLE_SIZE)
-        shape = (src.count, max(1, round(src.height / scale)), max(1, round(src.width / scale)))
-        data = src.read(out_shape=shape, masked=True, resampling=Resampling.nearest)
+    return statistics_of(sample(path, SAMPLE_SIZE))
+
+
+def statistics_of(sampled: Sample) -> list[dict[str, float]]:
+    """`band_statistics` of a decimated read."""
     found = []
-    for band in data:
+    for band in sampled.pixels:
         values = np.ma.compressed(band).astype(np.float64)
         if values.size == 0:
             found.append({"valid_percent": 0.0})
