@@ -110,6 +110,18 @@ class TileActor:
 
         return hash_object(self._client(output), output)
 
+    def hash_ranges(self, output, ranges: list[tuple[int, int]]) -> list[str]:
+        """The SHA-256 of each (offset, length) of an uploaded object, read back from the store in one pass."""
+        from ray_render.upload import hash_ranges
+
+        return hash_ranges(self._client(output), output, ranges)
+
+    def copy_then(self, output, source, source_size: int, tail: bytes, content_type: str) -> int:
+        """Make `output` the object `source` followed by `tail` (`upload.upload_copy_then`); returns its size."""
+        from ray_render.upload import upload_copy_then
+
+        return upload_copy_then(output, source, source_size, tail, content_type)
+
     def drop_spill(self) -> None:
         """Remove this actor's spill file: the render has no more use for it."""
         if self._blocks is not None:

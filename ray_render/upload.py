@@ -20,6 +20,7 @@ import hashlib
 import math
 import pickle
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,7 +28,7 @@ import ray
 from ray.exceptions import RayActorError, RayError
 
 from models.errors import OutputRefused, RenderError
-from ray_render.blocks import Layout, read_ranges
+from ray_render.blocks import Layout, Piece, read_ranges
 from ray_render.scheduling import TILE_ATTEMPTS, ActorPool, is_permanent
 
 MIN_PART = 5 * 1024**2  # S3's limits: every part but the last at least 5 MiB, at most 10,000 parts
@@ -36,6 +37,8 @@ MAX_PARTS = 10_000
 PARTS_IN_FLIGHT_PER_ACTOR = 2
 REPLACEMENT_WAIT_S = 300  # for a replacement actor to start (a cluster scaling up takes minutes)
 READ_CHUNK = 8 * 1024**2
+COPY_PART = 256 * 1024**2  # parts copied inside the store (from a package's temporary object)
+COPIES_IN_FLIGHT = 8
 COG_MEDIA_TYPE = "image/tiff; application=geotiff; profile=cloud-optimized"
 # What S3 answers when retrying cannot help: the store refuses this output.
 REFUSALS = {"NoSuchBucket", "AccessDenied", "AllAccessDisabled", "InvalidBucketName", "InvalidAccessKeyId",
@@ -83,10 +86,16 @@ def part_size_for(size: int, preferred: int) -> int:
     return min(MAX_PART, max(MIN_PART, preferred, math.ceil(size / MAX_PARTS)))
 
 
-def plan_parts(planned: Layout, part_size: int) -> list[list[Segment]]:
-    """The file cut into consecutive parts of `part_size` bytes (the last may be smaller), each a list of segments;
-    a block may straddle two parts."""
-    runs = [Segment(None, 0, len(planned.header))] + [Segment(b.spill, b.offset, b.length, b.node) for b in planned.blocks]
+def plan_parts(pieces: list[Piece], part_size: int) -> list[list[Segment]]:
+    """The file made of `pieces` cut into consecutive parts of `part_size` bytes (the last may be smaller), each a
+    list of segments; a piece may straddle two parts. Driver-made pieces become segments of `driver_bytes(pieces)`."""
+    runs, at = [], 0
+    for piece in pieces:
+        if isinstance(piece, bytes):
+            runs.append(Segment(None, at, len(piece)))
+            at += len(piece)
+        else:
+            runs.append(Segment(piece.spill, piece.offset, piece.length, piece.node))
     parts: list[list[Segment]] = [[]]
     room = part_size
     for run in runs:
@@ -99,6 +108,15 @@ def plan_parts(planned: Layout, part_size: int) -> list[list[Segment]]:
             parts[-1].append(Segment(run.spill, offset, take, run.node))
             offset, length, room = offset + take, length - take, room - take
     return [part for part in parts if part]
+
+
+def driver_bytes(pieces: list[Piece]) -> bytes:
+    """The driver-made pieces of a file, one after another: what its header segments point into."""
+    return b"".join(piece for piece in pieces if isinstance(piece, bytes))
+
+
+def size_of(pieces: list[Piece]) -> int:
+    return sum(len(piece) if isinstance(piece, bytes) else piece.length for piece in pieces)
 
 
 def s3_client(endpoint_url: str | None):
@@ -166,6 +184,92 @@ def hash_object(client, output: S3Output) -> tuple[int, str]:
     return size, digest.hexdigest()
 
 
+def hash_ranges(client, output: S3Output, ranges: list[tuple[int, int]]) -> list[str]:
+    """The SHA-256 of each (offset, length) of the stored object (ranges in order, not overlapping), read in one
+    pass from the first range's start."""
+    digests = [hashlib.sha256() for _ in ranges]
+    if not ranges:
+        return []
+    start = ranges[0][0]
+    position, current = start, 0
+    try:
+        body = client.get_object(Bucket=output.bucket, Key=output.key, Range=f"bytes={start}-")["Body"]
+        for chunk in body.iter_chunks(READ_CHUNK):
+            view = memoryview(chunk)
+            while view and current < len(ranges):
+                offset, length = ranges[current]
+                if position < offset:  # bytes between ranges
+                    skip = min(len(view), offset - position)
+                    view, position = view[skip:], position + skip
+                    continue
+                take = min(len(view), offset + length - position)
+                digests[current].update(view[:take])
+                view, position = view[take:], position + take
+                if position == offset + length:
+                    current += 1
+            if current == len(ranges):
+                break
+    except Exception as exc:
+        raise storage_error(exc, f"reading back {output.uri}") from None
+    if current < len(ranges):
+        raise RenderError(f"{output.uri} ended at byte {position}, before the range at {ranges[current][0]}")
+    return [digest.hexdigest() for digest in digests]
+
+
+def upload_copy_then(output: S3Output, source: S3Output, source_size: int, tail: bytes, content_type: str) -> int:
+    """Make `output` the object `source` (its first `source_size` bytes, copied inside the store) followed by
+    `tail`, as one multipart upload; a failure aborts it. Returns its size. (Run by a tile actor: the bytes of a
+    source too small to copy as a part pass through it, never through the driver.)"""
+    client = s3_client(output.endpoint_url)
+    size = source_size + len(tail)
+    # Copied parts are large (S3 copies them itself) and asked for a few at a time; the last one takes the
+    # remainder, so that every part but the tail is at least 5 MiB. A source smaller than that goes with the
+    # tail in one part.
+    part = part_size_for(source_size, max(output.part_size, COPY_PART))
+    cuts = list(range(0, source_size, part)) if source_size >= MIN_PART else []
+    if len(cuts) > 1 and source_size - cuts[-1] < MIN_PART:
+        cuts.pop()
+    ranges = [(start, (cuts[i + 1] if i + 1 < len(cuts) else source_size) - 1) for i, start in enumerate(cuts)]
+    try:
+        upload_id = client.create_multipart_upload(Bucket=output.bucket, Key=output.key,
+                                                   ContentType=content_type)["UploadId"]
+    except Exception as exc:
+        raise storage_error(exc, f"starting the upload of {output.uri}") from None
+
+    def copy(number: int, first: int, last: int) -> dict:
+        answer = client.upload_part_copy(Bucket=output.bucket, Key=output.key, UploadId=upload_id, PartNumber=number,
+                                         CopySource={"Bucket": source.bucket, "Key": source.key},
+                                         CopySourceRange=f"bytes={first}-{last}")
+        return {"PartNumber": number, "ETag": answer["CopyPartResult"]["ETag"]}
+
+    try:
+        if not ranges and source_size:
+            tail = client.get_object(Bucket=source.bucket, Key=source.key,
+                                     Range=f"bytes=0-{source_size - 1}")["Body"].read() + tail
+        with ThreadPoolExecutor(max_workers=COPIES_IN_FLIGHT) as copies:
+            parts = list(copies.map(lambda numbered: copy(numbered[0], *numbered[1]),
+                                    enumerate(ranges, start=1)))
+        answer = client.upload_part(Bucket=output.bucket, Key=output.key, UploadId=upload_id,
+                                    PartNumber=len(parts) + 1, Body=tail)
+        parts.append({"PartNumber": len(parts) + 1, "ETag": answer["ETag"]})
+        client.complete_multipart_upload(Bucket=output.bucket, Key=output.key, UploadId=upload_id,
+                                         MultipartUpload={"Parts": parts})
+    except BaseException as exc:
+        _abort(client, output, upload_id)
+        if not isinstance(exc, Exception):
+            raise
+        raise storage_error(exc, f"completing the upload of {output.uri}") from None
+    return size
+
+
+def delete_object(output: S3Output) -> None:
+    """Remove the object; best effort (a lifecycle rule on the bucket is the backstop)."""
+    try:
+        s3_client(output.endpoint_url).delete_object(Bucket=output.bucket, Key=output.key)
+    except Exception:  # noqa: BLE001 - what led here matters more
+        pass
+
+
 def local_reader(spills: Path) -> Callable[[str, list[tuple[int, int]]], bytes]:
     """Reads ranges of the spill files in `spills` (on this node)."""
     return lambda name, ranges: read_ranges(Path(spills) / name, ranges)
@@ -173,15 +277,23 @@ def local_reader(spills: Path) -> Callable[[str, list[tuple[int, int]]], bytes]:
 
 def upload_cog(pool: ActorPool, planned: Layout, output: S3Output) -> Uploaded:
     """Upload the COG laid out by `planned` to `output` through the actors of `pool`; returns what S3 holds."""
+    return upload_pieces(pool, planned.pieces(), output, COG_MEDIA_TYPE)
+
+
+def upload_pieces(pool: ActorPool, pieces: list[Piece], output: S3Output, content_type: str,
+                  read_back: bool = True) -> Uploaded:
+    """Upload the file made of `pieces` to `output` through the actors of `pool`; returns what S3 holds (its
+    SHA-256 read back by an actor when `read_back`, else "")."""
     client = s3_client(output.endpoint_url)
+    size = size_of(pieces)
     try:
         upload_id = client.create_multipart_upload(Bucket=output.bucket, Key=output.key,
-                                                   ContentType=COG_MEDIA_TYPE)["UploadId"]
+                                                   ContentType=content_type)["UploadId"]
     except Exception as exc:
         raise storage_error(exc, f"starting the upload of {output.uri}") from None
     try:
-        parts = plan_parts(planned, part_size_for(planned.size, output.part_size))
-        done = _PartUploads(pool, parts, planned.header, output, upload_id).run()
+        parts = plan_parts(pieces, part_size_for(size, output.part_size))
+        done = _PartUploads(pool, parts, driver_bytes(pieces), output, upload_id).run()
         client.complete_multipart_upload(
             Bucket=output.bucket, Key=output.key, UploadId=upload_id,
             MultipartUpload={"Parts": [{"PartNumber": p["PartNumber"], "ETag": p["ETag"]} for p in done]})
@@ -191,11 +303,11 @@ def upload_cog(pool: ActorPool, planned: Layout, output: S3Output) -> Uploaded:
             raise
         raise storage_error(exc, f"completing the upload of {output.uri}") from None
     expected = hashlib.md5(b"".join(bytes.fromhex(p["md5"]) for p in done)).hexdigest() + f"-{len(done)}"
-    size, sha256 = ray.get(pool.actors[0].hash_object.remote(output))
+    stored, sha256 = ray.get(pool.actors[0].hash_object.remote(output)) if read_back else (size, "")
     etag = _etag(client, output)
-    if size != planned.size or etag not in (expected, None):
-        raise RenderError(f"{output.uri} holds {size} bytes (ETag {etag}) after upload, expected {planned.size} ({expected})")
-    return Uploaded(output.uri, size, sha256, len(pickle.dumps(done)) + len(pickle.dumps((size, sha256))))
+    if stored != size or etag not in (expected, None):
+        raise RenderError(f"{output.uri} holds {stored} bytes (ETag {etag}) after upload, expected {size} ({expected})")
+    return Uploaded(output.uri, size, sha256, len(pickle.dumps(done)) + len(pickle.dumps((stored, sha256))))
 
 
 def _etag(client, output: S3Output) -> str | None:
@@ -286,14 +398,15 @@ class _PartUploads:
             reader = self.pool.actors[self._actor_on(node)]
             ranges = [(s.spill, s.offset, s.length) for s in segments if s.spill is not None and s.node == node]
             fetches.append(reader.read_spill.remote(ranges))
-        # Only the header bytes this part holds travel with it (a part is contiguous: one header run at most),
-        # their segment renumbered into that slice.
-        header, renumbered = b"", []
+        # Only the driver-made bytes this part holds travel with it, their segments renumbered into that slice.
+        header, renumbered = bytearray(), []
         for segment in segments:
             if segment.spill is None:
-                header = self.header[segment.offset:segment.offset + segment.length]
-                segment = Segment(None, 0, segment.length)
+                start = len(header)
+                header += self.header[segment.offset:segment.offset + segment.length]
+                segment = Segment(None, start, segment.length)
             renumbered.append(segment)
+        header = bytes(header)
         ref = self.pool.actors[uploader].upload_part.remote(self.output, self.upload_id, index + 1, renumbered, header,
                                                             others, *fetches)
         self._pending[ref] = (index, uploader)

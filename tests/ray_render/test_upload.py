@@ -39,20 +39,6 @@ def rgb_of(uri: str):
     return parse_tool_tree(Output(input=node, dtype="uint8", nodata=0).model_dump(mode="json"))
 
 
-@pytest.fixture
-def noise_tree(make_raster):
-    return rgb_of(str(noise_scene(make_raster)))
-
-
-@pytest.fixture
-def platform_writer(s3_server, monkeypatch):
-    """The standard AWS environment of a platform that may write its artifact bucket."""
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", s3_server.writer.access_key_id)
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", s3_server.writer.secret_access_key)
-    monkeypatch.setenv("AWS_REGION", "us-east-1")
-    return s3_server
-
-
 def spill_dirs() -> set[str]:
     root = Path(tempfile.gettempdir()) / "geoship-spills"
     return {p.name for p in root.iterdir()} if root.exists() else set()
@@ -61,7 +47,7 @@ def spill_dirs() -> set[str]:
 def test_parts_cut_the_file_in_order_at_the_part_size():
     blocks = [StoredBlock("a.bin", 0, 300, "n1"), StoredBlock("b.bin", 40, 500, "n2"), StoredBlock("a.bin", 300, 200, "n1")]
     planned = Layout(b"H" * 120, blocks)
-    parts = plan_parts(planned, 400)
+    parts = plan_parts(planned.pieces(), 400)
     assert [sum(s.length for s in part) for part in parts] == [400, 400, 320]
     assert parts[0] == [Segment(None, 0, 120), Segment("a.bin", 0, 280, "n1")]
     assert parts[1] == [Segment("a.bin", 280, 20, "n1"), Segment("b.bin", 40, 380, "n2")]  # a block straddles parts
