@@ -30,9 +30,9 @@ class ArtifactStore(Protocol):
     def publish(self, export_id: int, staged: Path, sha256: str) -> str:
         """Make the staged file the export's artifact; returns its URI."""
 
-    def upload_location(self, export_id: int) -> ObjectLocation | None:
-        """Where the renderer may upload the export's COG itself (an object store), or None (it writes the
-        staging path)."""
+    def upload_location(self, export_id: int, suffix: str = ".tif") -> ObjectLocation | None:
+        """Where the renderer may upload the export's deliverable itself (an object store), or None (it writes
+        the staging path); `suffix`: .tif for a COG, .zip for a package."""
 
     def adopt(self, export_id: int, uri: str) -> str:
         """Take the object the renderer uploaded to `upload_location` as the export's artifact; returns its URI."""
@@ -75,7 +75,7 @@ class LocalArtifactStore:
     def publish(self, export_id: int, staged: Path, sha256: str) -> str:
         return str(staged)
 
-    def upload_location(self, export_id: int) -> ObjectLocation | None:
+    def upload_location(self, export_id: int, suffix: str = ".tif") -> ObjectLocation | None:
         return None
 
     def adopt(self, export_id: int, uri: str) -> str:

@@ -49,11 +49,11 @@ class S3ArtifactStore:
         shutil.rmtree(staged.parent, ignore_errors=True)
         return f"s3://{self.bucket}/{key}"
 
-    def upload_location(self, export_id: int) -> ObjectLocation | None:
-        return ObjectLocation(self.bucket, self._key(export_id), self.endpoint_url)
+    def upload_location(self, export_id: int, suffix: str = ".tif") -> ObjectLocation | None:
+        return ObjectLocation(self.bucket, self._key(export_id, artifact_name(export_id, suffix)), self.endpoint_url)
 
     def adopt(self, export_id: int, uri: str) -> str:
-        expected = self.upload_location(export_id)
+        expected = self.upload_location(export_id, Path(uri).suffix)
         if uri != f"s3://{expected.bucket}/{expected.key}":
             raise ValueError(f"{uri} is not where export {export_id} uploads")
         shutil.rmtree(self.staging_path(export_id).parent, ignore_errors=True)

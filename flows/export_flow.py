@@ -91,7 +91,7 @@ def render_export(export_id: int, pool_size: int) -> Rendered:
     note(export_id, f"rendering {grid.width} x {grid.height} px in {grid.crs} with {pool_size} tile actor(s)")
     store = artifact_store()
     windows = plan_shards(grid, tree.root, options.tile_size, settings.shard_max_bytes)
-    location = None if windows else store.upload_location(export_id)
+    location = store.upload_location(export_id, ".zip" if windows else ".tif")  # a package is a ZIP
     upload = None if location is None else S3Output(location.bucket, location.key, location.endpoint_url,
                                                     settings.s3_part_size)
     product = render_product(tree, grid, store.staging_path(export_id), options, shard_windows=windows, upload=upload,

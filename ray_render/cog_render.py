@@ -27,6 +27,7 @@ from ray_render.codec import COMPRESSION_TAGS, BlockCodec, predictor_for
 from ray_render.encoding import BlockSpec
 from ray_render.grid import OutputGrid, TileIndex
 from ray_render.overviews import Validity
+from ray_render.package_writer import MadeCog, PackageWriter
 from ray_render.pyramid import Pyramid, Reduction, UnitKey
 from ray_render.results import RenderResult, Shard
 from ray_render.scheduling import TILE_ATTEMPTS, ActorPool, TileQueues, is_permanent
@@ -105,6 +106,12 @@ def upload_finished_cog(cog: _Cog, bands: list[str], dtype: str, pool: ActorPool
     return _described(cog, uploaded.uri, uploaded.bytes, uploaded.sha256, bands, dtype)
 
 
+def _made(cog: _Cog, bands: list[str], dtype: str) -> MadeCog:
+    """A COG whose blocks all exist, for a package: described by its file name, its checksum not yet known."""
+    planned = _layout(cog)
+    return MadeCog(_described(cog, Path(cog.shard.path).name, planned.size, "", bands, dtype), planned)
+
+
 def _layout(cog: _Cog) -> Layout:
     return layout(cog.tags, [cog.pyramid.grid(level) for level in range(cog.pyramid.levels)], cog.blocks)
 
@@ -133,12 +140,13 @@ class BlockRender:
 
     def __init__(self, pool: ActorPool, queues: TileQueues, cogs: dict[str, _Cog], cog_of: dict[tuple[int, int], str],
                  tile_size: int, per_actor: int, bands: list[str], dtype: str, spills: Path,
-                 on_progress: ProgressCallback | None = None, upload: S3Output | None = None):
+                 on_progress: ProgressCallback | None = None, upload: S3Output | None = None,
+                 archive: PackageWriter | None = None):
         self.pool, self.queues, self.cogs, self.cog_of = pool, queues, cogs, cog_of
         self.tile_size, self.per_actor, self.bands, self.dtype = tile_size, per_actor, bands, dtype
-        self.on_progress, self.upload = on_progress, upload
+        self.on_progress, self.upload, self.archive = on_progress, upload, archive
         if upload is not None and len(cogs) > 1:
-            raise ValueError("only a render of one COG uploads it from the actors; shards are packaged first")
+            raise ValueError("only a render of one COG uploads it from the actors; shards go into a package")
         self._spills = spills
         self._driver_spill: BlockSpill | None = None
         self._windows = {(i.row, i.col): w for i, w in queues.tiles}
@@ -159,6 +167,9 @@ class BlockRender:
             while self._pending:
                 ready, _ = ray.wait(list(self._pending), num_returns=1)
                 self._land(ready[0])
+            if self.archive is not None:  # every COG's blocks exist: the package is written from them
+                made = [_made(cog, self.bands, self.dtype) for cog in self.cogs.values()]
+                return self.archive.write(made, self.pool, self._spills)
             return [self.finishing[name].result() for name in self.cogs if name in self.finishing]
         finally:
             self._finisher.shutdown(wait=True)
@@ -233,7 +244,7 @@ class BlockRender:
             finished = Future()  # kept only once it holds the result: a failed upload has nothing to remove
             finished.set_result(upload_finished_cog(cog, self.bands, self.dtype, self.pool, self.upload))
             self.finishing[job.cog] = finished
-        elif cog.outstanding == 0:
+        elif cog.outstanding == 0 and self.archive is None:
             self.finishing[job.cog] = self._finisher.submit(finish_cog, cog, self.bands, self.dtype, self._spills)
         self._feed(actor)
 

@@ -5,6 +5,7 @@ by a `models.rendered.Rendered`. The export flow only orchestrates around this c
 from __future__ import annotations
 
 import os
+import shutil
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -18,13 +19,15 @@ from models.errors import RenderError
 from models.rendered import Quality, Rendered, RenderedShard
 from models.schemas import LOSSY_COMPRESSIONS
 from models.tooltree import ToolTree
+from ray_render.cog_render import block_size
 from ray_render.geometry import coverage
 from ray_render.grid import OutputGrid
+from ray_render.package_writer import PackageWriter
 from ray_render.packaging import package_shards
 from ray_render.quality import quality_of
 from ray_render.quicklook import quicklook_png
 from ray_render.remote import gdal_options, gdal_path
-from ray_render.render import RenderOptions, render, render_shards
+from ray_render.render import RenderOptions, cog_options, render, render_shards
 from ray_render.results import RenderResult, Shard
 from ray_render.shards import SHARDS_DIR
 from ray_render.stac import stac_item
@@ -39,8 +42,9 @@ def render_product(tree: ToolTree, grid: OutputGrid, staged: Path, options: Rend
                    acquired: list[datetime] = (), created: datetime,
                    on_progress: ProgressCallback | None = None) -> Rendered:
     """Render `tree` onto `grid` as the deliverable named by `staged` (export-7.tif; a package is export-7.zip
-    beside it): one COG, or with `shard_windows` one COG per window, packaged. `upload` lets the actors put a
-    single COG straight into S3 (`render`). `acquired` are the source scenes' acquisition times, for the STAC."""
+    beside it): one COG, or with `shard_windows` one COG per window, packaged. `upload` (export-7.tif, or
+    export-7.zip with shards) lets the actors put the deliverable straight into S3 (`render`, `package_writer`);
+    the result's `uri` says whether they did. `acquired` are the source scenes' acquisition times, for the STAC."""
     masked = options.cog.compress.lower() in LOSSY_COMPRESSIONS
     # A lossy COG marks missing pixels in its internal mask, not with a nodata value.
     nodata = None if masked else tree.root.nodata
@@ -57,16 +61,29 @@ def render_product(tree: ToolTree, grid: OutputGrid, staged: Path, options: Rend
     started = time.perf_counter()
     shards = [Shard(name, window, staged.parent / SHARDS_DIR / f"{staged.stem}-{name}.tif") for name, window in shard_windows]
     shards[0].path.parent.mkdir(parents=True, exist_ok=True)
-    results = render_shards(tree, grid, shards, options, on_progress=on_progress)
+    footprint = coverage(tree, grid)
+    archive = None
+    if block_size(cog_options(tree, options.cog), options.tile_size) is not None:  # the actors' own COGs
+        archive = PackageWriter(base=staged.stem, path=staged.with_suffix(".zip"), output=upload, grid=grid,
+                                footprint=footprint, nodata=nodata, masked=masked, alpha=tree.is_rgba(),
+                                acquired=list(acquired), created=created)
+    try:
+        results = render_shards(tree, grid, shards, options, on_progress=on_progress, archive=archive)
+    finally:
+        if archive is not None:
+            shutil.rmtree(shards[0].path.parent, ignore_errors=True)
     if not results:
         raise RenderError("nothing to render: no shard of the output has a tile with data")
-    package = package_shards(base=staged.stem, directory=shards[0].path.parent, grid=grid,
-                             results=results, footprint=coverage(tree, grid), nodata=nodata, masked=masked,
-                             acquired=list(acquired), created=created, alpha=tree.is_rgba())
-    whole = RenderResult(path=str(package.path), bytes=package.bytes, sha256=package.sha256, width=grid.width,
+    if archive is not None:
+        package = archive.package
+    else:  # GDAL's COG driver wrote each shard's file: they are packaged from there, locally
+        package = package_shards(base=staged.stem, directory=shards[0].path.parent, grid=grid, results=results,
+                                 footprint=footprint, nodata=nodata, masked=masked, acquired=list(acquired),
+                                 created=created, alpha=tree.is_rgba())
+    whole = RenderResult(path=package.path, bytes=package.bytes, sha256=package.sha256, width=grid.width,
                          height=grid.height, bands=results[0].bands, dtype=results[0].dtype,
                          tiles=sum(r.tiles for r in results), seconds=round(time.perf_counter() - started, 3))
-    return _rendered(whole, "package", str(package.path), package.bytes, package.sha256, results, package.collection,
+    return _rendered(whole, "package", package.path, package.bytes, package.sha256, results, package.collection,
                      package.quicklook, quality_of(tree, grid, whole.bands, package.statistics))
 
 

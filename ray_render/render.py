@@ -35,6 +35,7 @@ from ray_render.cluster import cluster_cpus
 from ray_render.cog_render import BlockRender, block_size, block_spec, finish_cog, make_cog, spills_for
 from ray_render.geometry import coverage, shares_area
 from ray_render.grid import OutputGrid, TileIndex, starts_inside, tile_windows
+from ray_render.package_writer import PackageWriter
 from ray_render.reader import DEFAULT_ERROR_THRESHOLD
 from ray_render.remote import scene_environment
 from ray_render.results import RenderResult, Shard
@@ -93,12 +94,14 @@ def render(tree: ToolTree, grid: OutputGrid, path: Path, options: RenderOptions 
 
 
 def render_shards(tree: ToolTree, grid: OutputGrid, shards: list[Shard], options: RenderOptions = RenderOptions(),
-                  on_progress: ProgressCallback | None = None, upload: S3Output | None = None) -> list[RenderResult]:
+                  on_progress: ProgressCallback | None = None, upload: S3Output | None = None,
+                  archive: PackageWriter | None = None) -> list[RenderResult]:
     """Render `tree` onto `grid`, each shard (a window of it, a multiple of the tile size) into its own COG.
 
     Shards without a tile worth rendering write no file and have no result. Either every shard's COG
     appears or, on error, none of this render's working files remain. `upload` (one shard only) sends the COG
-    to S3 from the actors (`render`).
+    to S3 from the actors (`render`). With `archive` (COGs the actors write), the COGs are written nowhere but
+    into its package, straight from their blocks (`package_writer`); their results name them by file name.
     """
     started = time.perf_counter()
     planned = plan_tiles(tree, grid, options.tile_size)
@@ -113,13 +116,16 @@ def render_shards(tree: ToolTree, grid: OutputGrid, shards: list[Shard], options
     output = tree.root
     blocks = {}
     upload = upload if blocksize is not None else None
-    spills = _node_spills() if upload is not None else spills_for(shards)
+    if archive is not None and blocksize is None:
+        raise ValueError("a package is written from the actors' blocks: GDAL's COG driver writes these shards")
+    remote = upload is not None or (archive is not None and archive.uploads)
+    spills = _node_spills() if remote else spills_for(shards)
     if blocksize is not None:
         spec = block_spec(cog, blocksize, output.dtype, output.nodata, tree.is_rgba())
         for shard in shards:
             Path(shard.path).parent.mkdir(parents=True, exist_ok=True)
         # Uploading actors spill on their own nodes; otherwise the driver must read the spills (its node only).
-        spill_node = None if upload is not None else ray.get_runtime_context().get_node_id()
+        spill_node = None if remote else ray.get_runtime_context().get_node_id()
         blocks = dict(blocks=spec, spill_to=str(spills), spill_node=spill_node)
     pool = _start_pool(tree, grid, options, min(options.pool_size or cluster_cpus(), len(tiles)), blocks)
     # Neighbouring tiles on one actor: halos reuse its warped blocks, overviews find their pixels local.
@@ -128,7 +134,7 @@ def render_shards(tree: ToolTree, grid: OutputGrid, shards: list[Shard], options
     try:
         if blocksize is not None:
             results = _render_blocks(tree, grid, shards, by_shard, queues, pool, options, spec, spills, on_progress,
-                                     upload)
+                                     upload, archive)
         else:
             results = _render_with_gdal(tree, grid, shards, by_shard, queues, pool, options, cog, on_progress)
     except RayError as exc:
@@ -166,7 +172,7 @@ def _node_spills() -> Path:
 
 
 def _render_blocks(tree, grid, shards, by_shard, queues, pool, options, spec, spills, on_progress,
-                   upload) -> list[RenderResult]:
+                   upload, archive) -> list[RenderResult]:
     """The actors make every block; the driver assembles each COG as its last block lands (or the actors
     upload it)."""
     output = tree.root
@@ -181,7 +187,7 @@ def _render_blocks(tree, grid, shards, by_shard, queues, pool, options, spec, sp
                                     spec, output.output_bands())
         cog_of.update({(i.row, i.col): shard.name for i, _ in found})
     driver = BlockRender(pool, queues, cogs, cog_of, options.tile_size, options.in_flight_per_actor,
-                         output.output_bands(), output.dtype, spills, on_progress, upload)
+                         output.output_bands(), output.dtype, spills, on_progress, upload, archive)
     try:
         return driver.run()
     except BaseException:

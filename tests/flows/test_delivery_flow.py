@@ -2,7 +2,9 @@
 re-rendering, and an S3 artifact store; against moto's S3 and the fake Dropbox on loopback."""
 
 import hashlib
+import io
 import json
+import zipfile
 from pathlib import Path
 from urllib.parse import urlsplit
 from uuid import UUID
@@ -148,13 +150,19 @@ def test_a_dropbox_without_room_for_the_estimate_is_refused_at_request_time(sess
     assert session.query(Export).count() == 0
 
 
-def test_with_an_s3_artifact_store_renders_live_in_the_bucket(session, owner, project, s3_server, monkeypatch):
+def s3_artifact_store(s3_server, monkeypatch) -> str:
+    """A fresh bucket as the artifact store (prefix artifacts/), the service user's keys in the AWS environment."""
     bucket = s3_server.new_bucket()
     for key, value in {"GEOSHIP_ARTIFACTS_URL": f"s3://{bucket}/artifacts", "GEOSHIP_ARTIFACTS_ENDPOINT_URL": s3_server.url,
                        "AWS_ACCESS_KEY_ID": s3_server.service.access_key_id,
                        "AWS_SECRET_ACCESS_KEY": s3_server.service.secret_access_key, "AWS_DEFAULT_REGION": "us-east-1"}.items():
         monkeypatch.setenv(key, value)
     get_settings.cache_clear()
+    return bucket
+
+
+def test_with_an_s3_artifact_store_renders_live_in_the_bucket(session, owner, project, s3_server, monkeypatch):
+    bucket = s3_artifact_store(s3_server, monkeypatch)
     export_id = submit(session, owner, [TargetRequest(kind="http")])
     export_flow(export_id)
     session.expire_all()
@@ -172,6 +180,39 @@ def test_with_an_s3_artifact_store_renders_live_in_the_bucket(session, owner, pr
     head = s3_server.client().head_object(Bucket=bucket, Key=f"artifacts/export-{export_id}/export-{export_id}.tif")
     assert head["ETag"].strip('"').endswith("-1")
     assert not (Path(get_settings().home) / "staging" / f"export-{export_id}").exists()
+
+
+def test_with_an_s3_artifact_store_a_sharded_export_is_uploaded_by_the_actors_as_one_zip(session, owner, project,
+                                                                                          s3_server, monkeypatch):
+    bucket = s3_artifact_store(s3_server, monkeypatch)
+    monkeypatch.setenv("GEOSHIP_TILE_SIZE", "128")  # blocks of 128 px: the tile actors write the COGs themselves
+    monkeypatch.setenv("GEOSHIP_SHARD_MAX_BYTES", str(256 * 256 * 3 * 2))  # 256 px shards of 3 uint16 bands
+    get_settings.cache_clear()
+    request = ExportRequest(project="alps", aoi=SMALL_AOI, resolution=40, targets=[TargetRequest(kind="http")])
+    export_id = create_export(session, owner=owner, request=request).id  # about 300 x 300 px: 2 x 2 shards
+    session.commit()
+    assert claim_export(export_id)
+    export_flow(export_id)
+    session.expire_all()
+    view = export_view(session, session.get(Export, export_id))
+    assert view.status == ExportStatus.success, view.error
+    key = f"artifacts/export-{export_id}/export-{export_id}.zip"
+    assert view.artifact == f"s3://{bucket}/{key}"
+    client = s3_server.client()
+    data = client.get_object(Bucket=bucket, Key=key)["Body"].read()
+    assert hashlib.sha256(data).hexdigest() == view.targets[0].result["sha256"]
+    with zipfile.ZipFile(io.BytesIO(data)) as zipped:
+        assert zipped.testzip() is None  # every member's CRC, written before its bytes existed
+        assert len([n for n in zipped.namelist() if n.endswith(".tif")]) == 4
+    # Written by a multipart upload (a publish from this machine would have been one PUT), with no temporary
+    # object, upload or local file left behind.
+    assert client.head_object(Bucket=bucket, Key=key)["ETag"].strip('"').endswith("-1")
+    names = sorted(o["Key"].rsplit("/", 1)[1] for o in client.list_objects_v2(Bucket=bucket)["Contents"])
+    assert names == [f"export-{export_id}.{ext}" for ext in ("manifest.json", "png", "stac.json", "zip")]
+    assert not client.list_multipart_uploads(Bucket=bucket).get("Uploads")
+    assert not (Path(get_settings().home) / "staging" / f"export-{export_id}").exists()
+    download = TestClient(create_app()).get(urlsplit(view.targets[0].result["url"]).path)
+    assert download.status_code == 200 and download.content == data
 
 
 def test_an_export_end_to_end_into_seaweedfs(session, owner, project, seaweedfs):

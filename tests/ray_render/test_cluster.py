@@ -10,12 +10,15 @@ import subprocess
 import sys
 import tempfile
 import textwrap
+from datetime import UTC, datetime
 
 import numpy as np
 import rasterio
 
 from ray_render.grid import plan_grid
+from ray_render.product import render_product
 from ray_render.render import RenderOptions, render
+from ray_render.shards import shard_windows
 from tests.ray_render.test_render import tree_of
 
 SCRIPT = textwrap.dedent("""
@@ -76,6 +79,11 @@ UPLOAD_SCRIPT = textwrap.dedent("""
     from ray_render.grid import OutputGrid
     from ray_render.render import RenderOptions, render
     from ray_render.upload import S3Output
+    from dataclasses import replace
+    from datetime import UTC, datetime
+    from pathlib import Path
+    from ray_render.product import render_product
+    from ray_render.shards import shard_windows
 
     tree, grid = json.loads(sys.argv[1]), OutputGrid.from_dict(json.loads(sys.argv[2]))
     output = S3Output(**json.loads(sys.argv[3]))
@@ -83,9 +91,14 @@ UPLOAD_SCRIPT = textwrap.dedent("""
     cluster.add_node(num_cpus=1)
     ray.init(address=cluster.address)
     cluster.wait_for_nodes()
-    result = render(parse_tool_tree(tree), grid, sys.argv[4], RenderOptions(tile_size=256, pool_size=2, label="s3"),
-                    upload=output)
+    options = RenderOptions(tile_size=256, pool_size=2, label="s3")
+    result = render(parse_tool_tree(tree), grid, sys.argv[4], options, upload=output)
     print(json.dumps(asdict(result)))
+    # The same render as a package of 768 px shards, written by the actors of both nodes into one ZIP.
+    package = replace(output, key=output.key.replace(".tif", ".zip"))
+    packaged = render_product(parse_tool_tree(tree), grid, Path(sys.argv[4]), options, upload=package,
+                              shard_windows=shard_windows(grid, 768), created=datetime(2026, 12, 5, tzinfo=UTC))
+    print(json.dumps(packaged.model_dump(mode="json", exclude={"quicklook"})))
     ray.shutdown()
     cluster.shutdown()
 """)
@@ -108,13 +121,20 @@ def test_two_nodes_upload_an_s3_scene_render_into_s3_without_pixels_through_the_
     done = run_on_two_nodes(UPLOAD_SCRIPT, json.dumps(tree.to_json()), json.dumps(GRID.to_dict()), json.dumps(output),
                             str(tmp_path / "staged" / "export-1.tif"))
     assert done.returncode == 0, done.stderr[-3000:]
-    two = json.loads(done.stdout.strip().splitlines()[-1])
+    two, packaged = (json.loads(line) for line in done.stdout.strip().splitlines()[-2:])
     stored = s3_server.client().get_object(Bucket=bucket, Key="renders/export-1.tif")["Body"].read()
     assert stored == (tmp_path / "one-node.tif").read_bytes() and two["sha256"] == one.sha256  # byte for byte
     assert len(two["tiles_by_node"]) == 2 and sum(two["tiles_by_node"].values()) == 49  # actors on both nodes
     # What the driver received: block positions, references and part ETags, about 0.2 % of the file here.
     assert 0 < two["driver_bytes"] < min(64 * 1024, one.bytes // 100)
     assert not (tmp_path / "staged" / "export-1.tif").exists()
+    # The package: the same bytes as one node's, its shards' tiles made on both nodes, no pixel through the driver.
+    one_package = render_product(tree, GRID, tmp_path / "one" / "export-1.tif", RenderOptions(tile_size=256),
+                                 shard_windows=shard_windows(GRID, 768), created=datetime(2026, 12, 5, tzinfo=UTC))
+    stored = s3_server.client().get_object(Bucket=bucket, Key="renders/export-1.zip")["Body"].read()
+    assert stored == (tmp_path / "one" / "export-1.zip").read_bytes() and packaged["sha256"] == one_package.sha256
+    assert len(packaged["tiles_by_node"]) == 2 and len(packaged["shards"]) == 9
+    assert 0 < packaged["driver_bytes"] < min(64 * 1024, one_package.bytes // 100)
 
 
 
