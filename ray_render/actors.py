@@ -44,6 +44,7 @@ class TileActor:
         self._spills = local
         self._blocks = BlockMaker(blocks, local, name, node) if blocks is not None else None
         self._s3 = None  # a client for uploads, made with the first
+        self._read_back = {}  # object URI -> the SHA-256 of its bytes so far (hashlib), read by hash_ranges
         # Custom metrics, shown in the Ray dashboard (Metrics) and exported to Prometheus, tagged by render.
         tags = {"render": label}
         self._tiles = Counter("geoship_tiles_rendered", "Output tiles rendered.", tag_keys=("render",))
@@ -111,16 +112,26 @@ class TileActor:
         return hash_object(self._client(output), output)
 
     def hash_ranges(self, output, ranges: list[tuple[int, int]]) -> list[str]:
-        """The SHA-256 of each (offset, length) of an uploaded object, read back from the store in one pass."""
+        """The SHA-256 of each (offset, length) of an uploaded object, read back from the store once; the
+        digest of the whole is kept for `copy_then` to finish."""
         from ray_render.upload import hash_ranges
 
-        return hash_ranges(self._client(output), output, ranges)
+        found = hash_ranges(self._client(output), output, ranges)
+        self._read_back[output.uri] = found.whole
+        return found.digests()
 
-    def copy_then(self, output, source, source_size: int, tail: bytes, content_type: str) -> int:
-        """Make `output` the object `source` followed by `tail` (`upload.upload_copy_then`); returns its size."""
-        from ray_render.upload import upload_copy_then
+    def copy_then(self, output, source, source_size: int, tail: bytes, content_type: str) -> tuple[int, str]:
+        """Make `output` the object `source` followed by `tail` (`upload.upload_copy_then`); returns its size and
+        SHA-256: `source`'s digest from `hash_ranges`, continued with the tail (or, if this actor did not read
+        `source`, the new object read back)."""
+        from ray_render.upload import hash_object, upload_copy_then
 
-        return upload_copy_then(output, source, source_size, tail, content_type)
+        size = upload_copy_then(output, source, source_size, tail, content_type)
+        whole = self._read_back.pop(source.uri, None)
+        if whole is None:
+            return hash_object(self._client(output), output)
+        whole.update(tail)
+        return size, whole.hexdigest()
 
     def drop_spill(self) -> None:
         """Remove this actor's spill file: the render has no more use for it."""

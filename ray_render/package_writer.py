@@ -30,15 +30,14 @@ from pathlib import Path
 import rasterio
 import ray
 
-from ray_render.blocks import Layout, Piece, read_ranges, write_pieces
+from ray_render.blocks import Layout, Piece, write_pieces
 from ray_render.grid import OutputGrid
 from ray_render.packaging import Package, package_documents, read_back, shards_vrt
 from ray_render.remote import gdal_options, gdal_path
 from ray_render.results import RenderResult
 from ray_render.scheduling import ActorPool
 from ray_render.stats import band_statistics
-from ray_render.upload import S3Output, delete_object, upload_pieces
-from ray_render.writer import sha256_of
+from ray_render.upload import READ_CHUNK, RangeDigests, S3Output, delete_object, upload_pieces
 from ray_render.ziparchive import ArchiveLayout
 
 ZIP_MEDIA_TYPE = "application/zip"
@@ -111,14 +110,17 @@ class _LocalArchive:
         self.partial = path.with_name(path.name + ".partial")
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._file = open(self.partial, "wb")  # noqa: SIM115 - open until `finish` or `abandon`
+        self._digests: RangeDigests | None = None  # of what was written, read back by `digests`
 
     def write(self, pieces: list[Piece]) -> None:
         write_pieces(self._file, pieces, self.spills)
 
     def digests(self, ranges: list[tuple[int, int]]) -> list[str]:
-        import hashlib
-
-        return [hashlib.sha256(read_ranges(self.partial, [(start, size)])).hexdigest() for start, size in ranges]
+        self._digests = RangeDigests(ranges)
+        with open(self.partial, "rb") as written:
+            while chunk := written.read(READ_CHUNK):
+                self._digests.feed(chunk)
+        return self._digests.digests()
 
     @contextmanager
     def readable(self) -> Iterator[str]:
@@ -128,7 +130,8 @@ class _LocalArchive:
         self._file.write(tail)
         self._file.close()
         os.replace(self.partial, self.path)
-        return str(self.path), self.path.stat().st_size, sha256_of(self.path)
+        self._digests.feed(tail)  # the digest of what `digests` read, continued: the file is read once
+        return str(self.path), self._digests.position, self._digests.whole.hexdigest()
 
     def abandon(self) -> None:
         self._file.close()
@@ -158,12 +161,11 @@ class _S3Archive:
             yield gdal_path(self.staging.uri)
 
     def finish(self, tail: bytes) -> tuple[str, int, str]:
-        actor = self.pool.actors[0]
-        size = ray.get(actor.copy_then.remote(self.output, self.staging, self.size, tail, ZIP_MEDIA_TYPE))
+        # The actor that read the temporary object back (`digests`) continues its digest with the tail: the
+        # archive is never read back whole a second time.
+        size, sha256 = ray.get(self.pool.actors[0].copy_then.remote(self.output, self.staging, self.size, tail,
+                                                                     ZIP_MEDIA_TYPE))
         delete_object(self.staging)
-        stored, sha256 = ray.get(actor.hash_object.remote(self.output))
-        if stored != size:
-            raise RuntimeError(f"{self.output.uri} holds {stored} bytes after upload, expected {size}")
         return self.output.uri, size, sha256
 
     def abandon(self) -> None:

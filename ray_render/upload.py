@@ -184,36 +184,45 @@ def hash_object(client, output: S3Output) -> tuple[int, str]:
     return size, digest.hexdigest()
 
 
-def hash_ranges(client, output: S3Output, ranges: list[tuple[int, int]]) -> list[str]:
-    """The SHA-256 of each (offset, length) of the stored object (ranges in order, not overlapping), read in one
-    pass from the first range's start."""
-    digests = [hashlib.sha256() for _ in ranges]
-    if not ranges:
-        return []
-    start = ranges[0][0]
-    position, current = start, 0
+class RangeDigests:
+    """SHA-256 digests of a file fed in order from its first byte: of the whole, and of each (offset, length) of
+    `ranges` (in order, not overlapping). Feeding may go on past the ranges (the whole's digest)."""
+
+    def __init__(self, ranges: list[tuple[int, int]]):
+        self.ranges, self.whole, self.position, self._current = ranges, hashlib.sha256(), 0, 0
+        self._digests = [hashlib.sha256() for _ in ranges]
+
+    def feed(self, data: bytes) -> None:
+        self.whole.update(data)
+        view, position = memoryview(data), self.position
+        while view and self._current < len(self.ranges):
+            offset, length = self.ranges[self._current]
+            if position < offset:  # bytes before the next range
+                skip = min(len(view), offset - position)
+                view, position = view[skip:], position + skip
+                continue
+            take = min(len(view), offset + length - position)
+            self._digests[self._current].update(view[:take])
+            view, position = view[take:], position + take
+            if position == offset + length:
+                self._current += 1
+        self.position += len(data)
+
+    def digests(self) -> list[str]:
+        if self._current < len(self.ranges):
+            raise RenderError(f"the file ended at byte {self.position}, before the range at {self.ranges[self._current][0]}")
+        return [digest.hexdigest() for digest in self._digests]
+
+
+def hash_ranges(client, output: S3Output, ranges: list[tuple[int, int]]) -> RangeDigests:
+    """The stored object read whole, once, into the digests of its `ranges` and of the whole."""
+    found = RangeDigests(ranges)
     try:
-        body = client.get_object(Bucket=output.bucket, Key=output.key, Range=f"bytes={start}-")["Body"]
-        for chunk in body.iter_chunks(READ_CHUNK):
-            view = memoryview(chunk)
-            while view and current < len(ranges):
-                offset, length = ranges[current]
-                if position < offset:  # bytes between ranges
-                    skip = min(len(view), offset - position)
-                    view, position = view[skip:], position + skip
-                    continue
-                take = min(len(view), offset + length - position)
-                digests[current].update(view[:take])
-                view, position = view[take:], position + take
-                if position == offset + length:
-                    current += 1
-            if current == len(ranges):
-                break
+        for chunk in client.get_object(Bucket=output.bucket, Key=output.key)["Body"].iter_chunks(READ_CHUNK):
+            found.feed(chunk)
     except Exception as exc:
         raise storage_error(exc, f"reading back {output.uri}") from None
-    if current < len(ranges):
-        raise RenderError(f"{output.uri} ended at byte {position}, before the range at {ranges[current][0]}")
-    return [digest.hexdigest() for digest in digests]
+    return found
 
 
 def upload_copy_then(output: S3Output, source: S3Output, source_size: int, tail: bytes, content_type: str) -> int:
@@ -259,6 +268,12 @@ def upload_copy_then(output: S3Output, source: S3Output, source_size: int, tail:
         if not isinstance(exc, Exception):
             raise
         raise storage_error(exc, f"completing the upload of {output.uri}") from None
+    try:
+        stored = client.head_object(Bucket=output.bucket, Key=output.key)["ContentLength"]
+    except Exception as exc:
+        raise storage_error(exc, f"reading back {output.uri}") from None
+    if stored != size:
+        raise RenderError(f"{output.uri} holds {stored} bytes after upload, expected {size}")
     return size
 
 

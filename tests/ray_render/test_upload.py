@@ -124,3 +124,25 @@ def test_a_part_refused_mid_upload_aborts_the_upload(ray_cluster, platform_write
     client = platform_writer.client()
     assert not client.list_multipart_uploads(Bucket=bucket).get("Uploads")  # aborted: its parts are gone
     assert not client.list_objects_v2(Bucket=bucket).get("Contents")  # nothing under the key
+
+
+def test_range_digests_follow_ranges_across_any_chunking():
+    import random
+
+    from ray_render.upload import RangeDigests
+
+    rng = random.Random(9)
+    data = rng.randbytes(100_000)
+    ranges = [(10, 0), (10, 5000), (7000, 1), (7001, 40_000), (99_000, 1000)]
+    for _ in range(20):
+        found, at = RangeDigests(ranges), 0
+        while at < len(data):
+            step = rng.randint(1, 9000)
+            found.feed(data[at:at + step])
+            at += step
+        assert found.digests() == [hashlib.sha256(data[o:o + n]).hexdigest() for o, n in ranges]
+        assert found.whole.hexdigest() == hashlib.sha256(data).hexdigest() and found.position == len(data)
+    short = RangeDigests([(0, 10), (200, 10)])
+    short.feed(data[:100])
+    with pytest.raises(Exception, match="before the range at 200"):
+        short.digests()
