@@ -91,14 +91,19 @@ class TreeSampler(threading.Thread):
         self.join()
 
 
-def render_one(args, side: int) -> dict:
-    """Render the job onto a grid `side` px wide in this process, as a flow run does; returns what was written."""
-    paths = scenes(args.size, args.resolution)
+def job(size: int, resolution: float):
+    """The job's tool tree (the generated scenes, 3 bands uint16, the AOI as a cutline) and its AOI in EPSG:3857."""
+    paths = scenes(size, resolution)
     sources = [scene_source(Scene(name=p.stem, owner_id=0, **asdict(inspect_scene(path=str(p))))) for p in paths]
     aoi = reproject_geometry(shape(AOI), "EPSG:4326", "EPSG:3857")
     node = Mask(input=Identity(input=ProjectSource(scenes=sources, bands=["red", "green", "blue"])),
                 geometry=to_geojson(aoi), crs="EPSG:3857")
-    tree = parse_tool_tree(Output(input=node, dtype="uint16", nodata=0).model_dump(mode="json"))
+    return parse_tool_tree(Output(input=node, dtype="uint16", nodata=0).model_dump(mode="json")), aoi
+
+
+def render_one(args, side: int) -> dict:
+    """Render the job onto a grid `side` px wide in this process, as a flow run does; returns what was written."""
+    tree, aoi = job(args.size, args.resolution)
     ensure_ray(num_cpus=os.cpu_count())
     settings = get_settings()
     options = RenderOptions(tile_size=args.tile_size, gdal_cache_mb=settings.gdal_cache_mb)

@@ -22,7 +22,6 @@ import socket
 import subprocess
 import sys
 import time
-from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -32,16 +31,11 @@ sys.path.insert(0, str(ROOT / "bench"))
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 os.environ.setdefault("RAY_AUTH_MODE", "disabled")
 
-from compare_gdalwarp import AOI, OUT, scenes  # noqa: E402
-from shapely.geometry import shape  # noqa: E402
+from compare_gdalwarp import OUT  # noqa: E402
+from memory import job  # noqa: E402
 
-from models.catalogue import scene_source  # noqa: E402
-from models.tables import Scene  # noqa: E402
-from models.tooltree import Identity, Mask, Output, ProjectSource, parse_tool_tree  # noqa: E402
 from ray_render.cluster import ensure_ray  # noqa: E402
-from ray_render.geometry import reproject_geometry, to_geojson  # noqa: E402
 from ray_render.grid import plan_grid  # noqa: E402
-from ray_render.inspect import inspect_scene  # noqa: E402
 from ray_render.product import render_product  # noqa: E402
 from ray_render.render import RenderOptions  # noqa: E402
 from ray_render.shards import plan_shards  # noqa: E402
@@ -76,12 +70,7 @@ def main() -> None:
     parser.add_argument("--tile-size", type=int, default=512)
     args = parser.parse_args()
 
-    paths = scenes(args.size, args.resolution)
-    sources = [scene_source(Scene(name=p.stem, owner_id=0, **asdict(inspect_scene(path=str(p))))) for p in paths]
-    aoi = reproject_geometry(shape(AOI), "EPSG:4326", "EPSG:3857")
-    node = Mask(input=Identity(input=ProjectSource(scenes=sources, bands=["red", "green", "blue"])),
-                geometry=to_geojson(aoi), crs="EPSG:3857")
-    tree = parse_tool_tree(Output(input=node, dtype="uint16", nodata=0).model_dump(mode="json"))
+    tree, aoi = job(args.size, args.resolution)
     left, _, right, _ = aoi.bounds
     grid = plan_grid("EPSG:3857", aoi.bounds, (right - left) / args.side)
     windows = plan_shards(grid, tree.root, args.tile_size, args.shard_mb * 10**6)
