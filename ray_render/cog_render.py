@@ -6,7 +6,8 @@ made, the block is reduced by the actor that made its first input (its pixels ar
 to the top. The driver sees block positions and object references only. When every block of a COG exists, the
 driver writes the header and copies the blocks into place (`blocks.assemble`), while the actors go on with the
 next shard; or, for a COG in object storage, the actors upload it as the parts of one multipart upload
-(`upload`). Each pixel is decoded, warped, evaluated, reduced and encoded once.
+(`upload`); or, for shards to be packaged, every COG's blocks wait for the package to be written from them
+(`package_writer`). Each pixel is decoded, warped, evaluated, reduced and encoded once.
 """
 
 from __future__ import annotations

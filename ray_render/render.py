@@ -2,7 +2,8 @@
 
 A render writes one COG, or several shards: windows of one output grid, each its own COG, rendered by one
 actor pool in turn. Lossless COGs are made in the actors themselves (`cog_render`: each pixel is encoded once,
-where it was rendered, and the driver only assembles bytes). JPEG and WEBP COGs, whose validity travels in a
+where it was rendered, and the driver only assembles bytes); shards of those go into their package straight
+from the blocks (`package_writer`), with no shard file in between. JPEG and WEBP COGs, whose validity travels in a
 mask GDAL builds, take GDAL's COG driver: actors return pixels, the driver streams them into a working file and
 finishes each shard's COG on a background thread while the actors render the next shard.
 
