@@ -102,6 +102,7 @@ class PackageWriter:
                                statistics=statistics)
         return results
 
+
 class _LocalArchive:
     """The package as a local file: written at `<path>.partial`, renamed into place when complete."""
 
