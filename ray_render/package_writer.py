@@ -27,17 +27,15 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 
-import rasterio
 import ray
 
 from ray_render.blocks import Layout, Piece, write_pieces
 from ray_render.grid import OutputGrid
 from ray_render.packaging import Package, package_documents, read_back, shards_vrt
-from ray_render.remote import gdal_options, gdal_path
 from ray_render.results import RenderResult
 from ray_render.scheduling import ActorPool
 from ray_render.stats import band_statistics
-from ray_render.upload import READ_CHUNK, RangeDigests, S3Output, delete_object, upload_pieces
+from ray_render.upload import READ_CHUNK, RangeDigests, S3Output, delete_object, readable, upload_pieces
 from ray_render.ziparchive import ArchiveLayout
 
 ZIP_MEDIA_TYPE = "application/zip"
@@ -157,9 +155,8 @@ class _S3Archive:
 
     @contextmanager
     def readable(self) -> Iterator[str]:
-        environ = {**os.environ, **({"AWS_ENDPOINT_URL_S3": self.output.endpoint_url} if self.output.endpoint_url else {})}
-        with rasterio.Env(**gdal_options(environ)):
-            yield gdal_path(self.staging.uri)
+        with readable(self.staging) as path:
+            yield path
 
     def finish(self, tail: bytes) -> tuple[str, int, str]:
         # The actor that read the temporary object back (`digests`) continues its digest with the tail: the

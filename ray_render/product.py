@@ -4,7 +4,6 @@ by a `models.rendered.Rendered`. The export flow only orchestrates around this c
 
 from __future__ import annotations
 
-import os
 import shutil
 import time
 from collections.abc import Callable, Iterator
@@ -12,7 +11,6 @@ from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 
-import rasterio
 from rasterio.windows import Window
 
 from models.errors import RenderError
@@ -26,13 +24,12 @@ from ray_render.package_writer import PackageWriter
 from ray_render.packaging import package_shards
 from ray_render.quality import quality_of
 from ray_render.quicklook import quicklook_png
-from ray_render.remote import gdal_options, gdal_path
 from ray_render.render import RenderOptions, cog_options, render, render_shards
 from ray_render.results import RenderResult, Shard
 from ray_render.shards import SHARDS_DIR
 from ray_render.stac import stac_item
 from ray_render.stats import band_statistics
-from ray_render.upload import S3Output
+from ray_render.upload import S3Output, readable
 
 ProgressCallback = Callable[[int, int], None]
 
@@ -94,9 +91,8 @@ def _readable(where: str, upload: S3Output | None) -> Iterator[str]:
     if upload is None or where != upload.uri:
         yield where
         return
-    environ = {**os.environ, **({"AWS_ENDPOINT_URL_S3": upload.endpoint_url} if upload.endpoint_url else {})}
-    with rasterio.Env(**gdal_options(environ)):
-        yield gdal_path(where)
+    with readable(upload) as path:
+        yield path
 
 
 def _rendered(whole: RenderResult, kind: str, uri: str, size: int, sha256: str, parts: list[RenderResult],

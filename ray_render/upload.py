@@ -18,17 +18,21 @@ from __future__ import annotations
 import base64
 import hashlib
 import math
+import os
 import pickle
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+import rasterio
 import ray
 from ray.exceptions import RayActorError, RayError
 
 from models.errors import OutputRefused, RenderError
 from ray_render.blocks import Layout, Piece, read_ranges
+from ray_render.remote import gdal_options, gdal_path
 from ray_render.scheduling import TILE_ATTEMPTS, ActorPool, is_permanent
 
 MIN_PART = 5 * 1024**2  # S3's limits: every part but the last at least 5 MiB, at most 10,000 parts
@@ -173,15 +177,17 @@ def put_part(client, output: S3Output, upload_id: str, number: int, segments: li
 
 def hash_object(client, output: S3Output) -> tuple[int, str]:
     """The stored object's size and SHA-256, read back from the store."""
-    digest, size = hashlib.sha256(), 0
-    try:
-        body = client.get_object(Bucket=output.bucket, Key=output.key)["Body"]
-        for chunk in body.iter_chunks(READ_CHUNK):
-            digest.update(chunk)
-            size += len(chunk)
-    except Exception as exc:
-        raise storage_error(exc, f"reading back {output.uri}") from None
-    return size, digest.hexdigest()
+    found = hash_ranges(client, output, [])
+    return found.position, found.whole.hexdigest()
+
+
+@contextmanager
+def readable(output: S3Output) -> Iterator[str]:
+    """The GDAL path of the stored object, readable inside the block with the platform's credentials (the
+    standard AWS environment) at the output's endpoint."""
+    environ = {**os.environ, **({"AWS_ENDPOINT_URL_S3": output.endpoint_url} if output.endpoint_url else {})}
+    with rasterio.Env(**gdal_options(environ)):
+        yield gdal_path(output.uri)
 
 
 class RangeDigests:
