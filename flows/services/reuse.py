@@ -51,13 +51,16 @@ def reusable_render(store: ArtifactStore, *, owner_id: int, fingerprint: str | N
     with what it rendered; None when there is none. (The store is asked after the database's transaction ends.)"""
     if fingerprint is None:
         return None
+    # `artifact`, not `rendered`: the JSON column holds JSON null, which is not SQL NULL, until the render is done
+    # (an identical export still rendering is no candidate).
     query = (select(Export.id, Export.rendered)
-             .where(Export.owner_id == owner_id, Export.render_fingerprint == fingerprint, Export.rendered.is_not(None))
+             .where(Export.owner_id == owner_id, Export.render_fingerprint == fingerprint, Export.artifact.is_not(None))
              .order_by(Export.id.desc()).limit(CANDIDATES))
     if exclude is not None:
         query = query.where(Export.id != exclude)
     with Session(get_engine()) as session:
-        candidates = [(export_id, Rendered.model_validate(rendered)) for export_id, rendered in session.exec(query)]
+        candidates = [(export_id, Rendered.model_validate(rendered)) for export_id, rendered in session.exec(query)
+                      if rendered is not None]
     for export_id, rendered in candidates:
         if (rendered.stac_uri and store.size(rendered.uri) == rendered.bytes
                 and all(store.size(uri) is not None for uri in (rendered.stac_uri, rendered.quicklook_uri) if uri)):

@@ -9,7 +9,6 @@ from pathlib import Path
 import pytest
 from prefect.client.orchestration import get_client
 from prefect.states import Completed, Crashed, Failed, Running
-from sqlalchemy import update
 
 from delivery.artifacts import artifact_store
 from flows.export_flow import export_flow
@@ -17,13 +16,13 @@ from flows.reconciler import reconcile
 from flows.services.status import claim_export
 from flows.services.submission import create_export
 from flows.starting import cancel_export
-from models.db import get_engine
 from models.schemas import ExportRequest
 from models.status import ExportStatus
 from models.tables import Export
 from models.timestamps import utcnow
 from ray_render.writer import working_files
 from tests.conftest import SMALL_AOI
+from tests.support.rows import finer_grid, set_row
 
 pytestmark = pytest.mark.usefixtures("prefect_server")
 
@@ -32,11 +31,6 @@ def new_export(session, owner, **fields) -> int:
     export = create_export(session, owner=owner, request=ExportRequest(project="alps", resolution=480, **fields))
     session.commit()
     return export.id
-
-
-def set_row(export_id: int, **values) -> None:
-    with get_engine().begin() as connection:
-        connection.execute(update(Export).where(Export.id == export_id).values(**values))
 
 
 def flow_run_in(state, export_id: int) -> str:
@@ -130,7 +124,7 @@ def test_cancelling_stops_an_in_process_render_and_leaves_nothing(session, owner
 
     get_settings.cache_clear()
     export_id = new_export(session, owner)
-    set_row(export_id, resolution=30.0, grid=_finer_grid(session, export_id))
+    set_row(export_id, resolution=30.0, grid=finer_grid(session, export_id))
     assert claim_export(export_id)
     outcome = {}
     runner = threading.Thread(target=lambda: outcome.setdefault("error", _run(export_id)))
@@ -147,15 +141,6 @@ def test_cancelling_stops_an_in_process_render_and_leaves_nothing(session, owner
     staged = artifact_store().staging_path(export_id)
     assert not staged.exists() and not any(p.exists() for p in working_files(staged))
     assert "no longer rendering" in outcome["error"]
-
-
-def _finer_grid(session, export_id: int) -> dict:
-    from ray_render.grid import OutputGrid, plan_grid
-
-    grid = OutputGrid.from_dict(session.get(Export, export_id).grid)
-    left, top = grid.transform.c, grid.transform.f
-    right, bottom = left + grid.width * grid.transform.a, top + grid.height * grid.transform.e
-    return plan_grid(grid.crs, (left, bottom, right, top), 30.0).to_dict()
 
 
 def _run(export_id: int) -> str:

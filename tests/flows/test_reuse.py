@@ -25,6 +25,7 @@ from models.status import ExportStatus
 from models.tables import Export
 from models.users import issue_api_token
 from tests.conftest import SMALL_AOI
+from tests.support.rows import set_row
 from tests.support.stac import validate_stac
 
 pytestmark = pytest.mark.usefixtures("ray_cluster", "prefect_server")
@@ -87,6 +88,20 @@ def test_an_identical_export_is_delivered_from_a_copy_of_the_earlier_render(sess
     # Deleting the first export's file leaves the second's whole (a copy, not a reference).
     Path(first.artifact).unlink()
     assert sha256_of(second.artifact) == rendered.sha256
+
+
+def test_an_identical_export_still_rendering_is_not_reused_and_its_twin_renders(session, owner, project):
+    fields = {"aoi": SMALL_AOI, "resolution": 480}
+    twin = create_export(session, owner=owner, request=ExportRequest(project="alps", **fields))
+    session.commit()
+    assert claim_export(twin.id)
+    # The twin is mid-render: its fingerprint recorded (as its reuse check does first), no file yet.
+    set_row(twin.id, status=ExportStatus.rendering, render_fingerprint=render_fingerprint(
+        tool=twin.tool, grid=twin.grid, compression=twin.compression, resampling=twin.resampling))
+
+    done = run(session, owner, **fields)
+
+    assert done.rendered["reused_from"] is None and done.rendered["tiles"] > 0
 
 
 def test_what_changes_the_bytes_renders_again(session, owner, project, sample_scene_paths):
