@@ -21,7 +21,7 @@ from contextlib import contextmanager
 
 from prefect.client.orchestration import get_client
 from prefect.concurrency.sync import concurrency
-from prefect.exceptions import ObjectNotFound
+from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound
 from sqlmodel import Session, func, select
 
 from models.db import get_engine
@@ -61,7 +61,10 @@ def size_render_limit(cpus: int) -> int:
     """Create or resize the global limit for a cluster of `cpus` CPUs; returns the limit."""
     limit = limit_for(cpus)
     with get_client(sync_client=True) as client:
-        client.upsert_global_concurrency_limit_by_name(RENDER_LIMIT, limit)
+        try:
+            client.upsert_global_concurrency_limit_by_name(RENDER_LIMIT, limit)
+        except ObjectAlreadyExists:  # another run created it between this one's read and create: update it
+            client.upsert_global_concurrency_limit_by_name(RENDER_LIMIT, limit)
     return limit
 
 
