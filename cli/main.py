@@ -12,6 +12,7 @@ from cli.exports import export_app, logs, run, status
 from cli.tools import tools_app
 from cli.users import users_app
 from cli.webhooks import webhook_app
+from cli.worker import worker
 
 app = typer.Typer(name="geoship", help="Order exports of imagery and have them delivered.", no_args_is_help=True,
                   pretty_exceptions_enable=False)
@@ -39,6 +40,7 @@ app.command("run")(run)
 app.command("status")(status)
 app.command("logs")(logs)
 app.command("demo")(demo)
+app.command("worker")(worker)
 
 
 def share_metrics_between_workers() -> None:

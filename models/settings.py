@@ -74,6 +74,10 @@ class Settings(BaseSettings):
     interactive_max_bytes: int = Field(default=256 * 1024**2, ge=0)
     export_deployment: str = "export/export"
     retry_delivery_deployment: str = "retry-delivery/retry-delivery"
+    # `geoship worker` (flows/resident.py): how often it asks Prefect for scheduled runs, and how many runs it
+    # has in progress at once. A poll is one small query; a run waits half of this on average to start.
+    worker_poll_seconds: float = Field(default=0.5, gt=0, le=60)
+    worker_runs: int = Field(default=4, ge=1, le=64)
     # Largest output an export may have, in uncompressed bytes.
     max_export_bytes: int = 64 * 1024**3
     # Outputs larger than this (uncompressed bytes) are split into shards of at most this size on one grid,

@@ -1,0 +1,56 @@
+"""`geoship worker`: run the export deployments' flow runs in this long-lived process (flows/resident.py)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+
+import typer
+
+from cli.common import EXIT_REFUSED, err_console
+
+
+def worker(
+    runs: int = typer.Option(None, min=1, help="Flow runs in progress at once (default: GEOSHIP_WORKER_RUNS, 4)"),
+    poll_seconds: float = typer.Option(None, min=0.05, help="Seconds between polls of Prefect "
+                                                            "(default: GEOSHIP_WORKER_POLL_SECONDS, 0.5)"),
+) -> None:
+    """Claim and run the `export` and `retry-delivery` deployments' flow runs here, with Prefect, geoship and GDAL
+    imported and Ray joined once, instead of a new process per run. Runs beside (or instead of) `prefect worker
+    start --pool geoship`. SIGINT or SIGTERM: claim nothing more and let the runs in progress finish; a second
+    one: stop at once (the reconciler queues the unfinished exports again)."""
+    from prefect.exceptions import ObjectNotFound
+    from prefect.settings import PREFECT_API_URL
+
+    if not PREFECT_API_URL.value():
+        err_console.print("error: PREFECT_API_URL: a worker serves a Prefect server's deployments; none is set")
+        raise typer.Exit(EXIT_REFUSED)
+    from flows.export_flow import export_flow, retry_delivery_flow
+    from flows.resident import ResidentWorker
+    from flows.warmup import start_services
+    from models.settings import get_settings
+
+    settings = get_settings()
+    resident = ResidentWorker({settings.export_deployment: export_flow,
+                               settings.retry_delivery_deployment: retry_delivery_flow},
+                              runs=runs or settings.worker_runs,
+                              poll_seconds=poll_seconds or settings.worker_poll_seconds)
+    start_services()  # Ray joined before the first run, not on its way to the first tile
+    stop = threading.Event()
+
+    def on_signal(signum, frame) -> None:
+        if stop.is_set():  # at once: Python's exit would join the flow-run threads first
+            os._exit(128 + signum)
+        err_console.print("stopping: no new runs; waiting for the runs in progress (again to stop at once)")
+        stop.set()
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    try:
+        resident.start()
+    except ObjectNotFound:
+        err_console.print(f"error: deployments {', '.join(resident.deployments)}: not all found on the Prefect "
+                          "server; create them with `prefect deploy --all`")
+        raise typer.Exit(EXIT_REFUSED) from None
+    resident.serve(stop)
