@@ -1,5 +1,5 @@
-"""An export end to end, as a user orders it, against gdalwarp on the same job: from `geoship export --wait` to
-`success`, with a Prefect server and a Ray head already running.
+"""An export end to end, as a user orders it, against gdalwarp on the same job: from the order to `success`, with
+a Prefect server and a Ray head already running.
 
 Starts, in a temporary directory: a Ray head (`ray start --head`, the machine's CPUs) and `prefect server start`;
 geoship keeps its embedded SQLite database and local artifact directory there. Registers compare_gdalwarp.py's
@@ -8,10 +8,13 @@ scenes (generated under bench/out/ once) as a project shared with one user per r
             user runs it, each repeat as another user (an identical export of the same user would reuse the
             earlier file and render nothing);
   gdalwarp  the same mosaic, reprojection (and clip) into a deflate COG (compare_gdalwarp.run_gdalwarp).
+With `--via api` the order is a POST to `geoship serve` instead, and `geoship worker` (the resident worker, on the
+deployments of prefect.yaml) runs it; the time runs from the POST until a GET of the export says `success`.
 Reports the medians and their ratio, the render's own time inside the export (`rendered.seconds`) and the rest
 of it, the fixed cost (process start, Ray connection and actors, the flow, STAC, checksum, publish, link).
 Run:  .venv/bin/python bench/end_to_end.py --job mosaic --size 6000 --resolution 10     (about 100 Mpx)
       .venv/bin/python bench/end_to_end.py --size 13000 --resolution 1.5 --repeats 2    (the 20,000 px job)
+      .venv/bin/python bench/end_to_end.py --job mosaic --size 6000 --resolution 10 --via api
 """
 
 from __future__ import annotations
@@ -66,13 +69,45 @@ def start_services(home: Path) -> tuple[list[Service], dict]:
     return services, {**env, "RAY_ADDRESS": f"127.0.0.1:{ray_port}"}
 
 
-def register(paths: list[Path], bands: str, users: list[str], env: dict) -> None:
-    """The scenes as project `bench` of the acting user, shared with each of `users`."""
+def register(paths: list[Path], bands: str, users: list[str], env: dict) -> dict[str, str]:
+    """The scenes as project `bench` of the acting user, shared with each of `users`; returns their API tokens."""
     geoship(["projects", "create", "bench"], env)
     geoship(["scenes", "add", *map(str, paths), "--project", "bench", "--bands", bands], env)
+    tokens = {}
     for user in users:
-        geoship(["users", "create", user], env)
+        tokens[user] = geoship(["users", "create", user], env).strip().splitlines()[-1]
         geoship(["projects", "share", "bench", user], env)
+    return tokens
+
+
+def start_api_and_worker(home: Path, env: dict) -> tuple[list[Service], str]:
+    """The deployments of prefect.yaml, `geoship serve` and the resident worker `geoship worker`; returns the
+    services and the API's base URL."""
+    env = {**env, "GEOSHIP_REPO_DIR": str(ROOT)}
+    subprocess.run([str(BIN / "prefect"), "work-pool", "create", "geoship", "--type", "process"], env=env, cwd=ROOT,
+                   check=True, capture_output=True)
+    subprocess.run([str(BIN / "prefect"), "--no-prompt", "deploy", "--all"], env=env, cwd=ROOT, check=True,
+                   capture_output=True)
+    port = free_port()
+    api = Service("api", [str(BIN / "geoship"), "serve", "--port", str(port)], env, home, cwd=ROOT)
+    worker = Service("worker", [str(BIN / "geoship"), "worker"], env, home, cwd=ROOT)
+    api.wait_for_http(f"http://127.0.0.1:{port}/health", 60)
+    return [worker, api], f"http://127.0.0.1:{port}"
+
+
+def order_by_api(base: str, token: str, request: dict) -> dict:
+    """POST the export, then GET it every 20 ms until it has finished; returns its last view."""
+    import httpx
+
+    with httpx.Client(base_url=base, headers={"Authorization": f"Bearer {token}"}, timeout=60) as client:
+        response = client.post("/api/v1/exports", json=request)
+        response.raise_for_status()
+        export_id = response.json()["id"]
+        while True:
+            view = client.get(f"/api/v1/exports/{export_id}").json()
+            if view["status"] in ("success", "error"):
+                return view
+            time.sleep(0.02)
 
 
 def render_seconds(home: Path, export_id: int) -> float:
@@ -95,6 +130,9 @@ def main() -> None:
     parser = job_arguments(__doc__, "end-to-end.json")
     parser.add_argument("--job", choices=["aoi", "mosaic"], default="aoi")
     parser.add_argument("--resampling", default="nearest")
+    parser.add_argument("--via", choices=["cli", "api"], default="cli",
+                        help="cli: `geoship export --wait` as a new process; api: a POST to `geoship serve`, run by "
+                             "`geoship worker`")
     args = parser.parse_args()
     OUT.mkdir(parents=True, exist_ok=True)
     tree, grid, warp_inputs, aoi_path = job(args, scenes(args.size, args.resolution))
@@ -106,7 +144,14 @@ def main() -> None:
         services, env = start_services(home)
         try:
             users = [f"user{i}" for i in range(args.repeats)]
-            register(project_scenes, bands, users, env)
+            tokens = register(project_scenes, bands, users, env)
+            if args.via == "api":
+                started_services, base = start_api_and_worker(home, env)
+                services += started_services
+            request = {"project": "bench", "srid": 3857, "resolution": grid.resolution, "resampling": args.resampling,
+                       "bands": ["red", "green", "blue"]}
+            if aoi_path is not None:
+                request["aoi"] = json.loads(aoi_path.read_text())["features"][0]["geometry"]
             order = ["export", "--project", "bench", "--srid", "3857", "--resolution", repr(grid.resolution),
                      "--resampling", args.resampling, "--bands", "red,green,blue", "--wait", "--json"]
             if aoi_path is not None:
@@ -115,7 +160,10 @@ def main() -> None:
             times: dict[str, list[float]] = {"geoship": [], "gdalwarp": [], "render": []}
             for i in range(args.repeats):
                 launched, started = time.time(), time.perf_counter()
-                view = json.loads(geoship(order, {**env, "GEOSHIP_USER": users[i]}))
+                if args.via == "api":
+                    view = order_by_api(base, tokens[users[i]], request)
+                else:
+                    view = json.loads(geoship(order, {**env, "GEOSHIP_USER": users[i]}))
                 times["geoship"].append(time.perf_counter() - started)
                 assert view["status"] == "success", view
                 if (view["width"], view["height"]) != (grid.width, grid.height):
@@ -132,7 +180,7 @@ def main() -> None:
     medians = {k: statistics.median(v) for k, v in times.items()}
     fixed = [total - render for total, render in zip(times["geoship"], times["render"], strict=True)]
     result = {
-        "job": args.job, "resampling": args.resampling,
+        "job": args.job, "resampling": args.resampling, "via": args.via,
         "output": {"width": grid.width, "height": grid.height, "megapixels": round(grid.pixels / 1e6, 1)},
         "cpus": os.cpu_count(), "seconds": {k: [round(t, 2) for t in v] for k, v in times.items()},
         "median_s": {k: round(v, 2) for k, v in medians.items()},

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import threading
@@ -20,15 +21,15 @@ def worker(
     imported and Ray joined once, instead of a new process per run. Runs beside (or instead of) `prefect worker
     start --pool geoship`. SIGINT or SIGTERM: claim nothing more and let the runs in progress finish; a second
     one: stop at once (the reconciler queues the unfinished exports again)."""
-    from prefect.exceptions import ObjectNotFound
-    from prefect.settings import PREFECT_API_URL
+    from flows.capacity import prefect_api_configured
 
-    if not PREFECT_API_URL.value():
+    if not prefect_api_configured():
         err_console.print("error: PREFECT_API_URL: a worker serves a Prefect server's deployments; none is set")
         raise typer.Exit(EXIT_REFUSED)
     from flows.export_flow import export_flow, retry_delivery_flow
     from flows.resident import ResidentWorker
     from flows.warmup import start_services
+    from models.errors import NotFound
     from models.settings import get_settings
 
     settings = get_settings()
@@ -36,6 +37,13 @@ def worker(
                                settings.retry_delivery_deployment: retry_delivery_flow},
                               runs=runs or settings.worker_runs,
                               poll_seconds=poll_seconds or settings.worker_poll_seconds)
+    # The worker's own lines (runs claimed, their outcomes) on stderr; Prefect's console handler stays quiet, and
+    # the runs' logs go to the Prefect API (the UI shows them).
+    own = logging.StreamHandler()
+    own.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    for name in ("flows.resident", "flows.starting"):
+        logging.getLogger(name).addHandler(own)
+        logging.getLogger(name).setLevel(logging.INFO)
     start_services()  # Ray joined before the first run, not on its way to the first tile
     stop = threading.Event()
 
@@ -49,8 +57,7 @@ def worker(
     signal.signal(signal.SIGTERM, on_signal)
     try:
         resident.start()
-    except ObjectNotFound:
-        err_console.print(f"error: deployments {', '.join(resident.deployments)}: not all found on the Prefect "
-                          "server; create them with `prefect deploy --all`")
+    except NotFound as exc:
+        err_console.print(f"error: {exc}")
         raise typer.Exit(EXIT_REFUSED) from None
     resident.serve(stop)

@@ -27,7 +27,7 @@ from uuid import UUID
 from prefect.client.orchestration import SyncPrefectClient, get_client
 from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId, FlowRunFilterState, FlowRunFilterStateType
 from prefect.client.schemas.objects import FlowRun, StateType
-from prefect.exceptions import Abort
+from prefect.exceptions import Abort, ObjectNotFound
 from prefect.flow_engine import run_flow
 from prefect.flows import Flow
 from prefect.states import Cancelled, Pending
@@ -37,6 +37,7 @@ from flows.heartbeat import without_prefect_heartbeats
 from flows.notify import announce
 from flows.services.settling import clean_partial_deliveries, this_process
 from flows.services.status import fail_export, set_export_fields
+from models.errors import NotFound
 
 logger = logging.getLogger(__name__)
 
@@ -73,10 +74,14 @@ class ResidentWorker:
         self._lock = threading.Lock()
 
     def start(self) -> None:
-        """Find the deployments; raises ObjectNotFound for one that does not exist (`prefect deploy --all`)."""
+        """Find the deployments; NotFound names one that does not exist."""
         with self._client_factory() as client:
             for name, flow in self._flows_by_name.items():
-                self._flows[client.read_deployment_by_name(name).id] = flow
+                try:
+                    self._flows[client.read_deployment_by_name(name).id] = flow
+                except ObjectNotFound:
+                    raise NotFound(f"deployment {name} is not on the Prefect server; create the deployments with "
+                                   "`prefect deploy --all`") from None
 
     def poll(self) -> list[UUID]:
         """One pass: forget the runs that have returned, pass on cancellations, and claim and start as many
@@ -95,11 +100,6 @@ class ResidentWorker:
                     self._launch(flow_run)
                     started.append(flow_run.id)
             return started
-
-    @property
-    def deployments(self) -> list[str]:
-        """The names of the deployments served."""
-        return list(self._flows_by_name)
 
     def serve(self, stop: threading.Event) -> None:
         """Poll until `stop` is set, then wait for the runs in progress to return (`start` first)."""
@@ -144,10 +144,13 @@ class ResidentWorker:
             set_export_fields(int(export_id), runner=this_process())
         # geoship's own heartbeat on the row watches the run; Prefect's would hold each run's end up to a second.
         with without_prefect_heartbeats():
+            logger.info("flow run %r (%s): started here", flow_run.name, flow_run.id)
             try:
-                run_flow(flow, flow_run=flow_run, return_type="state")
+                state = run_flow(flow, flow_run=flow_run, return_type="state")
             except BaseException:  # the engine records the run's failure itself; this thread lives on
-                logger.exception("flow run %s ended with an exception", flow_run.id)
+                logger.exception("flow run %r (%s): ended with an exception", flow_run.name, flow_run.id)
+            else:
+                logger.info("flow run %r (%s): %s", flow_run.name, flow_run.id, state.name)
 
     def _reap(self) -> None:
         """Forget the runs whose threads have returned; a cancelled one is marked `Cancelled` now."""

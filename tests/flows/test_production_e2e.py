@@ -293,3 +293,26 @@ def test_a_flow_run_process_killed_like_the_oom_killer_does_is_requeued_and_fini
     run([str(BIN / "prefect"), "deployment", "run", "poll-pending-exports/poll-pending-exports"], production["env"])
     done = wait_for_status(client, view["id"], {"success", "error"}, 240, worker.tail)
     assert done["status"] == "success", done["error"]
+
+
+def test_a_resident_worker_runs_the_apis_exports_in_its_own_process_and_drains_on_sigterm(production):
+    """`geoship worker` in place of Prefect's process worker, on the deployments from prefect.yaml."""
+    import signal
+
+    client = api_client(production)
+    production["services"]["worker"].stop()
+    resident = Service("resident-worker", [str(BIN / "geoship"), "worker", "--poll-seconds", "0.2"],
+                       production["env"], production["home"], cwd=REPO_ROOT)
+    production["services"]["worker"] = resident
+    views = [client.post("/api/v1/exports", json={"project": "alps", "resolution": 480 + n / 1000}).json()
+             for n in range(2)]
+    all_succeed_once(production, client, [view["id"] for view in views], resident.tail)
+    log = resident.log.read_text()
+    for view in views:  # Prefect's engine ran each flow run in the worker's own process
+        run_id = client.get(f"/api/v1/exports/{view['id']}").json()["flow_run_id"]
+        assert f"flow run 'export-{view['id']}' ({run_id}): Completed" in log, log[-4000:]
+
+    rendering = long_export_rendering(client, resident, tiles_done=1)
+    resident.process.send_signal(signal.SIGTERM)  # drain: the run in progress finishes, then the worker exits
+    assert resident.process.wait(timeout=240) == 0, resident.tail()
+    assert client.get(f"/api/v1/exports/{rendering['id']}").json()["status"] == "success"

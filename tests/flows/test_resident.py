@@ -17,6 +17,7 @@ from flows.resident import CANCELLED_IN_PREFECT, ResidentWorker
 from flows.services.submission import create_export
 from flows.starting import start_due_exports
 from models.db import get_engine
+from models.errors import NotFound
 from models.schemas import ExportRequest
 from models.settings import get_settings
 from models.status import ExportStatus
@@ -140,3 +141,8 @@ def test_serve_stops_claiming_when_told_and_waits_for_its_runs(session, owner, p
     serving.join(timeout=120)
     assert not serving.is_alive()
     assert flow_run(run_id).state.is_completed()  # the run in progress finished first
+
+
+def test_a_deployment_missing_from_the_server_is_named():
+    with pytest.raises(NotFound, match="deployment export/nowhere is not on the Prefect server"):
+        ResidentWorker({"export/nowhere": export_flow}).start()
