@@ -22,37 +22,53 @@ LATENCY_BUCKETS = [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0]
 
 @ray.remote(num_cpus=1)
 class TileActor:
-    """Opens sources once (in its worker), then renders windows; returns the tile's pixels or its blocks."""
+    """Opens sources once (in its worker), then renders windows; returns the tile's pixels or its blocks.
 
-    def __init__(self, tree: dict, grid: dict, resampling: str, gdal_cache_mb: int, label: str = "render",
-                 error_threshold: float = 0.125, blocks=None, spill_to: str | None = None,
-                 spill_node: str | None = None, name: str = "tile", environment: dict | None = None):
+    Made with what its worker keeps for good (GDAL's cache size, the render's environment), then told what to
+    render with `begin`; a driver that keeps actors between renders (`ray_render.reserve`) begins each again.
+    """
+
+    def __init__(self, gdal_cache_mb: int, environment: dict | None = None):
         # The render's settings for remote scenes (credentials included: ray_render.remote), and GDAL's cache
         # size, set before the first dataset opens: GDAL reads its cache size once.
         from ray_render.remote import adopt
 
         adopt(environment or {})
         os.environ["GDAL_CACHEMAX"] = str(gdal_cache_mb)
-        from ray_render.encoding import BlockMaker  # imported here so the actor's worker builds them
-        from ray_render.tile import TileRenderer
+        from ray_render.encoding import BlockMaker  # noqa: F401 - imported now, before the first render needs it
+        from ray_render.tile import TileRenderer  # noqa: F401
 
-        self._renderer = TileRenderer(tree, grid, resampling=resampling, error_threshold=error_threshold)
-        self._node = node = ray.get_runtime_context().get_node_id()
-        # Spill files are only of use to a driver that can read them (on its own node), or, when actors upload
-        # the output themselves (spill_node None), to the actors on this node.
-        local = spill_to if spill_node in (None, node) else None
-        self._spills = local
-        self._blocks = BlockMaker(blocks, local, name, node) if blocks is not None else None
-        self._s3 = None  # a client for uploads, made with the first
-        self._read_back = {}  # object URI -> the SHA-256 of its bytes so far (hashlib), read by hash_ranges
+        self._node = ray.get_runtime_context().get_node_id()
         # Custom metrics, shown in the Ray dashboard (Metrics) and exported to Prometheus, tagged by render.
-        tags = {"render": label}
         self._tiles = Counter("geoship_tiles_rendered", "Output tiles rendered.", tag_keys=("render",))
         self._bytes = Counter("geoship_source_bytes_read", "Source pixel bytes read into tiles.", tag_keys=("render",))
         self._latency = Histogram("geoship_tile_seconds", "Time to render one tile.", boundaries=LATENCY_BUCKETS,
                                   tag_keys=("render",))
+        self._renderer = self._begun = self._blocks = self._spills = None
+        self._s3 = None  # a client for uploads, made with the first
+        self._read_back = {}  # object URI -> the SHA-256 of its bytes so far (hashlib), read by hash_ranges
+
+    def begin(self, tree: dict, grid: dict, resampling: str, label: str = "render", error_threshold: float = 0.125,
+              blocks=None, spill_to: str | None = None, spill_node: str | None = None, name: str = "tile") -> None:
+        """Set up one render: its tree and grid, and with a `BlockSpec` its block maker and spill file. A failure
+        is raised again by every call of the render, as a constructor's would be."""
+        from ray_render.encoding import BlockMaker
+        from ray_render.tile import TileRenderer
+
+        self.end()  # whatever an earlier render left
+        self._begun = None
+        try:
+            self._renderer = TileRenderer(tree, grid, resampling=resampling, error_threshold=error_threshold)
+        except Exception as exc:
+            self._begun = exc
+            return
+        # Spill files are only of use to a driver that can read them (on its own node), or, when actors upload
+        # the output themselves (spill_node None), to the actors on this node.
+        local = spill_to if spill_node in (None, self._node) else None
+        self._spills = local
+        self._blocks = BlockMaker(blocks, local, name, self._node) if blocks is not None else None
         for metric in (self._tiles, self._bytes, self._latency):
-            metric.set_default_tags(tags)
+            metric.set_default_tags({"render": label})
         self._bytes_reported = 0
         # Busy seconds by step, read with stats() (tuning: is the time in reading, encoding or reducing?).
         self._seconds = {"render": 0.0, "encode": 0.0, "reduce": 0.0, "upload": 0.0}
@@ -138,6 +154,12 @@ class TileActor:
         if self._blocks is not None:
             self._blocks.discard()
 
+    def end(self) -> None:
+        """Let go of the render's sources and files: the actor waits, idle, for the next `begin`."""
+        self.drop_spill()
+        self._renderer = self._blocks = self._s3 = self._spills = None
+        self._read_back = {}
+
     def _client(self, output):
         if self._s3 is None:
             from ray_render.upload import s3_client
@@ -151,6 +173,8 @@ class TileActor:
                 "seconds": {step: round(seconds, 3) for step, seconds in self._seconds.items()}}
 
     def _render(self, window: tuple[int, int, int, int]):
+        if self._begun is not None:
+            raise self._begun
         started = time.perf_counter()
         pixels = self._renderer.render(Window(*window))
         elapsed = time.perf_counter() - started

@@ -39,6 +39,7 @@ from ray_render.grid import OutputGrid, TileIndex, starts_inside, tile_windows
 from ray_render.package_writer import PackageWriter
 from ray_render.reader import DEFAULT_ERROR_THRESHOLD
 from ray_render.remote import scene_environment
+from ray_render.reserve import actor_reserve
 from ray_render.results import RenderResult, Shard
 from ray_render.scheduling import LOCALITY_BAND_TILES, TILE_ATTEMPTS, ActorPool, TileQueues, is_permanent, translate
 from ray_render.upload import S3Output
@@ -132,18 +133,20 @@ def render_shards(tree: ToolTree, grid: OutputGrid, shards: list[Shard], options
     # Neighbouring tiles on one actor: halos reuse its warped blocks, overviews find their pixels local.
     bands = LOCALITY_BAND_TILES if tree.halo() or blocksize is not None else None
     queues = TileQueues(tiles, len(pool.actors), bands)
+    went_well = False
     try:
         if blocksize is not None:
             results = _render_blocks(tree, grid, shards, by_shard, queues, pool, options, spec, spills, on_progress,
                                      upload, archive)
         else:
             results = _render_with_gdal(tree, grid, shards, by_shard, queues, pool, options, cog, on_progress)
+        went_well = True
     except RayError as exc:
         raise translate(exc) from None
     finally:
         if blocksize is not None:
             pool.drop_spills()  # on every node; what dead actors left on this one goes below
-        pool.kill_all()
+        pool.finish(went_well)
         if blocksize is not None:  # after the actors are gone: none can spill into it again
             shutil.rmtree(spills, ignore_errors=True)
     seconds = round(time.perf_counter() - started, 3)
@@ -151,20 +154,31 @@ def render_shards(tree: ToolTree, grid: OutputGrid, shards: list[Shard], options
 
 
 def _start_pool(tree: ToolTree, grid: OutputGrid, options: RenderOptions, size: int, blocks: dict) -> ActorPool:
-    """`size` tile actors for this render, each holding the tree and grid (put in the object store once)."""
+    """`size` tile actors for this render, each holding the tree and grid (put in the object store once): kept
+    ones from this process's reserve when it keeps one (`ray_render.reserve`), new ones for the rest."""
     tree_ref = ray.put(tree.to_json())
     grid_dict = grid.to_dict()
     environment = scene_environment()  # read here, where the render starts, and given to every actor
     names = itertools.count()
     run = uuid.uuid4().hex[:6]  # two renders of one label (a retry while the old run dies) must not clash
+    reserve = actor_reserve()
+    # What an actor's worker keeps for good: only actors made alike serve another render.
+    kind = (options.gdal_cache_mb, tuple(sorted(environment.items())))
+
+    def begun(actor, name: str):
+        actor.begin.remote(tree_ref, grid_dict, options.resampling, options.label, options.warp_error_threshold,
+                           name=name, **blocks)
+        return actor
 
     def make_actor():
-        name = f"tile-{options.label}-{run}-{next(names)}"  # readable in the Ray dashboard's actor list
-        return TileActor.options(name=name).remote(tree_ref, grid_dict, options.resampling, options.gdal_cache_mb,
-                                                   options.label, options.warp_error_threshold, name=name,
-                                                   environment=environment, **blocks)
+        # Readable in the Ray dashboard's actor list; an actor kept for other renders is named for none.
+        name = f"tile-{'kept' if reserve else options.label}-{run}-{next(names)}"
+        return begun(TileActor.options(name=name).remote(options.gdal_cache_mb, environment), name)
 
-    return ActorPool([make_actor() for _ in range(max(1, size))], make_actor)
+    kept = reserve.take(max(1, size), kind) if reserve else []
+    actors = [begun(actor, f"tile-{options.label}-{run}-{next(names)}") for actor in kept]
+    actors += [make_actor() for _ in range(max(1, size) - len(kept))]
+    return ActorPool(actors, make_actor, reserve, kind)
 
 
 def _node_spills() -> Path:

@@ -23,13 +23,17 @@ LOCALITY_BAND_TILES = 8
 
 
 class ActorPool:
-    """The tile actors, replacing any that die so the render keeps its width."""
+    """The tile actors, replacing any that die so the render keeps its width; with a `reserve`, those still
+    well after a render that went well are kept for the next one (`ray_render.reserve`)."""
 
-    def __init__(self, actors: list, make_actor: Callable[[], object]):
+    def __init__(self, actors: list, make_actor: Callable[[], object], reserve=None, kind=None):
         self.actors, self._make = actors, make_actor
+        self._reserve, self._kind = reserve, kind
 
     def replace(self, index: int) -> None:
         ray.kill(self.actors[index], no_restart=True)
+        if self._reserve is not None:
+            self._reserve.forget(self.actors[index])
         self.actors[index] = self._make()
 
     def other_than(self, index: int) -> int:
@@ -45,11 +49,39 @@ class ActorPool:
             except (RayError, ray.exceptions.GetTimeoutError):
                 pass  # a dead actor's file on the driver's node is removed with the directory
 
+    def finish(self, went_well: bool) -> None:
+        """The render is over: keep its actors in the reserve (after a render that went well, each that ends its
+        render in time), or kill every one and wait until each is gone, so none still writes once the render
+        has cleaned up."""
+        if self._reserve is None or not went_well:
+            self.kill_all()
+            return
+        # An actor runs its calls in order, so once `end` returns, nothing of this render runs on it any more.
+        ends = [actor.end.remote() for actor in self.actors]
+        kept, lost = [], []
+        for actor, ref in zip(self.actors, ends, strict=True):
+            try:
+                ray.get(ref, timeout=30)
+                kept.append(actor)
+            except (RayError, ray.exceptions.GetTimeoutError):
+                lost.append(actor)
+        self._reserve.give_back(kept, self._kind)
+        for actor in lost:
+            self._reserve.forget(actor)
+        self._kill(lost)
+
     def kill_all(self) -> None:
-        """Kill every actor and wait until each is gone, so none still writes once the render has cleaned up."""
-        for actor in self.actors:
+        """Kill every actor and wait until each is gone."""
+        if self._reserve is not None:
+            for actor in self.actors:
+                self._reserve.forget(actor)
+        self._kill(self.actors)
+
+    @staticmethod
+    def _kill(actors: list) -> None:
+        for actor in actors:
             ray.kill(actor)
-        for actor in self.actors:
+        for actor in actors:
             try:
                 ray.get(actor.__ray_ready__.remote(), timeout=30)
             except (RayError, ray.exceptions.GetTimeoutError):
