@@ -15,7 +15,7 @@ from cli.common import EXIT_REFUSED, err_console
 def worker(
     runs: int = typer.Option(None, min=1, help="Flow runs in progress at once (default: GEOSHIP_WORKER_RUNS, 4)"),
     poll_seconds: float = typer.Option(None, min=0.05, help="Seconds between polls of Prefect "
-                                                            "(default: GEOSHIP_WORKER_POLL_SECONDS, 0.5)"),
+                                                            "(default: GEOSHIP_WORKER_POLL_SECONDS, 0.25)"),
 ) -> None:
     """Claim and run the `export` and `retry-delivery` deployments' flow runs here, with Prefect, geoship and GDAL
     imported and Ray joined once, instead of a new process per run. Runs beside (or instead of) `prefect worker
@@ -31,6 +31,7 @@ def worker(
     from flows.warmup import start_services
     from models.errors import NotFound
     from models.settings import get_settings
+    from ray_render.reserve import keep_actors, stop_keeping_actors
 
     settings = get_settings()
     resident = ResidentWorker({settings.export_deployment: export_flow,
@@ -45,6 +46,8 @@ def worker(
         logging.getLogger(name).addHandler(own)
         logging.getLogger(name).setLevel(logging.INFO)
     start_services()  # Ray joined before the first run, not on its way to the first tile
+    if settings.worker_keep_actors_seconds > 0:  # each render's actors already running (ray_render.reserve)
+        keep_actors(settings.worker_keep_actors_seconds)
     stop = threading.Event()
 
     def on_signal(signum, frame) -> None:
@@ -60,4 +63,7 @@ def worker(
     except NotFound as exc:
         err_console.print(f"error: {exc}")
         raise typer.Exit(EXIT_REFUSED) from None
-    resident.serve(stop)
+    try:
+        resident.serve(stop)
+    finally:
+        stop_keeping_actors()

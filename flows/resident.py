@@ -62,7 +62,7 @@ class ResidentWorker:
     """Claims the scheduled flow runs of `flows` (deployment name -> the flow it runs) and runs up to `runs` of
     them at once on its own threads."""
 
-    def __init__(self, flows: dict[str, Flow], runs: int = 4, poll_seconds: float = 0.5,
+    def __init__(self, flows: dict[str, Flow], runs: int = 4, poll_seconds: float = 0.25,
                  client_factory: Callable[[], SyncPrefectClient] = lambda: get_client(sync_client=True)):
         self._flows_by_name = flows
         self._flows: dict[UUID, Flow] = {}  # deployment id -> flow, resolved by `start`
@@ -72,34 +72,38 @@ class ResidentWorker:
         self._threads = ThreadPoolExecutor(max_workers=runs, thread_name_prefix="flow-run")
         self._running: dict[UUID, _Run] = {}
         self._lock = threading.Lock()
+        self._client: SyncPrefectClient | None = None  # one for the worker's life, opened by `start`
 
     def start(self) -> None:
-        """Find the deployments; NotFound names one that does not exist."""
-        with self._client_factory() as client:
-            for name, flow in self._flows_by_name.items():
-                try:
-                    self._flows[client.read_deployment_by_name(name).id] = flow
-                except ObjectNotFound:
-                    raise NotFound(f"deployment {name} is not on the Prefect server; create the deployments with "
-                                   "`prefect deploy --all`") from None
+        """Open the worker's Prefect client and find the deployments; NotFound names one that does not exist.
+
+        One client for every poll: each new one loads the CA bundle, about 50 ms holding the GIL, which the
+        runs on the other threads would wait for at every poll."""
+        if self._client is None:
+            self._client = self._client_factory().__enter__()
+        for name, flow in self._flows_by_name.items():
+            try:
+                self._flows[self._client.read_deployment_by_name(name).id] = flow
+            except ObjectNotFound:
+                raise NotFound(f"deployment {name} is not on the Prefect server; create the deployments with "
+                               "`prefect deploy --all`") from None
 
     def poll(self) -> list[UUID]:
         """One pass: forget the runs that have returned, pass on cancellations, and claim and start as many
         scheduled runs as there are free threads. Returns the ids of the runs started."""
         self._reap()
-        with self._client_factory() as client:
-            self._pass_on_cancellations(client)
-            free = self._runs - len(self._running)
-            if free <= 0:
-                return []
-            due = client.get_scheduled_flow_runs_for_deployments(
-                deployment_ids=list(self._flows), scheduled_before=datetime.now(UTC), limit=free)
-            started = []
-            for flow_run in due[:free]:
-                if self._claim(client, flow_run):
-                    self._launch(flow_run)
-                    started.append(flow_run.id)
-            return started
+        self._pass_on_cancellations()
+        free = self._runs - len(self._running)
+        if free <= 0:
+            return []
+        due = self._client.get_scheduled_flow_runs_for_deployments(
+            deployment_ids=list(self._flows), scheduled_before=datetime.now(UTC), limit=free)
+        started = []
+        for flow_run in due[:free]:
+            if self._claim(flow_run):
+                self._launch(flow_run)
+                started.append(flow_run.id)
+        return started
 
     def serve(self, stop: threading.Event) -> None:
         """Poll until `stop` is set, then wait for the runs in progress to return (`start` first)."""
@@ -116,7 +120,10 @@ class ResidentWorker:
     def drain(self) -> None:
         """Claim nothing more; wait for every run in progress to return."""
         self._threads.shutdown(wait=True)
-        self._reap()
+        if self._client is not None:
+            self._reap()
+            self._client.__exit__(None, None, None)
+            self._client = None
 
     @property
     def running(self) -> list[UUID]:
@@ -124,10 +131,10 @@ class ResidentWorker:
         with self._lock:
             return list(self._running)
 
-    def _claim(self, client: SyncPrefectClient, flow_run: FlowRun) -> bool:
+    def _claim(self, flow_run: FlowRun) -> bool:
         """Propose `Pending`: the server grants it to one claimant; any other worker's proposal is refused."""
         try:
-            state = propose_state_sync(client, Pending(), flow_run_id=flow_run.id)
+            state = propose_state_sync(self._client, Pending(), flow_run_id=flow_run.id)
         except Abort:
             return False
         return state.is_pending()
@@ -158,19 +165,17 @@ class ResidentWorker:
             done = [run for run in self._running.values() if run.future.done()]
             for run in done:
                 del self._running[run.flow_run.id]
-        cancelled = [run for run in done if run.cancelling]
-        if cancelled:
-            with self._client_factory() as client:
-                for run in cancelled:
-                    client.set_flow_run_state(run.flow_run.id, Cancelled(message=CANCELLED_IN_PREFECT), force=True)
+        for run in done:
+            if run.cancelling:
+                self._client.set_flow_run_state(run.flow_run.id, Cancelled(message=CANCELLED_IN_PREFECT), force=True)
 
-    def _pass_on_cancellations(self, client: SyncPrefectClient) -> None:
+    def _pass_on_cancellations(self) -> None:
         """End the exports of the runs here that were set to `Cancelling`: each render stops at its next tile."""
         with self._lock:
             watched = [run for run in self._running.values() if not run.cancelling]
         if not watched:
             return
-        cancelling = client.read_flow_runs(flow_run_filter=FlowRunFilter(
+        cancelling = self._client.read_flow_runs(flow_run_filter=FlowRunFilter(
             id=FlowRunFilterId(any_=[run.flow_run.id for run in watched]),
             state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.CANCELLING]))))
         ids = {flow_run.id for flow_run in cancelling}

@@ -75,9 +75,13 @@ class Settings(BaseSettings):
     export_deployment: str = "export/export"
     retry_delivery_deployment: str = "retry-delivery/retry-delivery"
     # `geoship worker` (flows/resident.py): how often it asks Prefect for scheduled runs, and how many runs it
-    # has in progress at once. A poll is one small query; a run waits half of this on average to start.
-    worker_poll_seconds: float = Field(default=0.5, gt=0, le=60)
+    # has in progress at once. A poll is one small query (two while runs are in progress); a run waits half of this
+    # on average to be claimed.
+    worker_poll_seconds: float = Field(default=0.25, gt=0, le=60)
     worker_runs: int = Field(default=4, ge=1, le=64)
+    # Its tile actors wait this long, idle, for its next render rather than ending with each (0: they end). An
+    # idle actor holds its CPU in Ray's accounting, so renders of other processes wait for it meanwhile.
+    worker_keep_actors_seconds: float = Field(default=120.0, ge=0)
     # Largest output an export may have, in uncompressed bytes.
     max_export_bytes: int = 64 * 1024**3
     # Outputs larger than this (uncompressed bytes) are split into shards of at most this size on one grid,
