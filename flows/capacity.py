@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -110,9 +111,37 @@ def render_slot() -> Iterator[int]:
     limit = size_render_limit(cpus)
     # A lease the server forgot (restarted with in-memory leases) must not kill a render that is under way:
     # renewal failures are logged, and `reclaim_leaked_slots` settles the count afterwards.
-    with concurrency(RENDER_LIMIT, occupy=1, lease_duration=LEASE_SECONDS, strict=True,
-                     raise_on_lease_renewal_failure=False):
+    # Counted as held here from before the slot is taken until after it is given back, so that no look at the
+    # limit from this process (`others_rendering`) ever counts this render's slot as another process's.
+    with _holding(), concurrency(RENDER_LIMIT, occupy=1, lease_duration=LEASE_SECONDS, strict=True,
+                                 raise_on_lease_renewal_failure=False):
         yield get_settings().pool_size or pool_share(cpus, limit)
+
+
+_held = [0]  # render slots this process's renders hold, or are about to take or have just given back
+_held_lock = threading.Lock()
+
+
+@contextmanager
+def _holding() -> Iterator[None]:
+    with _held_lock:
+        _held[0] += 1
+    try:
+        yield
+    finally:
+        with _held_lock:
+            _held[0] -= 1
+
+
+def others_rendering() -> bool:
+    """Whether a render of another process holds a render slot now (a Prefect server is configured)."""
+    with get_client(sync_client=True) as client:
+        try:
+            active = client.read_global_concurrency_limit_by_name(RENDER_LIMIT).active_slots
+        except ObjectNotFound:
+            return False
+    with _held_lock:
+        return active > _held[0]
 
 
 def _rendering_now() -> int:

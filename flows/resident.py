@@ -33,11 +33,13 @@ from prefect.flows import Flow
 from prefect.states import Cancelled, Pending
 from prefect.utilities.engine import propose_state_sync
 
+from flows.capacity import others_rendering
 from flows.heartbeat import without_prefect_heartbeats
 from flows.notify import announce
 from flows.services.settling import clean_partial_deliveries, this_process
 from flows.services.status import fail_export, set_export_fields
 from models.errors import NotFound
+from ray_render.reserve import actor_reserve
 
 logger = logging.getLogger(__name__)
 
@@ -93,6 +95,7 @@ class ResidentWorker:
         scheduled runs as there are free threads. Returns the ids of the runs started."""
         self._reap()
         self._pass_on_cancellations()
+        self._yield_kept_actors()
         free = self._runs - len(self._running)
         if free <= 0:
             return []
@@ -168,6 +171,16 @@ class ResidentWorker:
         for run in done:
             if run.cancelling:
                 self._client.set_flow_run_state(run.flow_run.id, Cancelled(message=CANCELLED_IN_PREFECT), force=True)
+
+    def _yield_kept_actors(self) -> None:
+        """End this process's idle tile actors (`ray_render.reserve`) as soon as another process's render holds a
+        render slot: an idle actor holds its CPU in Ray's accounting, and that render's actors need it."""
+        reserve = actor_reserve()
+        if reserve is None or not reserve.idle:
+            return
+        if others_rendering():
+            ended = reserve.clear()
+            logger.info("ended %s idle tile actor(s): another process is rendering", ended)
 
     def _pass_on_cancellations(self) -> None:
         """End the exports of the runs here that were set to `Cancelling`: each render stops at its next tile."""

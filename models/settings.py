@@ -80,7 +80,7 @@ class Settings(BaseSettings):
     worker_poll_seconds: float = Field(default=0.25, gt=0, le=60)
     worker_runs: int = Field(default=4, ge=1, le=64)
     # Its tile actors wait this long, idle, for its next render rather than ending with each (0: they end). An
-    # idle actor holds its CPU in Ray's accounting, so renders of other processes wait for it meanwhile.
+    # idle actor holds its CPU in Ray's accounting: they also end as soon as another process renders.
     worker_keep_actors_seconds: float = Field(default=120.0, ge=0)
     # Largest output an export may have, in uncompressed bytes.
     max_export_bytes: int = 64 * 1024**3

@@ -5,9 +5,10 @@ A new tile actor's worker process takes 1-2 s to start and import GDAL, numpy an
 kind (two at once on two cores: about 1.7 s, bench/RESULTS.md), and every render waited for that. A driver that
 keeps a reserve gives its actors back after a render that went well; the next render of the same kind (GDAL
 cache size and environment: what an actor's worker keeps for good) takes them and `begin`s them on its own
-tree. An actor idle for longer than `idle_seconds` is ended, since an idle actor still holds its CPU in Ray's
-accounting; an actor that has served `max_renders` renders is ended too, so that nothing a worker accumulates
-(GDAL's caches, allocator fragmentation) grows without bound.
+tree. An idle actor still holds its CPU in Ray's accounting, so it is ended once idle for `idle_seconds` (and
+the resident worker ends them all as soon as another process renders); one that has served `max_renders`
+renders is ended too, so that nothing a worker accumulates (GDAL's caches, allocator fragmentation) grows
+without bound.
 """
 
 from __future__ import annotations
@@ -78,12 +79,13 @@ class ActorReserve:
             ray.kill(idle.actor)
         return len(old)
 
-    def clear(self) -> None:
-        """End every idle actor."""
+    def clear(self) -> int:
+        """End every idle actor; returns how many."""
         with self._lock:
             idle, self._idle = self._idle, []
         for entry in idle:
             ray.kill(entry.actor)
+        return len(idle)
 
     @property
     def idle(self) -> int:

@@ -22,6 +22,7 @@ from models.schemas import ExportRequest
 from models.settings import get_settings
 from models.status import ExportStatus
 from models.tables import Export
+from ray_render.reserve import keep_actors, stop_keeping_actors
 from ray_render.writer import working_files
 from tests.support.rows import finer_grid, set_row
 
@@ -146,3 +147,23 @@ def test_serve_stops_claiming_when_told_and_waits_for_its_runs(session, owner, p
 def test_a_deployment_missing_from_the_server_is_named():
     with pytest.raises(NotFound, match="deployment export/nowhere is not on the Prefect server"):
         ResidentWorker({"export/nowhere": export_flow}).start()
+
+
+def test_kept_tile_actors_yield_at_once_to_a_render_of_another_process(session, owner, project, resident):
+    from prefect.concurrency.sync import concurrency
+
+    from flows.capacity import RENDER_LIMIT
+
+    reserve = keep_actors(idle_seconds=600)
+    try:
+        (run_id,) = started(ordered(session, owner))
+        poll_until(resident, lambda: not resident.running and flow_run(run_id).state.is_final())
+        kept = reserve.idle
+        assert flow_run(run_id).state.is_completed() and kept >= 1  # its actors, kept
+        resident.poll()
+        assert reserve.idle == kept  # no one else renders: they wait for this worker's next render
+        with concurrency(RENDER_LIMIT, occupy=1, lease_duration=60, strict=True):  # another process renders
+            resident.poll()
+            assert reserve.idle == 0
+    finally:
+        stop_keeping_actors()
