@@ -120,7 +120,8 @@ def start_api_and_worker(home: Path, env: dict) -> tuple[list[Service], str]:
 
 
 def order_by_api(base: str, token: str, request: dict) -> dict:
-    """POST the export, then GET it every 20 ms until it has finished; returns its last view."""
+    """POST the export, then GET it every 0.1 s until it has finished; returns its last view. (Every 20 ms, the
+    API's process took CPU from the render on two cores.)"""
     import httpx
 
     with httpx.Client(base_url=base, headers={"Authorization": f"Bearer {token}"}, timeout=60) as client:
@@ -131,7 +132,7 @@ def order_by_api(base: str, token: str, request: dict) -> dict:
             view = client.get(f"/api/v1/exports/{export_id}").json()
             if view["status"] in ("success", "error"):
                 return view
-            time.sleep(0.02)
+            time.sleep(0.1)
 
 
 def render_seconds(home: Path, export_id: int) -> float:
