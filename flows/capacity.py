@@ -133,13 +133,12 @@ def _holding() -> Iterator[None]:
             _held[0] -= 1
 
 
-def others_rendering() -> bool:
-    """Whether a render of another process holds a render slot now (a Prefect server is configured)."""
-    with get_client(sync_client=True) as client:
-        try:
-            active = client.read_global_concurrency_limit_by_name(RENDER_LIMIT).active_slots
-        except ObjectNotFound:
-            return False
+def others_rendering(client) -> bool:
+    """Whether a render of another process holds a render slot now; asks Prefect's server with `client` (sync)."""
+    try:
+        active = client.read_global_concurrency_limit_by_name(RENDER_LIMIT).active_slots
+    except ObjectNotFound:
+        return False
     with _held_lock:
         return active > _held[0]
 

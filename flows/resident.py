@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -64,13 +63,11 @@ class ResidentWorker:
     """Claims the scheduled flow runs of `flows` (deployment name -> the flow it runs) and runs up to `runs` of
     them at once on its own threads."""
 
-    def __init__(self, flows: dict[str, Flow], runs: int = 4, poll_seconds: float = 0.25,
-                 client_factory: Callable[[], SyncPrefectClient] = lambda: get_client(sync_client=True)):
+    def __init__(self, flows: dict[str, Flow], runs: int = 4, poll_seconds: float = 0.25):
         self._flows_by_name = flows
         self._flows: dict[UUID, Flow] = {}  # deployment id -> flow, resolved by `start`
         self._runs = runs
         self.poll_seconds = poll_seconds
-        self._client_factory = client_factory
         self._threads = ThreadPoolExecutor(max_workers=runs, thread_name_prefix="flow-run")
         self._running: dict[UUID, _Run] = {}
         self._lock = threading.Lock()
@@ -82,7 +79,7 @@ class ResidentWorker:
         One client for every poll: each new one loads the CA bundle, about 50 ms holding the GIL, which the
         runs on the other threads would wait for at every poll."""
         if self._client is None:
-            self._client = self._client_factory().__enter__()
+            self._client = get_client(sync_client=True).__enter__()
         for name, flow in self._flows_by_name.items():
             try:
                 self._flows[self._client.read_deployment_by_name(name).id] = flow
@@ -178,7 +175,7 @@ class ResidentWorker:
         reserve = actor_reserve()
         if reserve is None or not reserve.idle:
             return
-        if others_rendering():
+        if others_rendering(self._client):
             ended = reserve.clear()
             logger.info("ended %s idle tile actor(s): another process is rendering", ended)
 
