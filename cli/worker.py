@@ -21,7 +21,7 @@ def worker(
     imported and Ray joined once, instead of a new process per run. Runs beside (or instead of) `prefect worker
     start --pool geoship`. SIGINT or SIGTERM: claim nothing more and let the runs in progress finish; a second
     one: stop at once (the reconciler queues the unfinished exports again)."""
-    from flows.capacity import prefect_api_configured
+    from flows.capacity import prefect_api_configured, render_pool_size
 
     if not prefect_api_configured():
         err_console.print("error: PREFECT_API_URL: a worker serves a Prefect server's deployments; none is set")
@@ -31,6 +31,7 @@ def worker(
     from flows.warmup import start_services
     from models.errors import NotFound
     from models.settings import get_settings
+    from ray_render.render import prestart_actors
     from ray_render.reserve import keep_actors, stop_keeping_actors
 
     settings = get_settings()
@@ -48,6 +49,7 @@ def worker(
     start_services()  # Ray joined before the first run, not on its way to the first tile
     if settings.worker_keep_actors_seconds > 0:  # each render's actors already running (ray_render.reserve)
         keep_actors(settings.worker_keep_actors_seconds)
+        prestart_actors(render_pool_size(), settings.gdal_cache_mb)  # the first render's too
     stop = threading.Event()
 
     def on_signal(signum, frame) -> None:

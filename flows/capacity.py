@@ -58,6 +58,12 @@ def _cluster_cpus() -> int:
     return cluster_cpus()
 
 
+def render_pool_size() -> int:
+    """Tile actors a render gets on the cluster as it is now (joining it): its share, or GEOSHIP_POOL_SIZE."""
+    cpus = _cluster_cpus()
+    return get_settings().pool_size or pool_share(cpus, limit_for(cpus))
+
+
 def size_render_limit(cpus: int) -> int:
     """Create or resize the global limit for a cluster of `cpus` CPUs; returns the limit."""
     limit = limit_for(cpus)

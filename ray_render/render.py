@@ -162,8 +162,7 @@ def _start_pool(tree: ToolTree, grid: OutputGrid, options: RenderOptions, size: 
     names = itertools.count()
     run = uuid.uuid4().hex[:6]  # two renders of one label (a retry while the old run dies) must not clash
     reserve = actor_reserve()
-    # What an actor's worker keeps for good: only actors made alike serve another render.
-    kind = (options.gdal_cache_mb, tuple(sorted(environment.items())))
+    kind = _actor_kind(options.gdal_cache_mb, environment)
 
     def begun(actor, name: str):
         actor.begin.remote(tree_ref, grid_dict, options.resampling, options.label, options.warp_error_threshold,
@@ -179,6 +178,25 @@ def _start_pool(tree: ToolTree, grid: OutputGrid, options: RenderOptions, size: 
     actors = [begun(actor, f"tile-{options.label}-{run}-{next(names)}") for actor in kept]
     actors += [make_actor() for _ in range(max(1, size) - len(kept))]
     return ActorPool(actors, make_actor, reserve, kind)
+
+
+def prestart_actors(count: int, gdal_cache_mb: int) -> int:
+    """Start `count` tile actors into this process's reserve (`ray_render.reserve`), so that its first render
+    finds them running too; returns how many were started (none when the process keeps no reserve)."""
+    reserve = actor_reserve()
+    if reserve is None or count <= 0:
+        return 0
+    environment = scene_environment()
+    run = uuid.uuid4().hex[:6]
+    actors = [TileActor.options(name=f"tile-kept-{run}-{i}").remote(gdal_cache_mb, environment)
+              for i in range(count)]
+    reserve.add(actors, _actor_kind(gdal_cache_mb, environment))
+    return count
+
+
+def _actor_kind(gdal_cache_mb: int, environment: dict[str, str]) -> tuple:
+    """What an actor's worker keeps for good: only actors made alike serve another render."""
+    return gdal_cache_mb, tuple(sorted(environment.items()))
 
 
 def _node_spills() -> Path:

@@ -64,6 +64,11 @@ class ActorReserve:
         for actor in spent:
             ray.kill(actor)
 
+    def add(self, actors: list, kind: Hashable) -> None:
+        """Keep new `actors` of `kind`, started ahead of any render."""
+        with self._lock:
+            self._idle.extend(_Idle(actor, kind, 0, self._clock()) for actor in actors)
+
     def forget(self, actor) -> None:
         """An actor lent to a render that will not come back (killed or replaced)."""
         with self._lock:

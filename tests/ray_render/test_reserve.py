@@ -2,6 +2,8 @@
 makes exactly what new actors make; a render that fails, an actor idle too long or one that has served its
 renders is ended."""
 
+import time
+
 import numpy as np
 import psutil
 import pytest
@@ -10,7 +12,7 @@ import ray
 
 from models.errors import SceneReadError
 from ray_render.grid import plan_grid
-from ray_render.render import RenderOptions, render
+from ray_render.render import RenderOptions, prestart_actors, render
 from ray_render.reserve import ActorReserve, actor_reserve, keep_actors, stop_keeping_actors
 from tests.ray_render.test_render import tree_of
 
@@ -56,6 +58,22 @@ def test_the_next_render_runs_on_the_kept_actors_and_makes_what_new_actors_make(
     assert np.array_equal(pixels(tmp_path / "kept-b.tif"), pixels(tmp_path / "fresh-b.tif"))
     assert (pixels(tmp_path / "kept-b.tif") > 0).mean() > 0.3
     assert actor_reserve() is None
+
+
+def test_actors_started_ahead_serve_the_first_render(reserve, scene, tmp_path):
+    before = tile_actor_pids()
+    assert prestart_actors(2, RenderOptions().gdal_cache_mb) == 2 and reserve.idle == 2
+    deadline = time.monotonic() + 60
+    while len(tile_actor_pids() - before) < 2:  # both running before any render asks for them
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    started = tile_actor_pids()
+
+    render(tree_of(scene), GRID, tmp_path / "out.tif", RenderOptions(tile_size=128))
+
+    assert tile_actor_pids() == started and reserve.idle == 2  # no actor was made for the render
+    with rasterio.open(tmp_path / "out.tif") as out, rasterio.open(scene.bands[0].uri) as src:
+        assert (out.read() == src.read()).all()
 
 
 def test_a_render_that_fails_ends_its_actors_and_the_next_one_starts_afresh(reserve, scene, tmp_path):
