@@ -61,7 +61,11 @@ def _cluster_cpus() -> int:
 def render_pool_size() -> int:
     """Tile actors a render gets on the cluster as it is now (joining it): its share, or GEOSHIP_POOL_SIZE."""
     cpus = _cluster_cpus()
-    return get_settings().pool_size or pool_share(cpus, limit_for(cpus))
+    return _pool_size(cpus, limit_for(cpus))
+
+
+def _pool_size(cpus: int, limit: int) -> int:
+    return get_settings().pool_size or pool_share(cpus, limit)
 
 
 def size_render_limit(cpus: int) -> int:
@@ -121,7 +125,7 @@ def render_slot() -> Iterator[int]:
     # limit from this process (`others_rendering`) ever counts this render's slot as another process's.
     with _holding(), concurrency(RENDER_LIMIT, occupy=1, lease_duration=LEASE_SECONDS, strict=True,
                                  raise_on_lease_renewal_failure=False):
-        yield get_settings().pool_size or pool_share(cpus, limit)
+        yield _pool_size(cpus, limit)
 
 
 _held = [0]  # render slots this process's renders hold, or are about to take or have just given back

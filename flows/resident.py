@@ -34,6 +34,7 @@ from prefect.utilities.engine import propose_state_sync
 
 from flows.capacity import others_rendering
 from flows.heartbeat import without_prefect_heartbeats
+from flows.hooks import export_id_of
 from flows.notify import announce
 from flows.services.settling import clean_partial_deliveries, this_process
 from flows.services.status import fail_export, set_export_fields
@@ -52,11 +53,6 @@ class _Run:
     flow_run: FlowRun
     future: Future
     cancelling: bool = False
-
-    @property
-    def export_id(self) -> int | None:
-        value = self.flow_run.parameters.get("export_id")
-        return None if value is None else int(value)
 
 
 class ResidentWorker:
@@ -146,9 +142,9 @@ class ResidentWorker:
 
     def _execute(self, flow: Flow, flow_run: FlowRun) -> None:
         """Run one flow run to its end on this thread with Prefect's engine; its hooks record the outcome."""
-        export_id = flow_run.parameters.get("export_id")
+        export_id = export_id_of(flow_run)
         if export_id is not None:  # whatever looks at the export next settles it if this process dies
-            set_export_fields(int(export_id), runner=this_process())
+            set_export_fields(export_id, runner=this_process())
         # geoship's own heartbeat on the row watches the run; Prefect's would hold each run's end up to a second.
         with without_prefect_heartbeats():
             logger.info("flow run %r (%s): started here", flow_run.name, flow_run.id)
@@ -193,7 +189,8 @@ class ResidentWorker:
             if run.flow_run.id not in ids:
                 continue
             run.cancelling = True
-            if run.export_id is not None and fail_export(run.export_id, CANCELLED_IN_PREFECT):
-                clean_partial_deliveries(run.export_id)
-                announce(run.export_id)
-            logger.info("flow run %s: cancelling (export %s)", run.flow_run.id, run.export_id)
+            export_id = export_id_of(run.flow_run)  # a run started with a request has made its row by now
+            if export_id is not None and fail_export(export_id, CANCELLED_IN_PREFECT):
+                clean_partial_deliveries(export_id)
+                announce(export_id)
+            logger.info("flow run %s: cancelling (export %s)", run.flow_run.id, export_id)

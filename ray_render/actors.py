@@ -44,7 +44,7 @@ class TileActor:
         self._bytes = Counter("geoship_source_bytes_read", "Source pixel bytes read into tiles.", tag_keys=("render",))
         self._latency = Histogram("geoship_tile_seconds", "Time to render one tile.", boundaries=LATENCY_BUCKETS,
                                   tag_keys=("render",))
-        self._renderer = self._begun = self._blocks = self._spills = None
+        self._renderer = self._begin_failure = self._blocks = self._spills = None
         self._s3 = None  # a client for uploads, made with the first
         self._read_back = {}  # object URI -> the SHA-256 of its bytes so far (hashlib), read by hash_ranges
 
@@ -56,11 +56,11 @@ class TileActor:
         from ray_render.tile import TileRenderer
 
         self.end()  # whatever an earlier render left
-        self._begun = None
+        self._begin_failure = None
         try:
             self._renderer = TileRenderer(tree, grid, resampling=resampling, error_threshold=error_threshold)
         except Exception as exc:
-            self._begun = exc
+            self._begin_failure = exc
             return
         # Spill files are only of use to a driver that can read them (on its own node), or, when actors upload
         # the output themselves (spill_node None), to the actors on this node.
@@ -173,8 +173,8 @@ class TileActor:
                 "seconds": {step: round(seconds, 3) for step, seconds in self._seconds.items()}}
 
     def _render(self, window: tuple[int, int, int, int]):
-        if self._begun is not None:
-            raise self._begun
+        if self._begin_failure is not None:
+            raise self._begin_failure
         started = time.perf_counter()
         pixels = self._renderer.render(Window(*window))
         elapsed = time.perf_counter() - started

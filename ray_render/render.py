@@ -144,10 +144,8 @@ def render_shards(tree: ToolTree, grid: OutputGrid, shards: list[Shard], options
     except RayError as exc:
         raise translate(exc) from None
     finally:
-        if blocksize is not None:
-            pool.drop_spills()  # on every node; what dead actors left on this one goes below
-        pool.finish(went_well)
-        if blocksize is not None:  # after the actors are gone: none can spill into it again
+        pool.finish(went_well)  # spill files dropped on every node; what dead actors left on this one goes below
+        if blocksize is not None:  # after the actors have ended or are gone: none can spill into it again
             shutil.rmtree(spills, ignore_errors=True)
     seconds = round(time.perf_counter() - started, 3)
     return [replace(result, seconds=seconds) for result in results]
@@ -172,11 +170,12 @@ def _start_pool(tree: ToolTree, grid: OutputGrid, options: RenderOptions, size: 
     def make_actor():
         # Readable in the Ray dashboard's actor list; an actor kept for other renders is named for none.
         name = f"tile-{'kept' if reserve else options.label}-{run}-{next(names)}"
-        return begun(TileActor.options(name=name).remote(options.gdal_cache_mb, environment), name)
+        return begun(_new_actor(name, options.gdal_cache_mb, environment), name)
 
-    kept = reserve.take(max(1, size), kind) if reserve else []
+    size = max(1, size)
+    kept = reserve.take(size, kind) if reserve else []
     actors = [begun(actor, f"tile-{options.label}-{run}-{next(names)}") for actor in kept]
-    actors += [make_actor() for _ in range(max(1, size) - len(kept))]
+    actors += [make_actor() for _ in range(size - len(kept))]
     return ActorPool(actors, make_actor, reserve, kind)
 
 
@@ -188,10 +187,14 @@ def prestart_actors(count: int, gdal_cache_mb: int) -> int:
         return 0
     environment = scene_environment()
     run = uuid.uuid4().hex[:6]
-    actors = [TileActor.options(name=f"tile-kept-{run}-{i}").remote(gdal_cache_mb, environment)
-              for i in range(count)]
-    reserve.add(actors, _actor_kind(gdal_cache_mb, environment))
+    reserve.add([_new_actor(f"tile-kept-{run}-{i}", gdal_cache_mb, environment) for i in range(count)],
+                _actor_kind(gdal_cache_mb, environment))
     return count
+
+
+def _new_actor(name: str, gdal_cache_mb: int, environment: dict[str, str]):
+    """A new tile actor, named `name` in Ray, not yet told what to render."""
+    return TileActor.options(name=name).remote(gdal_cache_mb, environment)
 
 
 def _actor_kind(gdal_cache_mb: int, environment: dict[str, str]) -> tuple:

@@ -23,8 +23,8 @@ LOCALITY_BAND_TILES = 8
 
 
 class ActorPool:
-    """The tile actors, replacing any that die so the render keeps its width; with a `reserve`, those still
-    well after a render that went well are kept for the next one (`ray_render.reserve`)."""
+    """The tile actors, replacing any that die so the render keeps its width; with a `reserve`, those still alive
+    after a render that went well are kept for the next one (`ray_render.reserve`)."""
 
     def __init__(self, actors: list, make_actor: Callable[[], object], reserve=None, kind=None):
         self.actors, self._make = actors, make_actor
@@ -40,52 +40,36 @@ class ActorPool:
         """Another actor's index when there is one: a retried tile should not meet the same worker."""
         return (index + 1) % len(self.actors)
 
-    def drop_spills(self) -> None:
-        """Have every live actor remove its spill file (on its own node); dead ones are skipped."""
-        refs = [actor.drop_spill.remote() for actor in self.actors]
-        for ref in refs:
-            try:
-                ray.get(ref, timeout=30)
-            except (RayError, ray.exceptions.GetTimeoutError):
-                pass  # a dead actor's file on the driver's node is removed with the directory
-
     def finish(self, went_well: bool) -> None:
-        """The render is over: keep its actors in the reserve (after a render that went well, each that ends its
-        render in time), or kill every one and wait until each is gone, so none still writes once the render
-        has cleaned up."""
-        if self._reserve is None or not went_well:
-            self.kill_all()
-            return
-        # An actor runs its calls in order, so once `end` returns, nothing of this render runs on it any more.
-        ends = [actor.end.remote() for actor in self.actors]
-        kept, lost = [], []
-        for actor, ref in zip(self.actors, ends, strict=True):
-            try:
-                ray.get(ref, timeout=30)
-                kept.append(actor)
-            except (RayError, ray.exceptions.GetTimeoutError):
-                lost.append(actor)
-        self._reserve.give_back(kept, self._kind)
-        for actor in lost:
-            self._reserve.forget(actor)
-        self._kill(lost)
-
-    def kill_all(self) -> None:
-        """Kill every actor and wait until each is gone."""
+        """The render is over. Its actors remove their spill files (on their own nodes; a dead actor's on the
+        driver's node goes with the render's directory). After a render that went well, those that answer go
+        back to the reserve; every other actor is killed, and waited for until it is gone, so that none still
+        writes once the render has cleaned up."""
+        keep = self._reserve is not None and went_well
+        # `end` drops the spill file too. An actor runs its calls in order, so once it has answered, nothing of
+        # this render runs on it any more.
+        answered = _answers([actor.end.remote() if keep else actor.drop_spill.remote() for actor in self.actors])
+        kept = [actor for actor, ok in zip(self.actors, answered, strict=True) if keep and ok]
+        lost = [actor for actor, ok in zip(self.actors, answered, strict=True) if not (keep and ok)]
         if self._reserve is not None:
-            for actor in self.actors:
+            self._reserve.give_back(kept, self._kind)
+            for actor in lost:
                 self._reserve.forget(actor)
-        self._kill(self.actors)
-
-    @staticmethod
-    def _kill(actors: list) -> None:
-        for actor in actors:
+        for actor in lost:
             ray.kill(actor)
-        for actor in actors:
-            try:
-                ray.get(actor.__ray_ready__.remote(), timeout=30)
-            except (RayError, ray.exceptions.GetTimeoutError):
-                pass  # dead, as asked
+        _answers([actor.__ray_ready__.remote() for actor in lost])  # dead, as asked
+
+
+def _answers(refs: list, timeout: float = 30.0) -> list[bool]:
+    """Whether each call answered within `timeout` seconds (a dead or stuck actor does not)."""
+    answered = []
+    for ref in refs:
+        try:
+            ray.get(ref, timeout=timeout)
+            answered.append(True)
+        except (RayError, ray.exceptions.GetTimeoutError):
+            answered.append(False)
+    return answered
 
 
 class TileQueues:
