@@ -121,8 +121,9 @@ class SceneReader:
                     # A nodata value wins over an alpha band (often a NIR band mislabelled as alpha, as in 4-band
                     # files written as RGBA): that is the intent, so rasterio's warning about it is noise.
                     warnings.simplefilter("ignore", NodataShadowWarning)
-                    data[positions] = vrt.read(indexes, window=padded)
-                    valid[positions] = vrt.read_masks(indexes, window=padded) > 0
+                    read = vrt.read(indexes, window=padded)
+                    data[positions] = read
+                    valid[positions] = _valid(vrt, read, indexes, padded)
                 self.bytes_read += data[positions].nbytes
             except RasterioError as exc:
                 raise self._failure("read", uri, exc) from None
@@ -136,3 +137,18 @@ class SceneReader:
             return SceneUnavailable(f"scene {self.scene.name}: {uri} is missing or not readable with the platform's "
                                     f"credentials: {message}")
         return SceneReadError(f"scene {self.scene.name}: cannot {doing} {uri}: {message}")
+
+
+def _valid(vrt: WarpedVRT, read: np.ndarray, indexes: list[int], window: Window) -> np.ndarray:
+    """Which pixels of `read` (bands `indexes` of `vrt` over `window`) hold data: GDAL's masks of those bands.
+
+    The mask of an integer band with a nodata value is where the pixel differs from it: computed here from the
+    pixels already read rather than by reading the bands again (about 5 % of a read). Alpha bands and floats
+    (GDAL compares those within a tolerance) are read as GDAL's masks.
+    """
+    nodata = vrt.nodata
+    if nodata is not None and np.issubdtype(read.dtype, np.integer) and float(nodata).is_integer():
+        info = np.iinfo(read.dtype)
+        if info.min <= nodata <= info.max:
+            return read != read.dtype.type(int(nodata))
+    return vrt.read_masks(indexes, window=window) > 0
