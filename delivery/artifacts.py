@@ -53,6 +53,10 @@ class ArtifactStore(Protocol):
     def local_copy(self, uri: str):
         """A context manager yielding a local path of the stored file."""
 
+    def remove_unfinished(self, export_id: int) -> int:
+        """Remove what a run of the export that died left in the store: temporary `.partial` files or objects and
+        uploads never completed (never the artifact or its sidecars). Returns how many were removed."""
+
 
 @dataclass(frozen=True)
 class ObjectLocation:
@@ -115,6 +119,12 @@ class LocalArtifactStore:
     @contextmanager
     def local_copy(self, uri: str) -> Iterator[Path]:
         yield Path(uri)
+
+    def remove_unfinished(self, export_id: int) -> int:
+        partials = list(self.staging_path(export_id).parent.glob("*.partial"))
+        for partial in partials:
+            partial.unlink(missing_ok=True)
+        return len(partials)
 
 
 def artifact_store() -> ArtifactStore:

@@ -79,6 +79,25 @@ class S3ArtifactStore:
             raise delivery_error(exc, f"copying {uri} to s3://{self.bucket}/{target}") from None
         return f"s3://{self.bucket}/{target}"
 
+    def remove_unfinished(self, export_id: int) -> int:
+        # The export's own folder (the slash keeps export-1 from matching export-12).
+        folder = self._key(export_id).rsplit("/", 1)[0] + "/"
+        removed = 0
+        try:
+            for page in self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=folder):
+                for item in page.get("Contents", []):
+                    if item["Key"].endswith(".partial"):
+                        self.client.delete_object(Bucket=self.bucket, Key=item["Key"])
+                        removed += 1
+            # An upload never completed keeps its parts, billed, until it is aborted.
+            for page in self.client.get_paginator("list_multipart_uploads").paginate(Bucket=self.bucket, Prefix=folder):
+                for upload in page.get("Uploads", []):
+                    self.client.abort_multipart_upload(Bucket=self.bucket, Key=upload["Key"], UploadId=upload["UploadId"])
+                    removed += 1
+        except Exception as exc:
+            raise delivery_error(exc, f"removing unfinished uploads under s3://{self.bucket}/{folder}") from None
+        return removed
+
     def size(self, uri: str) -> int | None:
         bucket, key = self._split(uri)
         try:

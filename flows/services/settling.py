@@ -48,8 +48,9 @@ def clean_partial_deliveries(export_id: int) -> None:
 
 
 def requeue_or_fail(export_id: int, attempts: int, reason: str, run: str | None) -> str:
-    """A run that died: re-queue its export while it has runs left in its budget, else end it in error and remove
-    its partial uploads. Returns "requeued" or "failed"."""
+    """A run that died: remove what it left half-written, then re-queue its export while it has runs left in its
+    budget, else end it in error and remove its partial uploads. Returns "requeued" or "failed"."""
+    remove_working_files(export_id)  # first: once re-queued, a new run may start writing there
     if attempts < get_settings().max_attempts and requeue_export(export_id, reason, run):
         return "requeued"
     if advance_export(export_id, ExportStatus.error, run=run, error=reason):
@@ -58,7 +59,8 @@ def requeue_or_fail(export_id: int, attempts: int, reason: str, run: str | None)
 
 
 def remove_working_files(export_id: int) -> None:
-    """The render's half-written files: the writer's working files, the blocks' spills and unfinished shards."""
+    """The render's half-written files: the writer's working files, the blocks' spills and unfinished shards here,
+    and the artifact store's temporary objects and unfinished uploads (`ArtifactStore.remove_unfinished`)."""
     # The renderer's modules bring rasterio: imported only when there is something to remove.
     from ray_render.blocks import remove_spills
     from ray_render.shards import SHARDS_DIR
@@ -69,6 +71,13 @@ def remove_working_files(export_id: int) -> None:
         leftover.unlink(missing_ok=True)
     remove_spills(staged)
     shutil.rmtree(staged.parent / SHARDS_DIR, ignore_errors=True)
+    try:
+        removed = artifact_store().remove_unfinished(export_id)
+    except Exception as exc:  # best effort: the store unreachable now must not keep the export's status from moving
+        logger.warning("export %s: could not remove its unfinished uploads: %s", export_id, exc)
+    else:
+        if removed:
+            logger.info("export %s: removed %s unfinished upload(s) from the artifact store", export_id, removed)
 
 
 def _boot_id() -> str:
@@ -111,7 +120,6 @@ def settle_if_gone(export: Export) -> str | None:
     pid = export.runner.split("/")[2]
     reason = f"the command running it (process {pid} on this machine) is gone, silent since {last.isoformat()}"
     action = requeue_or_fail(export.id, export.attempts, reason, export.flow_run_id)
-    remove_working_files(export.id)
     logger.warning("export %s %s: %s", export.id, action, reason)
     return action
 

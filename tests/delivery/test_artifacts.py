@@ -75,3 +75,34 @@ def test_a_reused_render_is_copied_inside_the_store(s3_store, s3_server, geoship
         assert hashlib.sha256(path.read_bytes()).hexdigest() == hashlib.sha256(data).hexdigest()
     head = s3_server.client().head_object(Bucket=s3_store, Key="renders/export-9/export-9.tif")
     assert head["ETag"].strip('"').endswith("-3")  # a multipart copy: the bytes never came through here
+
+
+def test_what_a_dead_run_left_in_an_s3_store_is_removed_and_nothing_else(s3_store, s3_server, geoship_home):
+    store = artifact_store()
+    _, artifact = stage(store, 21, 1000)
+    store.put_sidecar(21, "export-21.json", b"{}")
+    client = s3_server.client()
+    client.put_object(Bucket=s3_store, Key="renders/export-21/export-21.zip.1a2b3c4d.partial", Body=b"half")
+    unfinished = client.create_multipart_upload(Bucket=s3_store, Key="renders/export-21/export-21.tif")["UploadId"]
+    client.upload_part(Bucket=s3_store, Key="renders/export-21/export-21.tif", UploadId=unfinished, PartNumber=1,
+                       Body=b"x" * 1000)
+    client.put_object(Bucket=s3_store, Key="renders/export-210/export-210.tif.partial", Body=b"another export's")
+
+    assert store.remove_unfinished(21) == 2
+    keys = sorted(item["Key"] for item in client.list_objects_v2(Bucket=s3_store)["Contents"])
+    assert keys == ["renders/export-21/export-21.json", "renders/export-21/export-21.tif",
+                    "renders/export-210/export-210.tif.partial"]
+    assert client.list_multipart_uploads(Bucket=s3_store).get("Uploads", []) == []
+    assert store.size(artifact) == 1000
+    assert store.remove_unfinished(21) == 0
+
+
+def test_what_a_dead_run_left_in_a_local_store_is_removed_and_nothing_else(geoship_home):
+    store = artifact_store()
+    _, artifact = stage(store, 22, 1000)
+    folder = store.staging_path(22).parent
+    (folder / "export-22.zip.partial").write_bytes(b"half")
+    (folder / "export-22.json").write_bytes(b"{}")
+    assert store.remove_unfinished(22) == 1
+    assert sorted(p.name for p in folder.iterdir()) == ["export-22.json", "export-22.tif"]
+    assert store.size(artifact) == 1000

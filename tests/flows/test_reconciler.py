@@ -81,6 +81,17 @@ def test_a_crashed_run_is_requeued_within_its_budget_then_ends_in_error(session,
     assert failed.status == ExportStatus.error and "its flow run crashed: worker lost" in failed.error
 
 
+def test_what_a_dead_run_left_half_written_goes_before_its_export_is_requeued(session, owner, project):
+    export_id = new_export(session, owner)
+    assert claim_export(export_id)
+    left = artifact_store().staging_path(export_id).with_suffix(".zip.partial")  # a package it was writing
+    left.parent.mkdir(parents=True, exist_ok=True)
+    left.write_bytes(b"half a package")
+    set_row(export_id, status=ExportStatus.rendering, flow_run_id=flow_run_in(Crashed(message="worker lost"), export_id))
+    (repair,) = reconcile()
+    assert repair.action == "requeued" and not left.exists()
+
+
 def test_a_run_that_stopped_beating_is_declared_dead(session, owner, project):
     export_id = new_export(session, owner)
     assert claim_export(export_id)
