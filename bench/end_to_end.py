@@ -116,6 +116,8 @@ def start_api_and_worker(home: Path, env: dict) -> tuple[list[Service], str]:
     api = Service("api", [str(BIN / "geoship"), "serve", "--port", str(port)], env, home, cwd=ROOT)
     worker = Service("worker", [str(BIN / "geoship"), "worker"], env, home, cwd=ROOT)
     api.wait_for_http(f"http://127.0.0.1:{port}/health", 60)
+    # As in service: the worker has joined Ray and started its actors before the first order comes in.
+    worker.wait_for_line("resident worker: serving", 120)
     return [worker, api], f"http://127.0.0.1:{port}"
 
 

@@ -35,6 +35,17 @@ class Service:
             time.sleep(0.25)
         raise RuntimeError(f"{self.name} did not answer {url} within {seconds} s:\n{self.tail()}")
 
+    def wait_for_line(self, text: str, seconds: float) -> None:
+        """Until the service's output holds `text`; fails with its log when it exits or time runs out."""
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            if text in self.log.read_text(errors="replace"):
+                return
+            if self.process.poll() is not None:
+                raise RuntimeError(f"{self.name} exited with {self.process.returncode}:\n{self.tail()}")
+            time.sleep(0.25)
+        raise RuntimeError(f"{self.name} did not say {text!r} within {seconds} s:\n{self.tail()}")
+
     def tail(self, lines: int = 40) -> str:
         return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
 
