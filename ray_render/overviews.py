@@ -274,10 +274,8 @@ def _weighted_sums(source: np.ndarray, mask: np.ndarray | None, y: Axis, x: Axis
     scaled = np.issubdtype(wide, np.integer)
     bound = _largest(source.dtype) if scaled else None
     weights = 1
-    if mask is None or invalid_are_zero:
-        values = source.astype(_holding(bound, 2, wide))  # the filters below widen it as they need
-    else:
-        values = np.where(mask, source, 0).astype(_holding(bound, 2, wide))
+    cleared = source if mask is None or invalid_are_zero else np.where(mask, source, 0)
+    values = cleared.astype(_holding(bound, 2, wide))  # the filters below widen it as they need
     flags = None if mask is None else mask.astype(np.int32 if scaled else wide)
     sizes = {1: rows[1] - rows[0], 2: cols[1] - cols[0]}
     steps = []
