@@ -7,7 +7,8 @@ Generates overlapping 3-band uint16 scenes in two UTM zones (cached under bench/
   (c) gdalwarp -of COG -multi -wo NUM_THREADS=ALL_CPUS -co NUM_THREADS=ALL_CPUS with a cutline;
 all writing a deflate COG with overviews onto the same grid. `--job mosaic` renders instead the plain mosaic of
 the scenes as uint8 (no AOI, no cutline). Reports the median wall times, their ratios, the render's floor on
-this machine (bench/floor.py: per-core rates of each step, measured here straight after each render), how many
+this machine (bench/floor.py: per-core rates of each step, measured here straight after each render, one core
+alone and every core at once), how many
 valid pixels agree with gdalwarp, whether (a) and (b) are identical at full resolution, and how their overviews
 agree.
 Run:  .venv/bin/python bench/compare_gdalwarp.py
@@ -219,27 +220,39 @@ def main() -> None:
     tile_pixels = sum(int(w.width * w.height) for _, w in plan_tiles(tree, grid, args.tile_size))
     floor_scene = warp_inputs[0] if args.job == "mosaic" else scenes(args.size, args.resolution)[0]
 
-    def floor_now() -> tuple[dict[str, float], float]:
+    def floors_now() -> dict[str, tuple[dict[str, float], float]]:
         """The per-core rates and the floor, measured now: beside each render, since this machine's speed drifts
-        within minutes (a floor measured once, after all the runs, swung the ratio by a third)."""
-        rates = floor.measure(floor_scene, masked=aoi_path is not None, resampling=args.resampling)
-        rates["encode"] = round(floor.encode_rate(floor.output_blocks(OUT / "geoship.tif")), 1)  # what it really met
-        return rates, floor.floor_seconds(rates, tile_pixels, os.cpu_count(), nodata=True)
+        within minutes (a floor measured once, after all the runs, swung the ratio by a third). "alone": one core
+        at a time; "loaded": every core at once, as the render runs them (bench/floor.py). Encoding is measured on
+        the render's own blocks: what it really met."""
+        options = dict(masked=aoi_path is not None, resampling=args.resampling, blocks_of=OUT / "geoship.tif")
+        found = {"alone": floor.measure(floor_scene, **options),
+                 "loaded": floor.measure_loaded(floor_scene, os.cpu_count(), **options)}
+        return {kind: (rates, floor.floor_seconds(rates, tile_pixels, os.cpu_count(), nodata=True))
+                for kind, rates in found.items()}
 
     times: dict[str, list[float]] = {name: [] for name in runs}
-    floors, all_rates = [], []
+    floors: dict[str, list[float]] = {"alone": [], "loaded": []}
+    all_rates: dict[str, list[dict[str, float]]] = {"alone": [], "loaded": []}
     for i in range(args.repeats):
         for name, run in runs.items():
             times[name].append(run())
             if name == "geoship":  # straight after the render
-                rates, floor_s = floor_now()
-                floors.append(floor_s)
-                all_rates.append(rates)
+                for kind, (rates, floor_s) in floors_now().items():
+                    floors[kind].append(floor_s)
+                    all_rates[kind].append(rates)
         print(f"run {i + 1}: " + ", ".join(f"{k} {v[-1]:.2f} s" for k, v in times.items())
-              + f", floor {floors[-1]:.2f} s", flush=True)
+              + f", floor {floors['alone'][-1]:.2f} s (all cores loaded: {floors['loaded'][-1]:.2f} s)", flush=True)
     medians = {k: statistics.median(v) for k, v in times.items()}
-    floor_s = statistics.median(floors)
-    rates = {step: statistics.median(r[step] for r in all_rates) for step in all_rates[0]}
+
+    def against(kind: str) -> dict:
+        """The floor of `kind` and each render against the floor measured beside it, then their median."""
+        ratios = [t / f for t, f in zip(times["geoship"], floors[kind], strict=True)]
+        return {"floor_s": round(statistics.median(floors[kind]), 2), "floors_s": [round(f, 2) for f in floors[kind]],
+                "ratio_geoship_to_floor": round(statistics.median(ratios), 3),
+                "ratios_to_floor_each_run": [round(r, 3) for r in ratios],
+                "per_core_rates_mp_s": {step: statistics.median(r[step] for r in all_rates[kind])
+                                        for step in all_rates[kind][0]}}
     result = {
         "job": args.job, "resampling": args.resampling,
         "output": {"width": grid.width, "height": grid.height, "bands": 3, "dtype": tree.root.dtype,
@@ -249,10 +262,7 @@ def main() -> None:
         "seconds": {k: [round(t, 2) for t in v] for k, v in times.items()},
         "median_s": {k: round(v, 2) for k, v in medians.items()},
         "ratio_geoship_to_gdalwarp": round(medians["geoship"] / medians["gdalwarp"], 3),
-        "per_core_rates_mp_s": rates, "floor_s": round(floor_s, 2), "floors_s": [round(f, 2) for f in floors],
-        # Each render against the floor measured beside it, then their median.
-        "ratio_geoship_to_floor": round(statistics.median(t / f for t, f in zip(times["geoship"], floors, strict=True)), 3),
-        "ratios_to_floor_each_run": [round(t / f, 3) for t, f in zip(times["geoship"], floors, strict=True)],
+        **against("alone"), "with_all_cores_loaded": against("loaded"),
         "agreement_with_gdalwarp": agreement(OUT / "geoship.tif", OUT / "gdalwarp.tif"),
         "cog_valid": cog_validate(str(OUT / "geoship.tif"))[0],
         "gdal": subprocess.run(["gdalwarp", "--version"], capture_output=True, text=True).stdout.strip(),

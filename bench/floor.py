@@ -9,7 +9,13 @@ overviews), spread over every core:
 
     floor = (N / decode + N / warp + N / evaluate + N / encode + N/3 / encode + 4N/3 / reduce) / cores
 
-Run:  .venv/bin/python bench/floor.py --size 13000 --resolution 1.5   (prints the rates; floors come from
+That floor assumes every core runs at the rate one core reaches alone. `measure_loaded` measures the same rates
+with every core running the same step at once (one process per core, in step through a barrier), as a render
+runs them: cores share caches, memory bandwidth and clock. On this machine kind, deflate on the 20,000 px job's
+blocks ran 5-16 % slower on each of two cores busy together than on one alone (2026-12-05), within the machine's
+own drift from minute to minute. That floor is the least time this machine can really take.
+
+Run:  .venv/bin/python bench/floor.py --size 13000 --resolution 1.5   (prints both sets of rates; floors come from
 compare_gdalwarp.py, which calls `floor_seconds`)
 """
 
@@ -17,6 +23,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
+import os
 import sys
 import time
 from dataclasses import asdict
@@ -45,10 +53,13 @@ from ray_render.overviews import Axis, Validity, reduce_block  # noqa: E402
 SIDE = 2048  # pixels per side of each measured chunk
 
 
-def best_rate(pixels: int, step, repeats: int = 3) -> float:
-    """Megapixels per second of `step()`, the best of `repeats` (the least disturbed by a shared machine)."""
+def best_rate(pixels: int, step, repeats: int = 3, sync=None) -> float:
+    """Megapixels per second of `step()`, the best of `repeats` (the least disturbed by a shared machine); `sync()`,
+    if given, is called before each repeat (`measure_loaded`'s barrier)."""
     best = float("inf")
     for _ in range(repeats):
+        if sync is not None:
+            sync()
         started = time.perf_counter()
         step()
         best = min(best, time.perf_counter() - started)
@@ -56,9 +67,11 @@ def best_rate(pixels: int, step, repeats: int = 3) -> float:
 
 
 def measure(scene: Path, masked: bool = True, compress: str = "DEFLATE", level: int | None = None,
-            resampling: str = "nearest") -> dict[str, float]:
+            resampling: str = "nearest", blocks_of: Path | None = None, sync=None) -> dict[str, float]:
     """Per-core rates (MP/s of 3 bands in the scene's type) of every step, on a chunk of `scene`; the evaluation is
-    the benchmark job's tree: the bands, clipped to an AOI when `masked`; the warp with the job's `resampling`."""
+    the benchmark job's tree: the bands, clipped to an AOI when `masked`; the warp with the job's `resampling`;
+    the encoding on blocks of the rendered COG `blocks_of` when given (what its encoder really met), else on blocks
+    of the warped chunk. `sync`: see `best_rate`."""
     rates = {}
     with rasterio.open(scene) as src:
         dtype = src.dtypes[0]
@@ -67,14 +80,14 @@ def measure(scene: Path, masked: bool = True, compress: str = "DEFLATE", level: 
         crs = src.crs
         chunk = src.read((1, 2, 3), window=window)
     # A fresh dataset each time: GDAL's block cache would otherwise serve the repeats without decoding.
-    rates["decode"] = best_rate(SIDE * SIDE, lambda: _read_fresh(scene, window))
+    rates["decode"] = best_rate(SIDE * SIDE, lambda: _read_fresh(scene, window), sync=sync)
     left, top = chunk_transform.c, chunk_transform.f
     grid = plan_grid("EPSG:3857", _bounds_3857(crs, left, top, chunk_transform.a), chunk_transform.a * 1.4)
     target = np.zeros((3, grid.height, grid.width), chunk.dtype)
     for name, nodata in (("warp", 0), ("warp_no_nodata", None)):
         rates[name] = best_rate(grid.pixels, lambda nodata=nodata: reproject(
             chunk, target, src_transform=chunk_transform, src_crs=crs, dst_transform=grid.transform, dst_crs=grid.crs,
-            resampling=Resampling[resampling], src_nodata=nodata, dst_nodata=nodata, num_threads=1))
+            resampling=Resampling[resampling], src_nodata=nodata, dst_nodata=nodata, num_threads=1), sync=sync)
     tile = target[:, :512, :512]
     aoi = box(*grid.bounds).buffer(-grid.resolution * 100)
     source = scene_source(Scene(name="floor", owner_id=0, **asdict(inspect_scene(path=str(scene)))))
@@ -87,19 +100,50 @@ def measure(scene: Path, masked: bool = True, compress: str = "DEFLATE", level: 
     stack = Stack(["red", "green", "blue"], np.ma.masked_equal(tile, 0))
     rates["evaluate"] = best_rate(512 * 512, lambda: [to_output(tree.root, evaluate(
         tree.root.input, lambda leaf, w: stack, lambda mask, w: rasterizer.inside(w), Window(0, 0, 512, 512), grid))
-        for _ in range(4)]) * 4
+        for _ in range(4)], sync=sync) * 4
     block = target[:, :1024, :1024]
     axis = Axis(1024, 512, "average")
     validity = Validity(dtype, 0)
-    rates["reduce"] = best_rate(1024 * 1024, lambda: reduce_block(block, axis, axis, (0, 512), (0, 512), validity))
-    rates["encode"] = encode_rate([target[:, r:r + 512, c:c + 512] for r in (0, 512) for c in (0, 512)], compress, level)
+    rates["reduce"] = best_rate(1024 * 1024, lambda: reduce_block(block, axis, axis, (0, 512), (0, 512), validity),
+                                sync=sync)
+    blocks = output_blocks(blocks_of) if blocks_of is not None else \
+        [target[:, r:r + 512, c:c + 512] for r in (0, 512) for c in (0, 512)]
+    rates["encode"] = encode_rate(blocks, compress, level, sync=sync)
     return {k: round(v, 1) for k, v in rates.items()}
 
 
-def encode_rate(blocks: list[np.ndarray], compress: str = "DEFLATE", level: int | None = None) -> float:
+def measure_loaded(scene: Path, cores: int, **options) -> dict[str, float]:
+    """`measure`'s rates with every one of `cores` running each step at the same time: one process per core
+    (spawned, not forked: the caller may run Ray's threads), in step through a barrier before every repeat; each
+    rate is the mean of the processes' own."""
+    context = multiprocessing.get_context("spawn")
+    barrier, answers = context.Barrier(cores), context.Queue()
+    workers = [context.Process(target=_measure_in_step, args=(barrier, answers, scene, options)) for _ in range(cores)]
+    for worker in workers:
+        worker.start()
+    try:
+        found = [answers.get(timeout=600) for _ in workers]
+    finally:
+        for worker in workers:
+            worker.join(timeout=60)
+    failed = [f for f in found if isinstance(f, str)]
+    if failed:
+        raise RuntimeError(f"a loaded measurement failed: {failed[0]}")
+    return {step: round(sum(f[step] for f in found) / cores, 1) for step in found[0]}
+
+
+def _measure_in_step(barrier, answers, scene: Path, options: dict) -> None:
+    try:
+        answers.put(measure(scene, sync=barrier.wait, **options))
+    except Exception as exc:  # the parent reports it; a worker that died silently would leave the others waiting
+        barrier.abort()
+        answers.put(f"{type(exc).__name__}: {exc}")
+
+
+def encode_rate(blocks: list[np.ndarray], compress: str = "DEFLATE", level: int | None = None, sync=None) -> float:
     """Per-core MP/s of encoding these blocks (predictor and codec, as the tile actors do)."""
     codec = BlockCodec(compress, blocks[0].dtype.name, 512, level)
-    return best_rate(sum(b.shape[1] * b.shape[2] for b in blocks), lambda: [codec.encode(b) for b in blocks])
+    return best_rate(sum(b.shape[1] * b.shape[2] for b in blocks), lambda: [codec.encode(b) for b in blocks], sync=sync)
 
 
 def output_blocks(path: Path, count: int = 64) -> list[np.ndarray]:
@@ -145,7 +189,8 @@ def main() -> None:
     scene = ROOT / "bench" / "out" / f"scenes-{args.size}-{args.resolution:g}" / "nw.tif"
     if not scene.exists():
         sys.exit(f"{scene} is missing: run bench/compare_gdalwarp.py --size {args.size} --resolution {args.resolution} first")
-    print(json.dumps(measure(scene, resampling=args.resampling), indent=2))
+    print(json.dumps({"alone": measure(scene, resampling=args.resampling),
+                      "loaded": measure_loaded(scene, os.cpu_count(), resampling=args.resampling)}, indent=2))
 
 
 if __name__ == "__main__":
