@@ -8,6 +8,8 @@ empty schema there; GEOSHIP_TEST_DATABASE_URL points the suite at an existing se
 
 from __future__ import annotations
 
+import atexit
+import logging
 import os
 import sys
 import tempfile
@@ -55,6 +57,34 @@ from cli.samples import DEMO_SCENES  # noqa: E402
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 IMAGERY = Path(os.environ.get("GEOSHIP_IMAGERY_DIR", REPO_ROOT.parent / "shared" / "data" / "imagery"))
+
+
+# The suite's result, once pytest has it (pytest_sessionfinish); None until then.
+_suite_status: list[int | None] = [None]
+
+
+def pytest_sessionfinish(session, exitstatus):
+    _suite_status[0] = int(exitstatus)
+
+
+def _leave_with_the_suite_status() -> None:
+    """End the test process as `geoship` ends its own (cli/entry.py): after every exit handler registered later
+    (Prefect's event and log workers, Ray's disconnect) has run, flush and leave with the suite's status, without
+    Python's teardown of GDAL's, gRPC's and Ray's modules and threads. That teardown serves no purpose in an
+    ending process, and once, after 699 passing tests, it crashed (SIGSEGV) and turned a green run red. Only once
+    pytest has a result: a run that ends before it exits as Python would."""
+    if _suite_status[0] is None:
+        return
+    logging.shutdown()  # registered before this handler, so it would otherwise be skipped
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):  # a closed pipe: nothing more can reach it
+            pass
+    os._exit(_suite_status[0])
+
+
+atexit.register(_leave_with_the_suite_status)  # registered before Prefect and Ray are imported: runs after theirs
 
 
 def _reset_caches() -> None:
