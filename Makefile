@@ -18,16 +18,20 @@ $(STAMP): pyproject.toml constraints.txt
 demo: $(STAMP)
 	$(VENV)/bin/geoship demo
 
+# Python's fault handler stays on for the whole process (pytest turns its own off when it finishes): a crash in
+# an exit handler or a thread after the last test prints every thread's stack instead of a bare SIGSEGV.
+PYTEST := PYTHONFAULTHANDLER=1 $(VENV)/bin/pytest
+
 # The whole suite on SQLite, then every test that reaches the database again on a throwaway PostgreSQL cluster
 # the tests start themselves (the rest, rendering and the production end-to-end run among them, would only repeat).
 test: test-sqlite
-	GEOSHIP_TEST_DATABASE=postgresql GEOSHIP_TEST_ONLY_DATABASE=1 $(VENV)/bin/pytest $(PYTEST_ARGS)
+	GEOSHIP_TEST_DATABASE=postgresql GEOSHIP_TEST_ONLY_DATABASE=1 $(PYTEST) $(PYTEST_ARGS)
 
 test-sqlite: $(STAMP)
-	GEOSHIP_TEST_DATABASE=sqlite $(VENV)/bin/pytest $(PYTEST_ARGS)
+	GEOSHIP_TEST_DATABASE=sqlite $(PYTEST) $(PYTEST_ARGS)
 
 test-postgres: $(STAMP)
-	GEOSHIP_TEST_DATABASE=postgresql $(VENV)/bin/pytest $(PYTEST_ARGS)
+	GEOSHIP_TEST_DATABASE=postgresql $(PYTEST) $(PYTEST_ARGS)
 
 clean:
 	rm -rf $(VENV)
