@@ -35,6 +35,7 @@ os.environ.setdefault("RAY_AUTH_MODE", "disabled")
 
 from compare_gdalwarp import OUT, job, job_arguments, scenes  # noqa: E402
 
+from models.tooltree import parse_tool_tree  # noqa: E402
 from tests.support.seaweedfs import ACCESS_KEY, ENDPOINT, SECRET_KEY, run_seaweedfs  # noqa: E402
 
 # Runs one render per call in its own Ray (one node of 2 CPUs, or two nodes of 1), prints its RenderResult.
@@ -98,8 +99,6 @@ def in_s3(tree, paths: list[Path], bucket: str):
     text = json.dumps(tree.to_json())
     for path in paths:
         text = text.replace(json.dumps(str(path))[1:-1], f"s3://{bucket}/scenes/{path.name}")
-    from models.tooltree import parse_tool_tree
-
     return parse_tool_tree(json.loads(text))
 
 
@@ -109,7 +108,7 @@ def main() -> None:
     args = parser.parse_args()
     OUT.mkdir(parents=True, exist_ok=True)
     local_tree, grid, _, _ = job(args, scenes(args.size, args.resolution))
-    used = sorted({Path(b["uri"]) for s in _scenes_of(local_tree.to_json()) for b in s["bands"]})
+    used = sorted({Path(band.uri) for leaf in local_tree.sources() for scene in leaf.scenes for band in scene.bands})
     env = {**os.environ, "AWS_ACCESS_KEY_ID": ACCESS_KEY, "AWS_SECRET_ACCESS_KEY": SECRET_KEY,
            "AWS_REGION": "us-east-1", "AWS_ENDPOINT_URL": ENDPOINT, "PYTHONPATH": str(ROOT)}
     with tempfile.TemporaryDirectory(prefix="seaweed-") as store:
@@ -157,16 +156,6 @@ def main() -> None:
         }
     (OUT / args.output).write_text(json.dumps(report, indent=2))
     print(json.dumps(report, indent=2))
-
-
-def _scenes_of(node) -> list[dict]:
-    """Every scene of a tree's JSON, wherever its leaves are."""
-    if isinstance(node, dict):
-        found = [node] if "bands" in node and "crs" in node else []
-        return found + [s for value in node.values() for s in _scenes_of(value)]
-    if isinstance(node, list):
-        return [s for value in node for s in _scenes_of(value)]
-    return []
 
 
 if __name__ == "__main__":
