@@ -43,10 +43,16 @@ def _exit_status(code) -> int:
 
 
 def _leave() -> None:
-    logging.shutdown()  # registered before this handler, so it would otherwise be skipped
+    end_process(_status[0])
+
+
+def end_process(status: int) -> None:
+    """End this process with `status` now, from its last exit handler: logging's handlers and the standard streams
+    flushed, Python's teardown skipped (the test suite's process ends the same way: tests/conftest.py)."""
+    logging.shutdown()  # registered before the last handler, so it would otherwise be skipped
     for stream in (sys.stdout, sys.stderr):
         try:
             stream.flush()
         except (OSError, ValueError):  # a closed pipe: nothing more can reach it
             pass
-    os._exit(_status[0])
+    os._exit(status)

@@ -9,7 +9,6 @@ empty schema there; GEOSHIP_TEST_DATABASE_URL points the suite at an existing se
 from __future__ import annotations
 
 import atexit
-import logging
 import os
 import sys
 import tempfile
@@ -75,13 +74,9 @@ def _leave_with_the_suite_status() -> None:
     pytest has a result: a run that ends before it exits as Python would."""
     if _suite_status[0] is None:
         return
-    logging.shutdown()  # registered before this handler, so it would otherwise be skipped
-    for stream in (sys.stdout, sys.stderr):
-        try:
-            stream.flush()
-        except (OSError, ValueError):  # a closed pipe: nothing more can reach it
-            pass
-    os._exit(_suite_status[0])
+    from cli.entry import end_process
+
+    end_process(_suite_status[0])
 
 
 atexit.register(_leave_with_the_suite_status)  # registered before Prefect and Ray are imported: runs after theirs
