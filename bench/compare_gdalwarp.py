@@ -8,9 +8,8 @@ Generates overlapping 3-band uint16 scenes in two UTM zones (cached under bench/
 all writing a deflate COG with overviews onto the same grid. `--job mosaic` renders instead the plain mosaic of
 the scenes as uint8 (no AOI, no cutline). Reports the median wall times, their ratios, the render's floor on
 this machine (bench/floor.py: per-core rates of each step, measured here straight after each render, one core
-alone and every core at once), how many
-valid pixels agree with gdalwarp, whether (a) and (b) are identical at full resolution, and how their overviews
-agree.
+alone and every core at once), how many valid pixels agree with gdalwarp, whether (a) and (b) are identical at
+full resolution, and how their overviews agree.
 Run:  .venv/bin/python bench/compare_gdalwarp.py
 """
 
