@@ -94,8 +94,9 @@ def render_export(export_id: int, pool_size: int) -> Rendered:
     location = store.upload_location(export_id, ".zip" if windows else ".tif")  # a package is a ZIP
     upload = None if location is None else S3Output(location.bucket, location.key, location.endpoint_url,
                                                     settings.s3_part_size)
-    product = render_product(tree, grid, store.staging_path(export_id), options, shard_windows=windows, upload=upload,
-                             acquired=_acquired(tree), created=utcnow(), on_progress=ProgressReporter(export_id))
+    with ProgressReporter(export_id) as progress:
+        product = render_product(tree, grid, store.staging_path(export_id), options, shard_windows=windows,
+                                 upload=upload, acquired=_acquired(tree), created=utcnow(), on_progress=progress)
     if upload is not None and product.uri == upload.uri:  # the actors uploaded it themselves
         uri = store.adopt(export_id, product.uri)
     else:
