@@ -50,12 +50,16 @@ class BlockCodec:
         """The compressed tile for `pixels`, padded to the block size when it is an edge block."""
         bands, rows, cols = pixels.shape
         size = self.blocksize
-        tile = np.zeros((size, size, bands), dtype=np.dtype(self.dtype))
-        tile[:rows, :cols] = pixels.transpose(1, 2, 0)
-        if self.predictor == 2:
-            tile = imagecodecs.delta_encode(tile, axis=1)
+        dtype = np.dtype(self.dtype)
+        if self.predictor == 2 and rows == cols == size and pixels.dtype == dtype:
+            # A whole block needs no padding: the predictor interleaves it as it differences (it reads the
+            # band-last view and writes a new contiguous block), a third of the time of copying it first.
+            tile = imagecodecs.delta_encode(pixels.transpose(1, 2, 0), axis=1)
         else:
-            tile = imagecodecs.floatpred_encode(tile, axis=1)
+            tile = np.zeros((size, size, bands), dtype=dtype)
+            tile[:rows, :cols] = pixels.transpose(1, 2, 0)
+            # The floating-point predictor reorders bytes: it needs the block contiguous.
+            tile = (imagecodecs.delta_encode if self.predictor == 2 else imagecodecs.floatpred_encode)(tile, axis=1)
         level = self.effective_level
         if self.compress == "DEFLATE":
             return bytes(imagecodecs.deflate_encode(tile, level=level))
