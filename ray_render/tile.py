@@ -17,7 +17,7 @@ from models.tooltree import Leaf, Mask, ToolTree, parse_tool_tree
 from ray_render.aoi import AoiRasterizer
 from ray_render.evaluate import Evaluator, Stack, node_keys, node_margins, to_output
 from ray_render.grid import OutputGrid
-from ray_render.mosaic import MOSAIC_METHODS
+from ray_render.mosaic import MOSAIC_METHODS, WHOLE
 from ray_render.reader import DEFAULT_ERROR_THRESHOLD, WARP_BLOCK, SceneReader
 
 
@@ -27,6 +27,22 @@ def _physical(data: np.ndarray, bands) -> np.ndarray:
         if band is not None and (band.scale != 1.0 or band.offset != 0.0):
             data[position] = data[position] * np.float32(band.scale) + np.float32(band.offset)
     return data
+
+
+def warp_block_parts(window: Window) -> list[tuple[Window, tuple[slice, slice]]]:
+    """The pieces of `window` that lie in distinct warp blocks of the grid (blocks of `WARP_BLOCK` from the grid's
+    origin, as the readers warp them), each with its place in the window: (rows, columns) slices."""
+    row0, col0 = int(window.row_off), int(window.col_off)
+    rows = _block_spans(row0, int(window.height))
+    cols = _block_spans(col0, int(window.width))
+    return [(Window(c0, r0, c1 - c0, r1 - r0), (slice(r0 - row0, r1 - row0), slice(c0 - col0, c1 - col0)))
+            for r0, r1 in rows for c0, c1 in cols]
+
+
+def _block_spans(start: int, length: int) -> list[tuple[int, int]]:
+    """[start, start + length) cut at the multiples of WARP_BLOCK (negative ones too: a halo's)."""
+    cuts = [start, *range((start // WARP_BLOCK + 1) * WARP_BLOCK, start + length, WARP_BLOCK), start + length]
+    return list(zip(cuts[:-1], cuts[1:], strict=True))
 
 
 class TileRenderer:
@@ -83,14 +99,20 @@ class TileRenderer:
         readers = self._readers[self._keys[id(source)]]
         dtype = np.float32 if source.reflectance else np.result_type(*[np.dtype(s.dtype) for s in source.scenes])
         mosaic = self._mosaic((len(source.bands), int(window.height), int(window.width)), dtype)
+        parts = warp_block_parts(window)
         for reader in readers:
             if mosaic.is_done:
                 break
-            if reader.overlaps(window):
-                data, valid = reader.read(source.bands, window, dtype)
+            # A later scene is read only for the warp blocks the earlier ones left with empty pixels, where its
+            # footprint reaches: each warp block is warped as a whole whichever part is asked for.
+            wanted = [(part, at) for part, at in parts if not mosaic.is_done_in(at) and reader.overlaps(part)]
+            if len(wanted) == len(parts):
+                wanted = [(window, WHOLE)]  # all of them: one read
+            for part, at in wanted:
+                data, valid = reader.read(source.bands, part, dtype)
                 if source.reflectance:  # each scene's own scale and offset, before scenes are mosaicked
                     data = _physical(data, [reader.scene.band(name) for name in source.bands])
-                mosaic.feed(data, valid)
+                mosaic.feed(data, valid, at)
         return Stack(list(source.bands), mosaic.result())
 
     def render(self, window: Window) -> np.ndarray:

@@ -10,7 +10,8 @@ from models.tooltree import Identity, Output, ProjectSource, parse_tool_tree
 from ray_render.geometry import bounds_polygon
 from ray_render.grid import plan_grid
 from ray_render.inspect import inspect_scene
-from ray_render.tile import TileRenderer
+from ray_render.reader import WARP_BLOCK
+from ray_render.tile import TileRenderer, warp_block_parts
 
 
 def source_of(path, name, bands=("red",)):
@@ -105,3 +106,37 @@ def test_reflectance_reads_apply_each_scenes_own_scale_and_offset(make_raster):
     tree = parse_tool_tree(Output(input=Identity(input=source), dtype="float32", nodata=-9999).model_dump(mode="json"))
     out = render_all(tree, plan_grid("EPSG:32618", (500000, 4000000, 500200, 4000100), 10))
     assert out[0, 0, 0] == pytest.approx(10000 * 0.0000275 - 0.2) and out[0, 0, 15] == pytest.approx(0.5)
+
+
+def test_a_later_scene_is_warped_only_for_the_warp_blocks_left_with_empty_pixels(make_raster):
+    # A grid of 2 x 2 warp blocks, one tile. A covers the left 700 columns, with a nodata hole in the lower-left
+    # block; B covers everything. B is needed for the hole and the right-hand blocks, not for the upper-left one.
+    first = np.full((1, 1024, 700), 100, np.uint16)
+    first[0, 600:620, 100:120] = 0
+    a = source_of(make_raster("a.tif", first, nodata=0), "a")
+    b = source_of(make_raster("b.tif", np.full((1, 1024, 1024), 200, np.uint16), nodata=0), "b")
+    grid = plan_grid("EPSG:32618", (500000, 4000000 - 10240, 500000 + 10240, 4000000), 10)
+    assert (grid.width, grid.height) == (2 * WARP_BLOCK, 2 * WARP_BLOCK)
+    tree = identity_tree(a, b)
+
+    with TileRenderer(tree, grid) as renderer:
+        out = renderer.render(Window(0, 0, grid.width, grid.height))[0]
+        read = renderer.bytes_read
+    expected = np.full((1024, 1024), 200, np.uint16)
+    expected[:, :700] = 100
+    expected[600:620, 100:120] = 200
+    assert np.array_equal(out, expected)
+    # A's whole window in one read, then three of B's four blocks (2 bytes a pixel).
+    assert read == 2 * (1024 * 1024 + 3 * WARP_BLOCK * WARP_BLOCK)
+    with TileRenderer(tree, grid) as renderer:  # block by block: the same pixels
+        for row in (0, WARP_BLOCK):
+            for col in (0, WARP_BLOCK):
+                block = renderer.render(Window(col, row, WARP_BLOCK, WARP_BLOCK))[0]
+                assert np.array_equal(block, out[row:row + WARP_BLOCK, col:col + WARP_BLOCK])
+
+
+def test_a_window_is_cut_at_the_grid_s_warp_blocks_halo_included():
+    parts = warp_block_parts(Window(-3, 509, 518, 6))
+    assert [(p.col_off, p.row_off, p.width, p.height) for p, _ in parts] == [
+        (-3, 509, 3, 3), (0, 509, 512, 3), (512, 509, 3, 3), (-3, 512, 3, 3), (0, 512, 512, 3), (512, 512, 3, 3)]
+    assert [at for _, at in parts][4] == (slice(3, 6), slice(3, 515))
