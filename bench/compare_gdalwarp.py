@@ -2,7 +2,8 @@
 
 Generates overlapping 3-band uint16 scenes in two UTM zones (cached under bench/out/), then alternates:
   (a) geoship: ray_render.render() on an already running local Ray (warm, as a service runs it), the tile
-      actors writing the COG's blocks themselves;
+      actors writing the COG's blocks themselves; the actors are kept between renders, as the resident worker
+      keeps them (`--cold-actors`: new ones in every render, whose start then counts in its time);
   (b) the same render with GDAL's COG driver writing the COG (`CogOptions(writer="gdal")`, the old path);
   (c) gdalwarp -of COG -multi -wo NUM_THREADS=ALL_CPUS -co NUM_THREADS=ALL_CPUS with a cutline;
 all writing a deflate COG with overviews onto the same grid. `--job mosaic` renders instead the plain mosaic of
@@ -48,6 +49,7 @@ from ray_render.geometry import bounds_polygon, reproject_geometry, to_geojson  
 from ray_render.grid import plan_grid  # noqa: E402
 from ray_render.inspect import inspect_scene  # noqa: E402
 from ray_render.render import RenderOptions, plan_tiles, render  # noqa: E402
+from ray_render.reserve import keep_actors  # noqa: E402
 from ray_render.writer import CogOptions  # noqa: E402
 
 OUT = ROOT / "bench" / "out"
@@ -127,7 +129,7 @@ def job_arguments(description: str, output: str) -> argparse.ArgumentParser:
     parser.add_argument("--size", type=int, default=2000, help="pixels per side of each scene")
     parser.add_argument("--resolution", type=float, default=10.0, help="scene pixel size (m)")
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--tile-size", type=int, default=512)
+    parser.add_argument("--tile-size", type=int, default=RenderOptions.tile_size, help="pixels per tile side")
     parser.add_argument("--output", default=output, help="file under bench/out/ for the results")
     return parser
 
@@ -198,6 +200,7 @@ def main() -> None:
     parser.add_argument("--resampling", default="nearest", help="nearest or bilinear (both sides)")
     parser.add_argument("--skip-exact", action="store_true", help="leave out gdalwarp -et 0 (slow on big outputs)")
     parser.add_argument("--skip-gdal-writer", action="store_true", help="leave out geoship with GDAL's COG driver")
+    parser.add_argument("--cold-actors", action="store_true", help="new tile actors in every render")
     args = parser.parse_args()
     if shutil.which("gdalwarp") is None:
         sys.exit("gdalwarp not found: apt-get install gdal-bin")
@@ -208,6 +211,8 @@ def main() -> None:
     started = time.perf_counter()
     ensure_ray(num_cpus=os.cpu_count())
     ray_start = time.perf_counter() - started
+    if not args.cold_actors:
+        keep_actors(idle_seconds=3600)
     runs = {"geoship": lambda: run_geoship(tree, grid, OUT / "geoship.tif", args.tile_size, resampling=args.resampling),
             "gdalwarp": lambda: run_gdalwarp(warp_inputs, grid, aoi_path, OUT / "gdalwarp.tif", resampling=warp_resampling)}
     if not args.skip_gdal_writer:
@@ -258,6 +263,7 @@ def main() -> None:
                    "megapixels": round(grid.pixels / 1e6, 1), "tile_megapixels": round(tile_pixels / 1e6, 1)},
         "scenes": {"count": len(warp_inputs), "size_px": args.size, "resolution_m": args.resolution},
         "cpus": os.cpu_count(), "tile_size": args.tile_size, "ray_start_s": round(ray_start, 2),
+        "actors_kept_between_renders": not args.cold_actors,
         "seconds": {k: [round(t, 2) for t in v] for k, v in times.items()},
         "median_s": {k: round(v, 2) for k, v in medians.items()},
         "ratio_geoship_to_gdalwarp": round(medians["geoship"] / medians["gdalwarp"], 3),

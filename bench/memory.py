@@ -131,7 +131,7 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=13000, help="pixels per side of each generated scene")
     parser.add_argument("--resolution", type=float, default=1.5, help="scene pixel size (m)")
     parser.add_argument("--sides", default="10000,20000,40000", help="output widths to render, in pixels")
-    parser.add_argument("--tile-size", type=int, default=512)
+    parser.add_argument("--tile-size", type=int, default=RenderOptions.tile_size, help="pixels per tile side")
     parser.add_argument("--one", type=int, help=argparse.SUPPRESS)  # internal: render one size in this process
     args = parser.parse_args()
     if args.one:

@@ -67,7 +67,7 @@ def main() -> None:
                         help="s3: moto's server; seaweedfs: `weed mini` (disk-backed, in Go)")
     parser.add_argument("--size", type=int, default=13000, help="pixels per side of each generated scene")
     parser.add_argument("--resolution", type=float, default=1.5, help="scene pixel size (m)")
-    parser.add_argument("--tile-size", type=int, default=512)
+    parser.add_argument("--tile-size", type=int, default=RenderOptions.tile_size, help="pixels per tile side")
     args = parser.parse_args()
 
     tree, aoi = job(args.size, args.resolution)

@@ -34,7 +34,7 @@ class Settings(BaseSettings):
     # The user the CLI acts as on this machine.
     user: str = "local"
 
-    tile_size: int = Field(default=512, ge=64, le=4096)
+    tile_size: int = Field(default=1024, ge=64, le=4096)
     # Tile actors in the pool; 0 means one per CPU the Ray cluster has.
     pool_size: int = Field(default=0, ge=0)
     # Tiles in flight per actor: enough to hide the driver's write latency, few enough to bound memory.
@@ -76,8 +76,10 @@ class Settings(BaseSettings):
     retry_delivery_deployment: str = "retry-delivery/retry-delivery"
     # `geoship worker` (flows/resident.py): how often it asks Prefect for scheduled runs, and how many runs it
     # has in progress at once. A poll is one small query (two while runs are in progress); a run waits half of this
-    # on average to be claimed.
+    # on average to be claimed. While runs of its own are in progress it asks every `worker_busy_poll_seconds`:
+    # those calls cost Prefect's server and the worker CPU the render would use.
     worker_poll_seconds: float = Field(default=0.25, gt=0, le=60)
+    worker_busy_poll_seconds: float = Field(default=1.0, gt=0, le=60)
     worker_runs: int = Field(default=4, ge=1, le=64)
     # Its tile actors wait this long, idle, for its next render rather than ending with each (0: they end). An
     # idle actor holds its CPU in Ray's accounting: they also end as soon as another process renders.

@@ -53,7 +53,7 @@ __all__ = ["RenderOptions", "RenderResult", "Shard", "TileQueues", "plan_tiles",
 class RenderOptions:
     """Tuning knobs of one render."""
 
-    tile_size: int = 512
+    tile_size: int = 1024
     pool_size: int = 0  # 0: one actor per cluster CPU
     in_flight_per_actor: int = 2
     resampling: str = "nearest"
