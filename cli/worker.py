@@ -38,7 +38,8 @@ def worker(
     resident = ResidentWorker({settings.export_deployment: export_flow,
                                settings.retry_delivery_deployment: retry_delivery_flow},
                               runs=runs or settings.worker_runs,
-                              poll_seconds=poll_seconds or settings.worker_poll_seconds)
+                              poll_seconds=poll_seconds or settings.worker_poll_seconds,
+                              busy_poll_seconds=settings.worker_busy_poll_seconds)
     # The worker's own lines (runs claimed, their outcomes) on stderr; Prefect's console handler stays quiet, and
     # the runs' logs go to the Prefect API (the UI shows them).
     own = logging.StreamHandler()

@@ -3,10 +3,10 @@
 Prefect's process worker polls its pool every 10 s (by default) and starts a new Python for every flow run, which
 then imports Prefect, geoship and GDAL, joins Ray and starts its tile actors: seconds before the first tile, on
 every export. This worker does all of that once. It polls Prefect every `GEOSHIP_WORKER_POLL_SECONDS` for the
-deployments' scheduled runs, claims each run as any Prefect worker does (by proposing `Pending`, which the server
-grants to one claimant only, so it may share the pool with process workers and other resident workers), and runs
-it here with Prefect's own flow engine: the run's states, logs, task runs and subflows look as they do under any
-worker.
+deployments' scheduled runs (every `GEOSHIP_WORKER_BUSY_POLL_SECONDS` while runs of its own are in progress),
+claims each run as any Prefect worker does (by proposing `Pending`, which the server grants to one claimant only,
+so it may share the pool with process workers and other resident workers), and runs it here with Prefect's own flow
+engine: the run's states, logs, task runs and subflows look as they do under any worker.
 
 A run set to `Cancelling` (the Prefect UI, or `POST /exports/{id}/cancel`) ends its export in error, which stops
 its render at the next tile, and is marked `Cancelled` once its thread has returned. A worker that is stopped
@@ -17,7 +17,10 @@ reconciler, which reads their silent heartbeats as the run's death and queues th
 from __future__ import annotations
 
 import logging
+import math
 import threading
+import time
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -59,11 +62,18 @@ class ResidentWorker:
     """Claims the scheduled flow runs of `flows` (deployment name -> the flow it runs) and runs up to `runs` of
     them at once on its own threads."""
 
-    def __init__(self, flows: dict[str, Flow], runs: int = 4, poll_seconds: float = 0.25):
+    def __init__(self, flows: dict[str, Flow], runs: int = 4, poll_seconds: float = 0.25,
+                 busy_poll_seconds: float = 1.0, clock: Callable[[], float] = time.monotonic):
         self._flows_by_name = flows
         self._flows: dict[UUID, Flow] = {}  # deployment id -> flow, resolved by `start`
         self._runs = runs
         self.poll_seconds = poll_seconds
+        # While its own runs are in progress, the worker asks Prefect for new runs and cancellations less often: at
+        # 4-8 calls a second, Prefect's server and this process took 15-20 % of a core from the render (two cores,
+        # bench/RESULTS.md), and a new run would mostly wait for a render slot anyway.
+        self.busy_poll_seconds = max(busy_poll_seconds, poll_seconds)
+        self._clock = clock
+        self._asked = -math.inf  # when Prefect was last asked for new runs and cancellations
         self._threads = ThreadPoolExecutor(max_workers=runs, thread_name_prefix="flow-run")
         self._running: dict[UUID, _Run] = {}
         self._lock = threading.Lock()
@@ -84,11 +94,17 @@ class ResidentWorker:
                                "`prefect deploy --all`") from None
 
     def poll(self) -> list[UUID]:
-        """One pass: forget the runs that have returned, pass on cancellations, and claim and start as many
-        scheduled runs as there are free threads. Returns the ids of the runs started."""
+        """One pass: forget the runs that have returned, end idle kept actors another process's render needs, pass
+        on cancellations, and claim and start as many scheduled runs as there are free threads. Prefect is asked
+        for cancellations and new runs at every poll while no run of this worker's is in progress, and at most
+        every `busy_poll_seconds` while one is. Returns the ids of the runs started."""
         self._reap()
-        self._pass_on_cancellations()
         self._yield_kept_actors()
+        now = self._clock()
+        if self._running and now - self._asked < self.busy_poll_seconds:
+            return []
+        self._asked = now
+        self._pass_on_cancellations()
         free = self._runs - len(self._running)
         if free <= 0:
             return []

@@ -36,7 +36,7 @@ def resident(monkeypatch):
     monkeypatch.setenv("GEOSHIP_MAX_CONCURRENT_RENDERS", "2")
     get_settings.cache_clear()
     export_flow.to_deployment(name="export-resident").apply()
-    worker = ResidentWorker({DEPLOYMENT: export_flow}, runs=2, poll_seconds=0.05)
+    worker = ResidentWorker({DEPLOYMENT: export_flow}, runs=2, poll_seconds=0.05, busy_poll_seconds=0.05)
     worker.start()
     yield worker
     worker.drain()
@@ -126,6 +126,34 @@ def test_cancelling_the_run_in_prefect_stops_its_render_and_ends_the_export(sess
     assert flow_run(run_id).state.is_cancelled()
     staged = artifact_store().staging_path(export_id)
     assert not staged.exists() and not any(p.exists() for p in working_files(staged))
+
+
+def test_while_its_own_runs_are_in_progress_it_asks_prefect_at_the_busy_pace(session, owner, project, monkeypatch):
+    monkeypatch.setenv("GEOSHIP_TILE_SIZE", "64")
+    get_settings.cache_clear()
+    export_flow.to_deployment(name="export-resident").apply()
+    now = [0.0]
+    worker = ResidentWorker({DEPLOYMENT: export_flow}, runs=2, poll_seconds=0.05, busy_poll_seconds=30,
+                            clock=lambda: now[0])
+    worker.start()
+    try:
+        long_one = ordered(session, owner)
+        set_row(long_one, resolution=30.0, grid=finer_grid(session, long_one))  # a render of several seconds
+        (first,) = started(long_one)
+        assert [str(r) for r in worker.poll()] == [first]  # nothing of its own in progress: asked at once
+        (second,) = started(ordered(session, owner))
+        assert [str(r) for r in worker.running] == [first]
+        assert worker.poll() == []  # not asked: 30 s have not passed
+        now[0] += 30
+        assert [str(r) for r in worker.poll()] == [second]
+        with get_client(sync_client=True) as client:  # no need to wait for the long render
+            from prefect.states import Cancelling
+
+            client.set_flow_run_state(first, Cancelling(), force=True)
+        now[0] += 30
+        poll_until(worker, lambda: not worker.running)
+    finally:
+        worker.drain()
 
 
 def test_serve_stops_claiming_when_told_and_waits_for_its_runs(session, owner, project, resident):
