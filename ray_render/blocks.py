@@ -8,9 +8,11 @@ name that is renamed into place, so no half-written file is ever visible under t
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import zlib
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -123,16 +125,39 @@ def layout(levels: list[list[Tag]], grids: list[tuple[int, int]], blocks: dict[B
     return Layout(header, placed)
 
 
-def assemble(path: Path, planned: Layout, spills: Path) -> None:
-    """Write the COG at `path`: its header, then its blocks copied from the spill files in `spills`."""
+def assemble(path: Path, planned: Layout, spills: Path) -> str:
+    """Write the COG at `path`: its header, then its blocks copied from the spill files in `spills`. Returns its
+    SHA-256, hashed from the spill files on another thread while they are copied: reading the file back after
+    took another 0.7 s of one core for a 1.1 GB COG, with the actors idle."""
     path = Path(path)
     partial = path.with_name(path.name + ".partial")
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="sha256") as hashing:
+        digest = hashing.submit(sha256_of_pieces, planned.pieces(), spills)
+        try:
+            with open(partial, "wb") as out:
+                write_pieces(out, planned.pieces(), spills)
+            os.replace(partial, path)
+        finally:
+            partial.unlink(missing_ok=True)
+        return digest.result()
+
+
+def sha256_of_pieces(pieces: list[Piece], spills: Path) -> str:
+    """The hex SHA-256 of what `write_pieces` writes for `pieces`, read from the spill files in `spills`."""
+    digest = hashlib.sha256()
+    sources: dict[str, int] = {}
     try:
-        with open(partial, "wb") as out:
-            write_pieces(out, planned.pieces(), spills)
-        os.replace(partial, path)
+        for piece in pieces:
+            if isinstance(piece, bytes):
+                digest.update(piece)
+                continue
+            if piece.spill not in sources:
+                sources[piece.spill] = os.open(Path(spills) / piece.spill, os.O_RDONLY)
+            digest.update(_read_exactly(sources[piece.spill], piece.offset, piece.length))
     finally:
-        partial.unlink(missing_ok=True)
+        for fd in sources.values():
+            os.close(fd)
+    return digest.hexdigest()
 
 
 def write_pieces(out, pieces: list[Piece], spills: Path) -> None:

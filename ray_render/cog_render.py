@@ -34,7 +34,7 @@ from ray_render.results import RenderResult, Shard
 from ray_render.scheduling import TILE_ATTEMPTS, ActorPool, TileQueues, is_permanent
 from ray_render.tiff import Profile, gdal_tags, overview_tags
 from ray_render.upload import S3Output, upload_cog
-from ray_render.writer import CogOptions, sha256_of
+from ray_render.writer import CogOptions
 
 ProgressCallback = Callable[[int, int], None]
 OVERVIEW_METHODS = {"AVERAGE": "average", "NEAREST": "nearest"}
@@ -96,8 +96,8 @@ def make_cog(shard: Shard, grid: OutputGrid, tiles: list[tuple[int, int]], tile_
 def finish_cog(cog: _Cog, bands: list[str], dtype: str, spills: Path) -> RenderResult:
     """Assemble the COG at its path from its blocks (spilled in `spills`) and describe the file."""
     path = Path(cog.shard.path)
-    assemble(path, _layout(cog), spills)
-    return _described(cog, str(path), path.stat().st_size, sha256_of(path), bands, dtype)
+    sha256 = assemble(path, _layout(cog), spills)
+    return _described(cog, str(path), path.stat().st_size, sha256, bands, dtype)
 
 
 def upload_finished_cog(cog: _Cog, bands: list[str], dtype: str, pool: ActorPool, output: S3Output) -> RenderResult:

@@ -1,5 +1,7 @@
 """COGs assembled from blocks encoded one by one (no Ray here): what GDAL, rio-cogeo and tifffile see in them."""
 
+import hashlib
+
 import numpy as np
 import pytest
 import rasterio
@@ -42,7 +44,8 @@ def write_cog(path, pixels, nodata=0, compress="DEFLATE", alpha=False, skip=(), 
     full = gdal_tags(Profile(grid, pixels.shape[0], dtype, nodata, tuple(names), compress, predictor_for(dtype), BLOCK,
                              alpha))
     tags = [full] + [overview_tags(full, w, h) for w, h in pyramid.sizes[1:]]
-    assemble(path, layout(tags, [pyramid.grid(level) for level in range(pyramid.levels)], made), spill_dir(path))
+    digest = assemble(path, layout(tags, [pyramid.grid(level) for level in range(pyramid.levels)], made), spill_dir(path))
+    assert digest == hashlib.sha256(path.read_bytes()).hexdigest()  # hashed from the spills, as it was copied
     remove_spills(path)
     return pyramid
 
