@@ -2,8 +2,8 @@
 
 Each tile actor appends the framed blocks it encodes to its own spill file and reports where each one went
 (`StoredBlock`). When every block of a COG is known, `assemble` writes the header and copies the blocks into
-COG order with `copy_file_range` (in the kernel: the driver never reads the pixels' bytes), into a temporary
-name that is renamed into place, so no half-written file is ever visible under the final name.
+COG order with `copy_file_range` (in the kernel), hashing them from the spill files on another thread meanwhile,
+into a temporary name that is renamed into place, so no half-written file is ever visible under the final name.
 """
 
 from __future__ import annotations
