@@ -69,8 +69,8 @@ class ResidentWorker:
         self._runs = runs
         self.poll_seconds = poll_seconds
         # While its own runs are in progress, the worker asks Prefect for new runs and cancellations less often: at
-        # 4-8 calls a second, Prefect's server and this process took 15-20 % of a core from the render (two cores,
-        # bench/RESULTS.md), and a new run would mostly wait for a render slot anyway.
+        # 8 calls a second, Prefect's server alone took 9 % of a core from a render that saturates two cores
+        # (bench/RESULTS.md), and a new run would mostly wait for a render slot anyway.
         self.busy_poll_seconds = max(busy_poll_seconds, poll_seconds)
         self._clock = clock
         self._asked = -math.inf  # when Prefect was last asked for new runs and cancellations
