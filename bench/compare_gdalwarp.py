@@ -224,7 +224,7 @@ def main() -> None:
                                                       resampling=warp_resampling)
     # The floor's pixels: those of the warp blocks the output needs (GDAL's unit of warping), whatever the tile
     # size, so that floors compare across tile sizes (1024 px tiles plan 0.6-4 % more pixels than 512 px ones).
-    tile_pixels = sum(int(w.width * w.height) for _, w in plan_tiles(tree, grid, WARP_BLOCK))
+    floor_pixels = sum(int(w.width * w.height) for _, w in plan_tiles(tree, grid, WARP_BLOCK))
     floor_scene = warp_inputs[0] if args.job == "mosaic" else scenes(args.size, args.resolution)[0]
 
     def floors_now() -> dict[str, tuple[dict[str, float], float]]:
@@ -235,7 +235,7 @@ def main() -> None:
         options = dict(masked=aoi_path is not None, resampling=args.resampling, blocks_of=OUT / "geoship.tif")
         found = {"alone": floor.measure(floor_scene, **options),
                  "loaded": floor.measure_loaded(floor_scene, os.cpu_count(), **options)}
-        return {kind: (rates, floor.floor_seconds(rates, tile_pixels, os.cpu_count(), nodata=True))
+        return {kind: (rates, floor.floor_seconds(rates, floor_pixels, os.cpu_count(), nodata=True))
                 for kind, rates in found.items()}
 
     times: dict[str, list[float]] = {name: [] for name in runs}
@@ -263,7 +263,7 @@ def main() -> None:
     result = {
         "job": args.job, "resampling": args.resampling,
         "output": {"width": grid.width, "height": grid.height, "bands": 3, "dtype": tree.root.dtype,
-                   "megapixels": round(grid.pixels / 1e6, 1), "tile_megapixels": round(tile_pixels / 1e6, 1)},
+                   "megapixels": round(grid.pixels / 1e6, 1), "floor_megapixels": round(floor_pixels / 1e6, 1)},
         "scenes": {"count": len(warp_inputs), "size_px": args.size, "resolution_m": args.resolution},
         "cpus": os.cpu_count(), "tile_size": args.tile_size, "ray_start_s": round(ray_start, 2),
         "actors_kept_between_renders": not args.cold_actors,

@@ -12,7 +12,9 @@ import hashlib
 import os
 import shutil
 import zlib
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -145,35 +147,37 @@ def assemble(path: Path, planned: Layout, spills: Path) -> str:
 def sha256_of_pieces(pieces: list[Piece], spills: Path) -> str:
     """The hex SHA-256 of what `write_pieces` writes for `pieces`, read from the spill files in `spills`."""
     digest = hashlib.sha256()
-    sources: dict[str, int] = {}
-    try:
-        for piece in pieces:
-            if isinstance(piece, bytes):
-                digest.update(piece)
-                continue
-            if piece.spill not in sources:
-                sources[piece.spill] = os.open(Path(spills) / piece.spill, os.O_RDONLY)
-            digest.update(_read_exactly(sources[piece.spill], piece.offset, piece.length))
-    finally:
-        for fd in sources.values():
-            os.close(fd)
+    with closing(_with_sources(pieces, spills)) as found:
+        for piece, source in found:
+            digest.update(piece if source is None else _read_exactly(source, piece.offset, piece.length))
     return digest.hexdigest()
 
 
 def write_pieces(out, pieces: list[Piece], spills: Path) -> None:
     """Append `pieces` to the open binary file `out`: driver-made bytes as they are, blocks copied from the spill
     files in `spills` (in the kernel where it can)."""
+    with closing(_with_sources(pieces, spills)) as found:
+        for piece, source in found:
+            if source is None:
+                out.write(piece)
+                continue
+            out.flush()
+            _copy(source, out.fileno(), piece.offset, piece.length)
+    out.flush()
+
+
+def _with_sources(pieces: list[Piece], spills: Path) -> Iterator[tuple[Piece, int | None]]:
+    """Each piece with the open spill file its block lies in (None for driver-made bytes); each spill file is
+    opened once, and all are closed when the generator is (use it with `contextlib.closing`)."""
     sources: dict[str, int] = {}
     try:
         for piece in pieces:
             if isinstance(piece, bytes):
-                out.write(piece)
+                yield piece, None
                 continue
-            out.flush()
             if piece.spill not in sources:
                 sources[piece.spill] = os.open(Path(spills) / piece.spill, os.O_RDONLY)
-            _copy(sources[piece.spill], out.fileno(), piece.offset, piece.length)
-        out.flush()
+            yield piece, sources[piece.spill]
     finally:
         for fd in sources.values():
             os.close(fd)
