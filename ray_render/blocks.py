@@ -138,10 +138,11 @@ def assemble(path: Path, planned: Layout, spills: Path) -> str:
         try:
             with open(partial, "wb") as out:
                 write_pieces(out, planned.pieces(), spills)
+            sha256 = digest.result()  # before the rename: a failed hash leaves nothing under the final name
             os.replace(partial, path)
         finally:
             partial.unlink(missing_ok=True)
-        return digest.result()
+        return sha256
 
 
 def sha256_of_pieces(pieces: list[Piece], spills: Path) -> str:
