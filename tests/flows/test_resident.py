@@ -130,6 +130,7 @@ def test_cancelling_the_run_in_prefect_stops_its_render_and_ends_the_export(sess
 
 def test_while_its_own_runs_are_in_progress_it_asks_prefect_at_the_busy_pace(session, owner, project, monkeypatch):
     monkeypatch.setenv("GEOSHIP_TILE_SIZE", "64")
+    monkeypatch.setenv("GEOSHIP_MAX_CONCURRENT_RENDERS", "2")  # the second export starts while the first renders
     get_settings.cache_clear()
     export_flow.to_deployment(name="export-resident").apply()
     now = [0.0]
@@ -138,7 +139,10 @@ def test_while_its_own_runs_are_in_progress_it_asks_prefect_at_the_busy_pace(ses
     worker.start()
     try:
         long_one = ordered(session, owner)
-        set_row(long_one, resolution=30.0, grid=finer_grid(session, long_one))  # a render of several seconds
+        # A render of tens of seconds, still going at the second poll. (With one render slot and a render of a few
+        # seconds, the second export could only start once the first had rendered, and a fresh-clone CI run once
+        # saw the first run end before the second poll: the worker then rightly asked Prefect at once.)
+        set_row(long_one, resolution=15.0, grid=finer_grid(session, long_one, 15.0))
         (first,) = started(long_one)
         assert [str(r) for r in worker.poll()] == [first]  # nothing of its own in progress: asked at once
         (second,) = started(ordered(session, owner))
