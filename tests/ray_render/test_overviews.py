@@ -120,24 +120,30 @@ def test_alpha_masks_every_band_of_an_rgba_output_like_gdal(tmp_path, height, wi
 
 
 # (source height, target height, output rows), (source width, target width, output cols): a whole small level,
-# whose simple weights give exact halves; and rows and columns inside a large level, more rows than one strip
-# (`STRIP_ROWS`), whose sums need int64.
-LEVELS = [((23, 11, (0, 11)), (17, 8, (0, 8))), ((4001, 2000, (1000, 1150)), (3001, 1500, (700, 709)))]
+# whose simple weights give exact halves; rows and columns inside a large level, more rows than one strip
+# (`STRIP_ROWS`), whose sums need int64; and the first level of a 20,000 px image, odd rows and even columns,
+# whose uint16 sums need more than int32 and fit uint32; and the same with the odd side across.
+LEVELS = [((23, 11, (0, 11)), (17, 8, (0, 8))), ((4001, 2000, (1000, 1150)), (3001, 1500, (700, 709))),
+          ((20051, 10025, (10000, 10025)), (2000, 1000, (0, 9))), ((2000, 1000, (990, 1000)), (20051, 10025, (0, 70)))]
 
 
 @pytest.mark.parametrize("dtype,nodata,low,high", [("uint8", 0, 1, 5), ("uint16", 0, 60000, 60004),
-                                                   ("int16", -9999, -3, 3)])  # few values: many exact halves
+                                                   ("uint16", 0, 65530, 65535), ("int16", -9999, -3, 3)])
 @pytest.mark.parametrize("along_y,along_x", LEVELS)
-def test_an_odd_sided_integer_average_is_the_exact_area_weighted_mean(dtype, nodata, low, high, along_y, along_x):
+@pytest.mark.parametrize("coverage", ["partial", "whole"])
+def test_an_odd_sided_integer_average_is_the_exact_area_weighted_mean(dtype, nodata, low, high, along_y, along_x,
+                                                                      coverage):
     """Against the definition, in fractions: each output pixel covers source pixels [i * S / T, (i + 1) * S / T)
-    on each axis; the mean of the valid ones under it, weighted by area, rounded half away from zero."""
+    on each axis; the mean of the valid ones under it, weighted by area, rounded half away from zero. Few values
+    give many exact halves; values at the top of the type give the largest sums a type must hold."""
     (sh, th, rows), (sw, tw, cols) = along_y, along_x
     y, x = Axis(sh, th, "average"), Axis(sw, tw, "average")
     (ylo, yhi), (xlo, xhi) = y.span(*rows), x.span(*cols)
     rng = np.random.default_rng(11)
     source = rng.integers(low, high, (1, yhi - ylo, xhi - xlo), endpoint=True).astype(dtype)
-    source[0, 2:6, 3:8] = nodata
-    source[rng.random(source.shape) < 0.4] = nodata  # partial coverage: simple weights, so exact halves
+    if coverage == "partial":
+        source[0, 2:6, 3:8] = nodata
+        source[rng.random(source.shape) < 0.4] = nodata  # partial coverage: simple weights, so exact halves
     ours = reduce_block(source, y, x, rows, cols, Validity(dtype, nodata))
     assert ours.shape == (1, rows[1] - rows[0], cols[1] - cols[0])
 
@@ -163,7 +169,7 @@ def test_an_odd_sided_integer_average_is_the_exact_area_weighted_mean(dtype, nod
             rounded = math.floor(abs(mean) + Fraction(1, 2)) * (1 if mean >= 0 else -1)
             expected = rounded if rounded != nodata else nodata + 1
             assert found == expected, (r, c, mean)
-    assert halves or sh > 100, "the small sample should hold a mean that is an exact half"
+    assert halves or sh > 100 or coverage == "whole", "the small sample should hold a mean that is an exact half"
 
 
 def test_nearest_picks_the_pixels_gdal_picks(tmp_path):
