@@ -10,11 +10,19 @@ so the interpolation depends on the extent of what is warped at once. The VRT wa
 the same way and yields the same pixels. GDAL would otherwise warp a request larger than a block (or the
 whole grid) in one go, so reads run with `BLOCKWISE_WARP`. A threshold of 0 selects the exact transformer (one PROJ call per
 pixel, about ten times slower to warp).
+
+Why a reader warps only the bands its tree reads: GDAL's warped VRT warps every band of its source for each
+block, whichever bands are asked for, so a 4-band file read for RGB paid for four. Opened through a band subset
+(`vrt://...?bands=`), it warps only those, and the pixels are the same with nearest resampling. With
+interpolating resampling they differ where only the bands left out hold data: GDAL takes a source pixel as
+nodata when every warped band is, so a pixel whose red, green and blue are nodata but whose fourth band is not
+used to count as valid and spread its nodata value into its neighbours' interpolation.
 """
 
 from __future__ import annotations
 
 import warnings
+from collections.abc import Iterable
 from contextlib import ExitStack
 
 import numpy as np
@@ -43,8 +51,11 @@ class SceneReader:
     """Serves windows of one scene, warped onto an output grid. Use as a context manager."""
 
     def __init__(self, scene: SceneSource, grid: OutputGrid, resampling: Resampling = Resampling.nearest,
-                 error_threshold: float = DEFAULT_ERROR_THRESHOLD, pad: int = 0):
+                 error_threshold: float = DEFAULT_ERROR_THRESHOLD, pad: int = 0, bands: Iterable[str] | None = None):
+        """`bands`: the names of every band that will be read (all of the scene's when None); only those are
+        warped, with the files' alpha bands."""
         self.scene = scene
+        self.bands = None if bands is None else set(bands)
         self.grid = grid
         self.resampling = resampling
         self.error_threshold = error_threshold
@@ -52,6 +63,7 @@ class SceneReader:
         self.pad = pad
         self._stack = ExitStack()
         self._vrts: dict[str, WarpedVRT] = {}
+        self._positions: dict[str, dict[int, int]] = {}  # file -> its band indexes -> their indexes in its VRT
         self.bytes_read = 0  # source pixels read (as warped into the tiles), for the tile actors' metrics
         footprint = bounds_polygon(scene.bounds, scene.crs, grid.crs)
         self.footprint_bounds = footprint.bounds  # in output CRS units
@@ -77,6 +89,7 @@ class SceneReader:
             try:
                 with rasterio.Env(**(ON_REMOTE_OPEN if is_remote(uri) else {})):
                     src = self._stack.enter_context(rasterio.open(gdal_path(uri)))
+                    src = self._band_subset(uri, src)
             except RasterioError as exc:
                 raise self._failure("open", uri, exc) from None
             options = dict(
@@ -100,6 +113,27 @@ class SceneReader:
             self._vrts[uri] = self._stack.enter_context(WarpedVRT(src, **options))
         return self._vrts[uri]
 
+    def _band_subset(self, uri: str, src):
+        """`src`, or a view of it holding only the bands this reader reads and its alpha bands (see the module's
+        docstring); records where each band is in what it returns."""
+        kept = set(src.indexes)
+        if self.bands is not None:
+            read = {band.index for name in self.bands if (band := self.scene.band(name)) is not None and band.uri == uri}
+            alpha = {i for i, kind in zip(src.indexes, src.colorinterp, strict=True) if kind == ColorInterp.alpha}
+            # A '?' in the path (a signed URL's query) would be taken for the subset's own options.
+            if read and (read | alpha) < kept and "?" not in src.name:
+                kept = read | alpha
+                listed = ",".join(str(i) for i in sorted(kept))
+                src = self._stack.enter_context(rasterio.open(f"vrt://{src.name}?bands={listed}"))
+        self._positions[uri] = {index: position for position, index in enumerate(sorted(kept), start=1)}
+        return src
+
+    def _position(self, uri: str, index: int) -> int:
+        """Where band `index` of the file `uri` is in its VRT."""
+        if index not in self._positions[uri]:
+            raise ValueError(f"scene {self.scene.name}: band {index} of {uri} is read but was not declared to its reader")
+        return self._positions[uri][index]
+
     def read(self, bands: list[str], window: Window, dtype) -> tuple[np.ndarray, np.ndarray]:
         """(data, valid) of shape (len(bands), rows, cols); bands the scene lacks are all invalid. `window` is in
         the grid's pixels and may reach `pad` pixels beyond it."""
@@ -114,7 +148,7 @@ class SceneReader:
         for uri, wanted in by_uri.items():
             vrt = self._vrt(uri)
             positions = [p for p, _ in wanted]
-            indexes = [i for _, i in wanted]
+            indexes = [self._position(uri, i) for _, i in wanted]
             padded = Window(window.col_off + self.pad, window.row_off + self.pad, window.width, window.height)
             try:
                 with rasterio.Env(**BLOCKWISE_WARP), warnings.catch_warnings():

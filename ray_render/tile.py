@@ -65,18 +65,24 @@ class TileRenderer:
         # can differ within the warp's tolerance from those of a tree without a halo.)
         pad = WARP_BLOCK * math.ceil(self.tree.halo() / WARP_BLOCK)
         # One reader per (scene, resampling), shared by every leaf that reads that scene that way: a false-colour
-        # stack and an index of one project warp each scene once, whatever bands each leaf takes.
+        # stack and an index of one project warp each scene once, and only the bands the leaves take.
+        def key(scene, source):
+            return scene.model_dump_json(), (source.resampling or resampling)
+
+        bands: dict[tuple[str, str], set[str]] = {}
+        for source in self.tree.sources():
+            for scene in source.scenes:
+                bands.setdefault(key(scene, source), set()).update(source.bands)
         shared: dict[tuple[str, str], SceneReader] = {}
         self._readers: dict[str, list[SceneReader]] = {}
         for source in self.tree.sources():
-            method = Resampling[source.resampling or resampling]
             readers = []
             for scene in source.scenes:
-                key = (scene.model_dump_json(), method.name)
-                if key not in shared:
-                    shared[key] = self._stack.enter_context(SceneReader(scene, self.grid, method, error_threshold,
-                                                                                pad=pad))
-                readers.append(shared[key])
+                if (k := key(scene, source)) not in shared:
+                    method = Resampling[source.resampling or resampling]
+                    shared[k] = self._stack.enter_context(SceneReader(scene, self.grid, method, error_threshold,
+                                                                      pad=pad, bands=bands[k]))
+                readers.append(shared[k])
             self._readers[self._keys[id(source)]] = readers
         self._distinct_readers = list(shared.values())
         self._aois = {id(m): AoiRasterizer(m.geometry, self.grid) for m in self.tree.find(Mask)}

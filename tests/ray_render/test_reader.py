@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 import rasterio
+from rasterio.enums import Resampling
 from rasterio.windows import Window
 
 from ray_render.geometry import bounds_polygon
@@ -38,3 +39,66 @@ def test_valid_pixels_are_exactly_gdals_masks_of_the_warped_bands(make_raster, d
     assert np.array_equal(valid, gdal_masks)
     assert valid.any() and not valid.all() and not np.array_equal(valid[0], valid[1])  # each band its own mask
     assert (data[~valid] == np.dtype(dtype).type(nodata)).all()
+
+
+RGB = ["red", "green", "blue"]
+
+
+def rgb_and_a_fourth_band():
+    """Four bands; in one patch red, green and blue hold nodata (0) while the fourth band holds data."""
+    rng = np.random.default_rng(8)
+    data = rng.integers(1, 250, (4, 60, 70)).astype("uint8")
+    data[:3, 20:32, 20:36] = 0
+    return data
+
+
+def write(path, data, nodata=None, **profile):
+    """A 10 m GeoTIFF in UTM 33N; `profile` says what its bands are (four uint8 bands default to RGBA)."""
+    with rasterio.open(path, "w", driver="GTiff", width=data.shape[2], height=data.shape[1], count=data.shape[0],
+                       dtype=data.dtype.name, crs="EPSG:32633", nodata=nodata,
+                       transform=rasterio.Affine(10, 0, 500000, 0, -10, 5100600), **profile) as out:
+        out.write(data)
+    return path
+
+
+def grid_around(scene):
+    return plan_grid("EPSG:3857", bounds_polygon(scene.bounds, scene.crs, "EPSG:3857").buffer(200).bounds, 11.0)
+
+
+def read_everything(scene, grid, resampling, bands=None):
+    with SceneReader(scene, grid, Resampling[resampling], bands=bands) as reader:
+        return reader.read(RGB, Window(0, 0, grid.width, grid.height), np.dtype("uint8"))
+
+
+@pytest.mark.parametrize("resampling", ["nearest", "bilinear", "cubic"])
+def test_a_reader_warps_only_the_bands_it_reads_as_if_the_file_held_no_others(tmp_path, resampling):
+    data = rgb_and_a_fourth_band()
+    four = write(tmp_path / "rgbn.tif", data, nodata=0, photometric="MINISBLACK", alpha="NO")  # like NAIP's files
+    three = write(tmp_path / "rgb.tif", data[:3], nodata=0)
+    scene = source_of(four, "rgbn", bands=(*RGB, "nir"))
+    grid = grid_around(scene)
+
+    subset, subset_valid = read_everything(scene, grid, resampling, bands=RGB)
+    reference, reference_valid = read_everything(source_of(three, "rgb", bands=RGB), grid, resampling)
+    assert np.array_equal(subset, reference) and np.array_equal(subset_valid, reference_valid)
+    assert subset_valid.any() and not subset_valid.all()
+
+    # Warped with the fourth band (a reader told nothing of its bands), GDAL counts the patch as data, as one of the
+    # bands holds some: nearest picks the same pixels, but an interpolation spreads the patch's zeros around it.
+    everything, _ = read_everything(scene, grid, resampling)
+    assert np.array_equal(everything, subset) == (resampling == "nearest")
+
+
+def test_a_files_alpha_band_still_masks_the_bands_read(tmp_path):
+    data = rgb_and_a_fourth_band()
+    data[3] = 255
+    data[3, 40:50, 10:30] = 0  # transparent, though red, green and blue hold values
+    scene = source_of(write(tmp_path / "rgba.tif", data, photometric="RGB", alpha="YES"), "rgba", bands=(*RGB, "alpha"))
+    without_alpha = source_of(write(tmp_path / "rgb.tif", data[:3]), "rgb", bands=RGB)
+    grid = grid_around(scene)
+
+    subset, subset_valid = read_everything(scene, grid, "nearest", bands=RGB)
+    everything, everything_valid = read_everything(scene, grid, "nearest")
+    assert np.array_equal(subset, everything) and np.array_equal(subset_valid, everything_valid)
+    _, unmasked = read_everything(without_alpha, grid, "nearest")
+    assert subset_valid.sum() < unmasked.sum()  # the transparent pixels are not data
