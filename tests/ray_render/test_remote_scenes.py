@@ -38,8 +38,8 @@ def source_for(uri: str):
     return scene_source(Scene(name="remote", owner_id=0, **asdict(info)))
 
 
-def rgb_tree(source):
-    node = Identity(input=ProjectSource(scenes=[source], bands=["red", "green", "blue"]))
+def rgb_tree(source, bands=("red", "green", "blue")):
+    node = Identity(input=ProjectSource(scenes=[source], bands=list(bands)))
     return parse_tool_tree(Output(input=node, dtype="uint16", nodata=0).model_dump(mode="json"))
 
 
@@ -80,6 +80,8 @@ def test_a_scene_in_s3_is_inspected_and_rendered_like_the_local_file(ray_cluster
     pixels = render_pixels(rgb_tree(remote), tmp_path / "from-s3.tif")
     assert (pixels > 0).mean() > 0.2
     assert np.array_equal(pixels, render_pixels(rgb_tree(local), tmp_path / "from-disk.tif"))
+    # two of its three bands: read through a band subset of the object (vrt:///vsis3/...)
+    assert np.array_equal(render_pixels(rgb_tree(remote, ("blue", "red")), tmp_path / "two-from-s3.tif"), pixels[[2, 0]])
 
 
 def test_a_missing_or_forbidden_s3_scene_ends_the_render_naming_it(ray_cluster, platform_reader, cog_scene, tmp_path,
@@ -105,6 +107,7 @@ def test_a_cog_on_an_http_server_is_read_in_ranges(ray_cluster, cog_scene, tmp_p
         remote = source_for(f"{server.url}/scene.tif")
         pixels = render_pixels(rgb_tree(remote), tmp_path / "from-http.tif")
         assert np.array_equal(pixels, render_pixels(rgb_tree(source_for(str(cog_scene))), tmp_path / "from-disk.tif"))
+        assert np.array_equal(render_pixels(rgb_tree(remote, ("green",)), tmp_path / "one-from-http.tif"), pixels[[1]])
         ranged = [r for method, path, r in server.requests if method == "GET" and path == "/scene.tif"]
         assert ranged and all(r and r.startswith("bytes=") for r in ranged)  # never the whole file at once
     finally:
