@@ -174,13 +174,19 @@ class SceneReader:
 
 
 def _valid(vrt: WarpedVRT, read: np.ndarray, indexes: list[int], window: Window) -> np.ndarray:
-    """Which pixels of `read` (bands `indexes` of `vrt` over `window`) hold data: GDAL's masks of those bands.
+    """Which pixels of `read` (bands `indexes` of `vrt` over `window`) hold data.
 
-    The mask of an integer band with a nodata value is where the pixel differs from it: computed here from the
-    pixels already read rather than by reading the bands again (about 5 % of a read). Alpha bands and floats
-    (GDAL compares those within a tolerance) are read as GDAL's masks.
+    With a nodata value, each band's own mask: for integer bands, where the pixel differs from it, computed here
+    from the pixels already read rather than by reading the bands again (about 5 % of a read); floats (GDAL
+    compares those within a tolerance) as GDAL's masks. Without one, the VRT's alpha band (the source's, or the
+    one added from its mask), read as a band: GDAL's masks honour an alpha band only in datasets of 2 or 4 bands,
+    so a 4-band file's warp (5 bands with its alpha) would have every pixel valid, its footprint's outside too.
     """
     nodata = vrt.nodata
+    if nodata is None:
+        alpha = [i for i, kind in zip(vrt.indexes, vrt.colorinterp, strict=True) if kind == ColorInterp.alpha]
+        if alpha:
+            return np.broadcast_to(vrt.read(alpha[-1], window=window) > 0, read.shape).copy()
     if nodata is not None and np.issubdtype(read.dtype, np.integer) and float(nodata).is_integer():
         info = np.iinfo(read.dtype)
         if info.min <= nodata <= info.max:

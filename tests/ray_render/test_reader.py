@@ -102,3 +102,50 @@ def test_a_files_alpha_band_still_masks_the_bands_read(tmp_path):
     assert np.array_equal(subset, everything) and np.array_equal(subset_valid, everything_valid)
     _, unmasked = read_everything(without_alpha, grid, "nearest")
     assert subset_valid.sum() < unmasked.sum()  # the transparent pixels are not data
+
+
+def test_a_files_internal_mask_still_masks_the_bands_read(tmp_path):
+    data = rgb_and_a_fourth_band()
+    path = tmp_path / "masked.tif"
+    mask = np.full(data.shape[1:], 255, np.uint8)
+    mask[5:25, 40:60] = 0
+    with rasterio.Env(GDAL_TIFF_INTERNAL_MASK=True), rasterio.open(
+            path, "w", driver="GTiff", width=70, height=60, count=4, dtype="uint8", crs="EPSG:32633",
+            transform=rasterio.Affine(10, 0, 500000, 0, -10, 5100600), photometric="MINISBLACK", alpha="NO") as out:
+        out.write(data)  # no nodata value: the mask says what is data
+        out.write_mask(mask)
+    scene = source_of(path, "masked", bands=(*RGB, "nir"))
+    grid = grid_around(scene)
+    subset, subset_valid = read_everything(scene, grid, "nearest", bands=RGB)
+    everything, everything_valid = read_everything(scene, grid, "nearest")
+    assert np.array_equal(subset, everything) and np.array_equal(subset_valid, everything_valid)
+    assert 0 < subset_valid.mean() < 0.9
+
+
+@pytest.mark.parametrize("count", [1, 2, 3, 4, 5])
+def test_without_nodata_a_file_of_any_band_count_is_valid_exactly_inside_its_footprint(tmp_path, count):
+    """No nodata value, no alpha band: the warp adds an alpha band from the file's extent, and that says what is
+    data (GDAL's own masks would heed it only for 2 and 4 bands in all)."""
+    data = np.random.default_rng(count).integers(1, 250, (count, 60, 70)).astype("uint8")  # never 0 inside
+    names = ("red", "green", "blue", "nir", "swir")[:count]
+    scene = source_of(write(tmp_path / f"{count}.tif", data, photometric="MINISBLACK", alpha="NO"), "plain", bands=names)
+    grid = grid_around(scene)
+    with SceneReader(scene, grid) as reader:
+        pixels, valid = reader.read(list(names), Window(0, 0, grid.width, grid.height), np.dtype("uint8"))
+    assert np.array_equal(valid, pixels > 0)  # warped pixels outside the footprint are 0 and not data
+    assert 0.2 < valid.mean() < 0.8
+
+
+def test_a_source_alpha_band_masks_a_file_of_five_bands(tmp_path):
+    data = np.random.default_rng(2).integers(1, 250, (5, 60, 70)).astype("uint8")
+    data[4] = 255
+    data[4, 10:30, 10:40] = 0
+    path = write(tmp_path / "rgbna.tif", data, photometric="MINISBLACK")
+    with rasterio.open(path, "r+") as out:
+        out.colorinterp = [*out.colorinterp[:4], rasterio.enums.ColorInterp.alpha]
+    scene = source_of(path, "rgbna", bands=(*RGB, "nir", "alpha"))
+    grid = grid_around(scene)
+    with SceneReader(scene, grid) as reader:
+        pixels, valid = reader.read(RGB, Window(0, 0, grid.width, grid.height), np.dtype("uint8"))
+    _, unmasked = read_everything(source_of(write(tmp_path / "rgb.tif", data[:3]), "rgb", bands=RGB), grid, "nearest")
+    assert np.array_equal(valid, pixels > 0) and valid.sum() < unmasked.sum()
