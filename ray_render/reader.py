@@ -64,6 +64,7 @@ class SceneReader:
         self._stack = ExitStack()
         self._vrts: dict[str, WarpedVRT] = {}
         self._positions: dict[str, dict[int, int]] = {}  # file -> its band indexes -> their indexes in its VRT
+        self._alpha: dict[str, int | None] = {}  # file -> its VRT's alpha band (its own, or one the warp adds)
         self.bytes_read = 0  # source pixels read (as warped into the tiles), for the tile actors' metrics
         footprint = bounds_polygon(scene.bounds, scene.crs, grid.crs)
         self.footprint_bounds = footprint.bounds  # in output CRS units
@@ -110,7 +111,10 @@ class SceneReader:
                 # No nodata value: an added alpha band tells where the source has pixels at all (GDAL fills
                 # it from the source's internal mask, if any). A source alpha band is used as it is.
                 options.update(add_alpha=True)
-            self._vrts[uri] = self._stack.enter_context(WarpedVRT(src, **options))
+            vrt = self._stack.enter_context(WarpedVRT(src, **options))
+            alpha = [i for i, kind in zip(vrt.indexes, vrt.colorinterp, strict=True) if kind == ColorInterp.alpha]
+            self._alpha[uri] = alpha[-1] if alpha else None
+            self._vrts[uri] = vrt
         return self._vrts[uri]
 
     def _band_subset(self, uri: str, src):
@@ -157,7 +161,7 @@ class SceneReader:
                     warnings.simplefilter("ignore", NodataShadowWarning)
                     read = vrt.read(indexes, window=padded)
                     data[positions] = read
-                    valid[positions] = _valid(vrt, read, indexes, padded)
+                    valid[positions] = _valid(vrt, read, indexes, padded, self._alpha[uri])
                 self.bytes_read += data[positions].nbytes
             except RasterioError as exc:
                 raise self._failure("read", uri, exc) from None
@@ -173,8 +177,8 @@ class SceneReader:
         return SceneReadError(f"scene {self.scene.name}: cannot {doing} {uri}: {message}")
 
 
-def _valid(vrt: WarpedVRT, read: np.ndarray, indexes: list[int], window: Window) -> np.ndarray:
-    """Which pixels of `read` (bands `indexes` of `vrt` over `window`) hold data.
+def _valid(vrt: WarpedVRT, read: np.ndarray, indexes: list[int], window: Window, alpha: int | None) -> np.ndarray:
+    """Which pixels of `read` (bands `indexes` of `vrt` over `window`) hold data; `alpha`: the VRT's alpha band.
 
     With a nodata value, each band's own mask: for integer bands, where the pixel differs from it, computed here
     from the pixels already read rather than by reading the bands again (about 5 % of a read); floats (GDAL
@@ -183,10 +187,8 @@ def _valid(vrt: WarpedVRT, read: np.ndarray, indexes: list[int], window: Window)
     so a 4-band file's warp (5 bands with its alpha) would have every pixel valid, its footprint's outside too.
     """
     nodata = vrt.nodata
-    if nodata is None:
-        alpha = [i for i, kind in zip(vrt.indexes, vrt.colorinterp, strict=True) if kind == ColorInterp.alpha]
-        if alpha:
-            return np.broadcast_to(vrt.read(alpha[-1], window=window) > 0, read.shape).copy()
+    if nodata is None and alpha is not None:
+        return np.broadcast_to(vrt.read(alpha, window=window) > 0, read.shape).copy()
     if nodata is not None and np.issubdtype(read.dtype, np.integer) and float(nodata).is_integer():
         info = np.iinfo(read.dtype)
         if info.min <= nodata <= info.max:

@@ -52,12 +52,16 @@ def rgb_and_a_fourth_band():
     return data
 
 
-def write(path, data, nodata=None, **profile):
-    """A 10 m GeoTIFF in UTM 33N; `profile` says what its bands are (four uint8 bands default to RGBA)."""
-    with rasterio.open(path, "w", driver="GTiff", width=data.shape[2], height=data.shape[1], count=data.shape[0],
-                       dtype=data.dtype.name, crs="EPSG:32633", nodata=nodata,
-                       transform=rasterio.Affine(10, 0, 500000, 0, -10, 5100600), **profile) as out:
+def write(path, data, nodata=None, mask=None, **profile):
+    """A 10 m GeoTIFF in UTM 33N; `profile` says what its bands are (four uint8 bands default to RGBA); `mask`:
+    an internal mask of the whole file (255 data, 0 none)."""
+    with rasterio.Env(GDAL_TIFF_INTERNAL_MASK=True), rasterio.open(
+            path, "w", driver="GTiff", width=data.shape[2], height=data.shape[1], count=data.shape[0],
+            dtype=data.dtype.name, crs="EPSG:32633", nodata=nodata,
+            transform=rasterio.Affine(10, 0, 500000, 0, -10, 5100600), **profile) as out:
         out.write(data)
+        if mask is not None:
+            out.write_mask(mask)
     return path
 
 
@@ -106,14 +110,10 @@ def test_a_files_alpha_band_still_masks_the_bands_read(tmp_path):
 
 def test_a_files_internal_mask_still_masks_the_bands_read(tmp_path):
     data = rgb_and_a_fourth_band()
-    path = tmp_path / "masked.tif"
     mask = np.full(data.shape[1:], 255, np.uint8)
     mask[5:25, 40:60] = 0
-    with rasterio.Env(GDAL_TIFF_INTERNAL_MASK=True), rasterio.open(
-            path, "w", driver="GTiff", width=70, height=60, count=4, dtype="uint8", crs="EPSG:32633",
-            transform=rasterio.Affine(10, 0, 500000, 0, -10, 5100600), photometric="MINISBLACK", alpha="NO") as out:
-        out.write(data)  # no nodata value: the mask says what is data
-        out.write_mask(mask)
+    # no nodata value: the mask says what is data
+    path = write(tmp_path / "masked.tif", data, mask=mask, photometric="MINISBLACK", alpha="NO")
     scene = source_of(path, "masked", bands=(*RGB, "nir"))
     grid = grid_around(scene)
     subset, subset_valid = read_everything(scene, grid, "nearest", bands=RGB)
