@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from ray_render.crc32 import combine_all
+from ray_render.publish import publish
 from ray_render.tiff import CLASSIC_LIMIT, LEADER, Tag, cog_header, frame, header_size
 
 BlockKey = tuple[int, int, int]  # (level, row, col); level 0 is full resolution
@@ -139,7 +140,7 @@ def assemble(path: Path, planned: Layout, spills: Path) -> str:
             with open(partial, "wb") as out:
                 write_pieces(out, planned.pieces(), spills)
             sha256 = digest.result()  # before the rename: a failed hash leaves nothing under the final name
-            os.replace(partial, path)
+            publish(partial, path)
         finally:
             partial.unlink(missing_ok=True)
         return sha256

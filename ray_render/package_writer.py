@@ -18,7 +18,6 @@ remains under the final name, and the temporary file or object is removed.
 
 from __future__ import annotations
 
-import os
 import uuid
 import zlib
 from collections.abc import Iterator
@@ -32,6 +31,7 @@ import ray
 from ray_render.blocks import Layout, Piece, write_pieces
 from ray_render.grid import OutputGrid
 from ray_render.packaging import Package, package_documents, read_back, shards_vrt
+from ray_render.publish import publish
 from ray_render.results import RenderResult
 from ray_render.scheduling import ActorPool
 from ray_render.stats import band_statistics
@@ -128,7 +128,7 @@ class _LocalArchive:
     def finish(self, tail: bytes) -> tuple[str, int, str]:
         self._file.write(tail)
         self._file.close()
-        os.replace(self.partial, self.path)
+        publish(self.partial, self.path)
         self._digests.feed(tail)  # the digest of what `digests` read, continued: the file is read once
         return str(self.path), self._digests.position, self._digests.whole.hexdigest()
 

@@ -9,7 +9,6 @@ byte ranges, so GDAL reads a shard or the whole mosaic straight from the archive
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
 import zipfile
@@ -22,6 +21,7 @@ from rasterio.windows import Window
 from shapely.geometry import box
 
 from ray_render.grid import OutputGrid
+from ray_render.publish import publish
 from ray_render.quicklook import QUICKLOOK_SIZE, picture_of
 from ray_render.results import RenderResult
 from ray_render.sampling import mosaic_sample
@@ -63,7 +63,7 @@ def package_shards(*, base: str, directory: Path, grid: OutputGrid, results: lis
         with zipfile.ZipFile(partial, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as zipped:
             for member in sorted(directory.iterdir()):
                 zipped.write(member, arcname=f"{base}/{member.name}")
-        os.replace(partial, archive)
+        publish(partial, archive)
     finally:
         partial.unlink(missing_ok=True)
     shutil.rmtree(directory, ignore_errors=True)
@@ -139,7 +139,7 @@ def rename_package(source: Path, old_base: str, new_base: str, target: Path) -> 
                 member.file_size = info.file_size  # known beforehand: ZIP64 when it needs it
                 with old.open(info) as reader, new.open(member, "w") as writer:
                     shutil.copyfileobj(reader, writer, 1 << 20)
-        os.replace(partial, target)
+        publish(partial, target)
     finally:
         partial.unlink(missing_ok=True)
     return target.stat().st_size, sha256_of(target)

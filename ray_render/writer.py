@@ -16,7 +16,6 @@ alpha sample), so GDAL, QGIS and browsers show transparency where the map has no
 from __future__ import annotations
 
 import hashlib
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,6 +25,7 @@ import rasterio.shutil
 from rasterio.windows import Window
 
 from ray_render.grid import OutputGrid
+from ray_render.publish import publish
 
 
 @dataclass(frozen=True)
@@ -134,6 +134,6 @@ class CogWriter:
                 blocksize=self.options.blocksize, overviews="AUTO", overview_resampling=self.options.overview_resampling,
                 num_threads=self.options.num_threads, bigtiff="IF_SAFER",
             )
-            os.replace(partial, self.path)
+            publish(partial, self.path)
         finally:
             partial.unlink(missing_ok=True)
