@@ -86,7 +86,14 @@ def rgb_views(paths: list[Path]) -> list[Path]:
     return views
 
 
+def fresh(path: Path) -> None:
+    """Remove the last run's output before the next is timed: an export always writes a new file, and on ext4
+    replacing a file also writes the new one to disk (`ray_render.publish`), which neither side should be timed on."""
+    path.unlink(missing_ok=True)
+
+
 def run_geoship(tree, grid, path: Path, tile_size: int, writer: str = "actors", resampling: str = "nearest") -> float:
+    fresh(path)
     started = time.perf_counter()
     render(tree, grid, path, RenderOptions(tile_size=tile_size, resampling=resampling, cog=CogOptions(writer=writer)))
     return time.perf_counter() - started
@@ -104,6 +111,7 @@ def run_gdalwarp(paths, grid, aoi_path: Path | None, path: Path, error_threshold
                "-of", "COG", "-co", "COMPRESS=DEFLATE", "-co", "PREDICTOR=YES", "-co", "BLOCKSIZE=512",
                "-multi", "-wo", "NUM_THREADS=ALL_CPUS", "-co", "NUM_THREADS=ALL_CPUS", *threshold,
                *[str(p) for p in reversed(paths)], str(path)]
+    fresh(path)
     started = time.perf_counter()
     subprocess.run(command, check=True)
     return time.perf_counter() - started
