@@ -232,46 +232,57 @@ def main() -> None:
                                                       resampling=warp_resampling)
     # The floor's pixels: those of the warp blocks the output needs (GDAL's unit of warping), whatever the tile
     # size, so that floors compare across tile sizes (1024 px tiles plan 0.6-4 % more pixels than 512 px ones).
-    floor_pixels = sum(int(w.width * w.height) for _, w in plan_tiles(tree, grid, WARP_BLOCK))
+    warp_blocks = plan_tiles(tree, grid, WARP_BLOCK)
+    floor_pixels = sum(int(w.width * w.height) for _, w in warp_blocks)
+    overview_pixels = floor.overview_pixels([(i.row, i.col) for i, _ in warp_blocks], grid.width, grid.height)
     floor_scene = warp_inputs[0] if args.job == "mosaic" else scenes(args.size, args.resolution)[0]
 
-    def floors_now() -> dict[str, tuple[dict[str, float], float]]:
+    def floors_now() -> dict[str, tuple[dict[str, float], float, float]]:
         """The per-core rates and the floor, measured now: beside each render, since this machine's speed drifts
         within minutes (a floor measured once, after all the runs, swung the ratio by a third). "alone": one core
         at a time; "loaded": every core at once, as the render runs them (bench/floor.py). Encoding is measured on
-        the render's own blocks: what it really met."""
+        the render's own blocks: what it really met. Each floor comes also as computed before 2026-12-06
+        (`floor.floor_seconds_before`), to compare with earlier results."""
         options = dict(masked=aoi_path is not None, resampling=args.resampling, blocks_of=OUT / "geoship.tif")
         found = {"alone": floor.measure(floor_scene, **options),
                  "loaded": floor.measure_loaded(floor_scene, os.cpu_count(), **options)}
-        return {kind: (rates, floor.floor_seconds(rates, floor_pixels, os.cpu_count(), nodata=True))
+        return {kind: (rates, floor.floor_seconds(rates, floor_pixels, os.cpu_count(), nodata=True, overview=overview_pixels),
+                       floor.floor_seconds_before(rates, floor_pixels, os.cpu_count(), nodata=True))
                 for kind, rates in found.items()}
 
     times: dict[str, list[float]] = {name: [] for name in runs}
     floors: dict[str, list[float]] = {"alone": [], "loaded": []}
+    floors_before: dict[str, list[float]] = {"alone": [], "loaded": []}
     all_rates: dict[str, list[dict[str, float]]] = {"alone": [], "loaded": []}
     for i in range(args.repeats):
         for name, run in runs.items():
             times[name].append(run())
             if name == "geoship":  # straight after the render
-                for kind, (rates, floor_s) in floors_now().items():
+                for kind, (rates, floor_s, before_s) in floors_now().items():
                     floors[kind].append(floor_s)
+                    floors_before[kind].append(before_s)
                     all_rates[kind].append(rates)
         print(f"run {i + 1}: " + ", ".join(f"{k} {v[-1]:.2f} s" for k, v in times.items())
-              + f", floor {floors['alone'][-1]:.2f} s (all cores loaded: {floors['loaded'][-1]:.2f} s)", flush=True)
+              + f", floor {floors['alone'][-1]:.2f} s (all cores loaded: {floors['loaded'][-1]:.2f} s; as computed"
+              + f" before 2026-12-06: {floors_before['alone'][-1]:.2f} / {floors_before['loaded'][-1]:.2f} s)", flush=True)
     medians = {k: statistics.median(v) for k, v in times.items()}
 
     def against(kind: str) -> dict:
         """The floor of `kind` and each render against the floor measured beside it, then their median."""
         ratios = [t / f for t, f in zip(times["geoship"], floors[kind], strict=True)]
+        before = [t / f for t, f in zip(times["geoship"], floors_before[kind], strict=True)]
         return {"floor_s": round(statistics.median(floors[kind]), 2), "floors_s": [round(f, 2) for f in floors[kind]],
                 "ratio_geoship_to_floor": round(statistics.median(ratios), 3),
                 "ratios_to_floor_each_run": [round(r, 3) for r in ratios],
+                "floors_s_as_before": [round(f, 2) for f in floors_before[kind]],
+                "ratio_geoship_to_floor_as_before": round(statistics.median(before), 3),
                 "per_core_rates_mp_s": {step: statistics.median(r[step] for r in all_rates[kind])
                                         for step in all_rates[kind][0]}}
     result = {
         "job": args.job, "resampling": args.resampling,
         "output": {"width": grid.width, "height": grid.height, "bands": 3, "dtype": tree.root.dtype,
-                   "megapixels": round(grid.pixels / 1e6, 1), "floor_megapixels": round(floor_pixels / 1e6, 1)},
+                   "megapixels": round(grid.pixels / 1e6, 1), "floor_megapixels": round(floor_pixels / 1e6, 1),
+                   "floor_overview_megapixels": round(overview_pixels / 1e6, 1)},
         "scenes": {"count": len(warp_inputs), "size_px": args.size, "resolution_m": args.resolution},
         "cpus": os.cpu_count(), "tile_size": args.tile_size, "ray_start_s": round(ray_start, 2),
         "actors_kept_between_renders": not args.cold_actors,
