@@ -49,7 +49,7 @@ from ray_render.geometry import bounds_polygon, reproject_geometry, to_geojson  
 from ray_render.grid import plan_grid  # noqa: E402
 from ray_render.inspect import inspect_scene  # noqa: E402
 from ray_render.reader import WARP_BLOCK  # noqa: E402
-from ray_render.render import RenderOptions, plan_tiles, render  # noqa: E402
+from ray_render.render import RenderOptions, plan_tiles, prestart_actors, render  # noqa: E402
 from ray_render.reserve import keep_actors  # noqa: E402
 from ray_render.writer import CogOptions  # noqa: E402
 
@@ -220,8 +220,9 @@ def main() -> None:
     started = time.perf_counter()
     ensure_ray(num_cpus=os.cpu_count())
     ray_start = time.perf_counter() - started
-    if not args.cold_actors:
+    if not args.cold_actors:  # as `geoship worker` does: actors kept between renders, started before the first
         keep_actors(idle_seconds=3600)
+        prestart_actors(os.cpu_count(), RenderOptions().gdal_cache_mb)
     runs = {"geoship": lambda: run_geoship(tree, grid, OUT / "geoship.tif", args.tile_size, resampling=args.resampling),
             "gdalwarp": lambda: run_gdalwarp(warp_inputs, grid, aoi_path, OUT / "gdalwarp.tif", resampling=warp_resampling)}
     if not args.skip_gdal_writer:
