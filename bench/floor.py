@@ -216,9 +216,9 @@ def floor_seconds(rates: dict[str, float], pixels: int, cores: int, nodata: bool
 def floor_seconds_before(rates: dict[str, float], pixels: int, cores: int, nodata: bool = True) -> float:
     """The floor as computed before 2026-12-06: overviews a third of `pixels`, encoded at the rate of dense
     full-resolution blocks."""
-    dense = {**rates, "encode": rates.get("encode_dense", rates["encode"])}
-    dense.pop("encode_overview", None)
-    return floor_seconds(dense, pixels, cores, nodata)
+    as_before = {**rates, "encode": rates.get("encode_dense", rates["encode"])}
+    as_before.pop("encode_overview", None)
+    return floor_seconds(as_before, pixels, cores, nodata)
 
 
 def _read_fresh(scene: Path, window: Window):
