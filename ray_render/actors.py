@@ -2,8 +2,9 @@
 
 With a `BlockSpec`, the actor also makes the COG's blocks where the pixels are: it encodes each tile's
 full-resolution blocks and reduces overview blocks from the level below, spilling the encoded bytes to its own
-file. Pixels an overview still needs go into Ray's object store on the actor's node; the driver only passes
-them on by reference, never fetches them.
+file. Pixels an overview still needs stay in the actor's memory (`ray_render.holdings`) until the driver says
+nothing reads them any more; shared with another actor, they go into Ray's object store on this node, by
+reference, never through the driver.
 """
 
 from __future__ import annotations
@@ -47,6 +48,7 @@ class TileActor:
         self._renderer = self._begin_failure = self._blocks = self._spills = None
         self._s3 = None  # a client for uploads, made with the first
         self._read_back = {}  # object URI -> the SHA-256 of its bytes so far (hashlib), read by hash_ranges
+        self._held = {}  # holdings key -> the pixels of a unit an overview block above still reads
 
     def begin(self, tree: dict, grid: dict, resampling: str, label: str = "render", error_threshold: float = 0.125,
               blocks=None, spill_to: str | None = None, spill_node: str | None = None, name: str = "tile") -> None:
@@ -77,28 +79,51 @@ class TileActor:
         """(key, pixels) for the window (col_off, row_off, width, height)."""
         return key, self._render(window)
 
-    def render_blocks(self, key: tuple[int, int], window: tuple[int, int, int, int], tile_size: int, keep: bool):
-        """Render the tile `key` (its row and column in its COG) and make its blocks: ({block key: block}, a
-        reference to the pixels when `keep`, for the overview above, else None, and this actor's node)."""
+    def render_blocks(self, key: tuple[int, int], window: tuple[int, int, int, int], tile_size: int, hold=None,
+                      encode: bool = True, drop=()):
+        """Render the tile `key` (its row and column in its COG) and make its blocks: ({block key: block}, this
+        actor's node). `hold`: the key to keep its pixels under for the overview above; without `encode`, only
+        that (a tile made again after its pixels were lost, its blocks already stored). `drop`: held pixels
+        nothing reads any more."""
+        self._drop(drop)
         pixels = self._render(window)
-        started = time.perf_counter()
-        made = self._blocks.tile_blocks(key, pixels, tile_size)
-        self._seconds["encode"] += time.perf_counter() - started
-        return made, self._kept(pixels, keep), self._node
+        made = {}
+        if encode:
+            started = time.perf_counter()
+            made = self._blocks.tile_blocks(key, pixels, tile_size)
+            self._seconds["encode"] += time.perf_counter() - started
+        if hold is not None:
+            self._held[hold] = pixels
+        return made, self._node
 
-    def reduce(self, reduction, keep: bool, *arrays):
-        """Make one overview block from the pixels below it: ({block key: block}, a reference to its pixels when
-        `keep`, this actor's node)."""
+    def reduce(self, reduction, hold, encode: bool, drop, local, *shared):
+        """Make one overview block from the pixels below it: ({block key: block}, this actor's node). Each piece
+        of `reduction` is held here under its key in `local`, or, where that is None, is the next of `shared`.
+        `hold`, `encode` and `drop` as for `render_blocks`."""
+        self._drop(drop)
+        others = iter(shared)
+        try:
+            arrays = [self._held[key] if key is not None else next(others) for key in local]
+        except KeyError as missing:
+            raise RuntimeError(f"tile actor: the pixels of {missing} are not held here") from None
         started = time.perf_counter()
-        made, pixels = self._blocks.reduce(reduction, list(arrays))
+        made, pixels = self._blocks.reduce(reduction, arrays, encode)
         self._seconds["reduce"] += time.perf_counter() - started
-        return {reduction.key: made}, self._kept(pixels, keep), self._node
+        if hold is not None:
+            self._held[hold] = pixels
+        return ({reduction.key: made} if encode else {}), self._node
 
-    @staticmethod
-    def _kept(pixels, keep: bool):
-        # Put in this node's object store and handed back by reference: a small return value would be inlined
-        # into the driver's memory, and pixels never go to the driver.
-        return ray.put(pixels) if keep else None
+    @ray.method(num_returns=2)
+    def share(self, key, drop=()):
+        """A unit's held pixels for a reduction on another actor: (True, the pixels). The driver waits on the
+        first, small value and passes the second on by reference: the pixels go into this node's object store,
+        never to the driver."""
+        self._drop(drop)
+        return True, self._held[key]
+
+    def _drop(self, keys) -> None:
+        for key in keys:
+            self._held.pop(key, None)
 
     def node(self) -> str:
         """The Ray node this actor runs on: its spill file is on that node's disk."""
@@ -158,7 +183,7 @@ class TileActor:
         """Let go of the render's sources and files: the actor waits, idle, for the next `begin`."""
         self.drop_spill()
         self._renderer = self._blocks = self._s3 = self._spills = None
-        self._read_back = {}
+        self._read_back, self._held = {}, {}
 
     def _client(self, output):
         if self._s3 is None:

@@ -1,19 +1,21 @@
 """Rendering straight into COG blocks: actors render, encode and reduce; the driver only schedules and assembles.
 
-Each tile actor renders a tile, encodes its full-resolution blocks and spills them; the tile's pixels stay in
-Ray's object store until the overview block above them is made. As soon as every input of an overview block is
-made, the block is reduced by the actor that made its first input (its pixels are local there), level by level up
-to the top. The driver sees block positions and object references only. When every block of a COG exists, the
-driver writes the header and copies the blocks into place (`blocks.assemble`), while the actors go on with the
-next shard; or, for a COG in object storage, the actors upload it as the parts of one multipart upload
-(`upload`); or, for shards to be packaged, every COG's blocks wait for the package to be written from them
-(`package_writer`). Each pixel is decoded, warped, evaluated, reduced and encoded once.
+Each tile actor renders a tile, encodes its full-resolution blocks and spills them; the tile's pixels stay in the
+actor's memory until the overview blocks above them are made (`holdings`). As soon as every input of an overview
+block is made, the block is reduced by the actor holding most of its inputs (the others shared with it through Ray's
+object store), level by level up to the top. Pixels lost with an actor that dies are made again. The driver sees
+block positions and object references only. When every block of a COG exists, the driver writes the header and
+copies the blocks into place (`blocks.assemble`), while the actors go on with the next shard; or, for a COG in
+object storage, the actors upload it as the parts of one multipart upload (`upload`); or, for shards to be packaged,
+every COG's blocks wait for the package to be written from them (`package_writer`). Each pixel is decoded, warped,
+evaluated, reduced and encoded once.
 """
 
 from __future__ import annotations
 
 import pickle
 import time
+from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -23,10 +25,12 @@ import ray
 from rasterio.windows import Window
 from ray.exceptions import RayActorError, RayError
 
+from models.errors import RenderError
 from ray_render.blocks import BlockSpill, Layout, StoredBlock, assemble, layout, spill_dir
 from ray_render.codec import COMPRESSION_TAGS, BlockCodec, predictor_for
 from ray_render.encoding import BlockSpec
 from ray_render.grid import OutputGrid, TileIndex
+from ray_render.holdings import Holdings, Key
 from ray_render.overviews import Validity
 from ray_render.package_writer import MadeCog, PackageWriter
 from ray_render.pyramid import Pyramid, Reduction, UnitKey
@@ -129,11 +133,15 @@ def _described(cog: _Cog, where: str, size: int, sha256: str, bands: list[str], 
 
 @dataclass(frozen=True)
 class _Job:
-    """One call to an actor: a tile to render (`tile`) or an overview block to reduce (`reduction`)."""
+    """One call to an actor: a tile to render (`tile`), an overview block to reduce (`reduction`), or a unit's
+    pixels to share with another actor (`share`). A job that `remakes` only makes pixels lost with an actor again,
+    for the blocks above them: its own blocks are stored already."""
 
     cog: str
     tile: tuple[int, int] | None = None  # the tile's (row, col) in the whole grid
     reduction: Reduction | None = None
+    share: UnitKey | None = None
+    remake: bool = False
 
 
 class BlockRender:
@@ -151,9 +159,12 @@ class BlockRender:
         self._spills = spills
         self._driver_spill: BlockSpill | None = None
         self._windows = {(i.row, i.col): w for i, w in queues.tiles}
-        self._pending: dict = {}  # answer ref -> (actor index, job)
-        self._pixels: dict[tuple[str, UnitKey], object] = {}  # pixels an overview block still needs, by reference
-        self._made_by: dict[tuple[str, UnitKey], int] = {}
+        self._pending: dict = {}  # answer ref -> (actor index, job, the actor's handle when sent)
+        self._holdings = Holdings()  # where the pixels an overview block still needs are
+        self._sharing: dict[Key, object] = {}  # pixels being shared: the reference the share will fill
+        self._deferred: list[_Job] = []  # reductions waiting for pieces to be shared or made again
+        self._remaking: set[Key] = set()
+        self._remake_readers: Counter = Counter()  # pieces read by reductions that make lost pixels again
         self._tries: dict[_Job, int] = {}
         self._tiles_in_flight = [0] * len(pool.actors)
         self._node_of: dict[int, str] = {}  # each actor's node, from its answers
@@ -168,6 +179,8 @@ class BlockRender:
             while self._pending:
                 ready, _ = ray.wait(list(self._pending), num_returns=1)
                 self._land(ready[0])
+            if self._deferred:  # every reduction waits on a call in flight: none may be left behind
+                raise RenderError(f"{len(self._deferred)} overview blocks were never made")
             if self.archive is not None:  # every COG's blocks exist: the package is written from them
                 made = [_made(cog, self.bands, self.dtype) for cog in self.cogs.values()]
                 return self.archive.write(made, self.pool, self._spills)
@@ -189,42 +202,116 @@ class BlockRender:
     def _send(self, actor: int, job: _Job) -> None:
         cog = self.cogs[job.cog]
         handle = self.pool.actors[actor]
+        drop = self._holdings.drops_for(actor)
         if job.tile is not None:
             local = self._local(cog, job.tile)
             w: Window = self._windows[job.tile]
-            keep = cog.pyramid.needed((0, *local))
-            meta = handle.render_blocks.remote(local, (w.col_off, w.row_off, w.width, w.height), self.tile_size, keep)
+            hold = (job.cog, (0, *local)) if cog.pyramid.needed((0, *local)) else None
+            meta = handle.render_blocks.remote(local, (w.col_off, w.row_off, w.width, w.height), self.tile_size, hold,
+                                               not job.remake, drop)
             self._tiles_in_flight[actor] += 1
             if not cog.started:
                 cog.started = time.perf_counter()
+        elif job.share is not None:
+            meta, self._sharing[(job.cog, job.share)] = handle.share.remote((job.cog, job.share), drop)
         else:
-            inputs = [self._pixels[(job.cog, piece.unit)] for piece in job.reduction.pieces]
-            keep = cog.pyramid.needed(job.reduction.key)
-            meta = handle.reduce.remote(job.reduction, keep, *inputs)
-        self._pending[meta] = (actor, job)
+            keys = [(job.cog, piece.unit) for piece in job.reduction.pieces]
+            local = [key if self._holdings.holder(key) == actor else None for key in keys]
+            shared = [self._holdings.shared[key] for key, here in zip(keys, local, strict=True) if here is None]
+            hold = (job.cog, job.reduction.key) if cog.pyramid.needed(job.reduction.key) else None
+            meta = handle.reduce.remote(job.reduction, hold, not job.remake, drop, local, *shared)
+        self._pending[meta] = (actor, job, handle)
         self._tries[job] = self._tries.get(job, 0) + 1
 
+    def _reduce(self, job: _Job) -> None:
+        """Send a reduction once every piece can be read where it goes: pieces lost with an actor are made again
+        first, pieces held by an actor other than the reducer are shared first; until then it waits."""
+        keys = [(job.cog, piece.unit) for piece in job.reduction.pieces]
+        missing = [key for key in keys if not self._holdings.available(key)]
+        for key in missing:
+            self._remake(key)
+        actor = self._reducer(keys)
+        elsewhere = [key for key in keys if key not in self._holdings.shared
+                     and self._holdings.holder(key) not in (None, actor)]
+        for key in elsewhere:
+            self._share(key)
+        if missing or elsewhere:
+            self._deferred.append(job)
+        else:
+            self._send(actor, job)
+
+    def _share(self, key: Key) -> None:
+        if key not in self._sharing:
+            self._send(self._holdings.holder(key), _Job(key[0], share=key[1]))
+
+    def _remake(self, key: Key) -> None:
+        """Make a unit's pixels again (they were lost with an actor): a tile is rendered again, an overview block
+        reduced again from its pieces, themselves made again if they are gone too."""
+        if key in self._remaking:
+            return
+        self._remaking.add(key)
+        name, (level, row, col) = key
+        if level == 0:
+            window = self.cogs[name].shard.window
+            tile = (row + int(window.row_off) // self.tile_size, col + int(window.col_off) // self.tile_size)
+            self._send(self._least_queued(), _Job(name, tile=tile, remake=True))
+            return
+        reduction = self.cogs[name].pyramid.reduction((level, row, col))
+        self._remake_readers.update((name, piece.unit) for piece in reduction.pieces)
+        self._reduce(_Job(name, reduction=reduction, remake=True))
+
     def _land(self, ref) -> None:
-        actor, job = self._pending.pop(ref)
+        actor, job, handle = self._pending.pop(ref)
         if job.tile is not None:
             self._tiles_in_flight[actor] -= 1
         try:
             answer = ray.get(ref)
         except RayError as exc:
-            if is_permanent(exc) or self._tries[job] >= TILE_ATTEMPTS:
-                raise
-            if isinstance(exc, RayActorError):
-                self.pool.replace(actor)
-            self._send(self.pool.other_than(actor), job)
+            self._failed(actor, job, handle, exc)
             return
-        made, pixels, node = answer
-        self._node_of[actor] = node
         cog = self.cogs[job.cog]
         cog.received += len(pickle.dumps(answer))
+        if job.share is not None:
+            self._holdings.shared[(job.cog, job.share)] = self._sharing.pop((job.cog, job.share))
+        else:
+            made, self._node_of[actor] = answer
+            if job.remake:
+                self._remade(actor, job)
+            else:
+                self._made(actor, job, made)
+        self._retry_deferred()
+        self._feed(actor)
+
+    def _failed(self, actor: int, job: _Job, handle, exc: RayError) -> None:
+        """A call failed: a dead actor is replaced (once, whichever of its calls fails first) and its pixels are
+        lost; the job is tried again elsewhere, up to TILE_ATTEMPTS times, unless retrying cannot help."""
+        if is_permanent(exc):
+            raise exc
+        if isinstance(exc, RayActorError) and self.pool.actors[actor] is handle:
+            self.pool.replace(actor)
+            self._holdings.lose(actor)
+        if job.share is not None:
+            self._sharing.pop((job.cog, job.share))
+            if not isinstance(exc, RayActorError):
+                raise exc
+            self._retry_deferred()  # its readers find the pixels lost now, and have them made again
+            return
+        if self._tries[job] >= TILE_ATTEMPTS:
+            raise exc
+        if job.reduction is not None:
+            self._reduce(job)
+        else:
+            self._send(self.pool.other_than(actor), job)
+        self._retry_deferred()
+
+    def _made(self, actor: int, job: _Job, made: dict) -> None:
+        """A unit landed for the first time: its blocks are stored, its pixels held, the blocks it completes sent."""
+        cog = self.cogs[job.cog]
         for key, block in made.items():
             cog.blocks[key] = block if isinstance(block, StoredBlock) else self._spill_here(block)
         if job.tile is not None:
             unit = (0, *self._local(cog, job.tile))
+            node = self._node_of[actor]
             cog.nodes[node] = cog.nodes.get(node, 0) + 1
             self._done += 1
             if self.on_progress:
@@ -232,14 +319,11 @@ class BlockRender:
         else:
             unit = job.reduction.key
             for released in cog.pyramid.reduced(job.reduction):
-                self._pixels.pop((job.cog, released), None)
-                self._made_by.pop((job.cog, released), None)
+                self._release((job.cog, released))
         if cog.pyramid.needed(unit):
-            self._pixels[(job.cog, unit)] = pixels
-            self._made_by[(job.cog, unit)] = actor
+            self._holdings.hold((job.cog, unit), actor)
         for reduction in cog.pyramid.finished(unit):
-            first = self._made_by.get((job.cog, reduction.pieces[0].unit), actor) % len(self.pool.actors)
-            self._send(self._reducer(first), _Job(job.cog, reduction=reduction))
+            self._reduce(_Job(job.cog, reduction=reduction))
         cog.outstanding -= 1
         if cog.outstanding == 0 and self.upload is not None:  # the last unit of the only COG: the actors are free
             finished = Future()  # kept only once it holds the result: a failed upload has nothing to remove
@@ -247,18 +331,50 @@ class BlockRender:
             self.finishing[job.cog] = finished
         elif cog.outstanding == 0 and self.archive is None:
             self.finishing[job.cog] = self._finisher.submit(finish_cog, cog, self.bands, self.dtype, self._spills)
-        self._feed(actor)
 
-    def _reducer(self, maker: int) -> int:
-        """The actor to reduce an overview block whose first input `maker` made: the maker, where the pixels are,
-        unless an actor on the same node has less queued (at the end of a render, when the last levels would
-        otherwise queue up on one actor while the others idle)."""
+    def _remade(self, actor: int, job: _Job) -> None:
+        """Lost pixels were made again: held for the reductions waiting for them."""
+        unit = (0, *self._local(self.cogs[job.cog], job.tile)) if job.tile is not None else job.reduction.key
+        key = (job.cog, unit)
+        self._remaking.discard(key)
+        self._holdings.hold(key, actor)
+        if job.reduction is not None:
+            for piece in job.reduction.pieces:
+                self._remake_readers[(job.cog, piece.unit)] -= 1
+                self._release((job.cog, piece.unit))
+        self._release(key)
+
+    def _release(self, key: Key) -> None:
+        """Let a unit's pixels go once no reduction, first or remade, has still to read them."""
+        if self.cogs[key[0]].pyramid.unread(key[1]) == 0 and self._remake_readers[key] <= 0:
+            self._holdings.release(key)
+
+    def _retry_deferred(self) -> None:
+        waiting, self._deferred = self._deferred, []
+        for job in waiting:
+            self._reduce(job)
+
+    def _queued(self) -> list[int]:
         queued = [0] * len(self.pool.actors)
-        for actor, _ in self._pending.values():
+        for actor, _, _ in self._pending.values():
             queued[actor] += 1
-        node = self._node_of.get(maker)
+        return queued
+
+    def _least_queued(self) -> int:
+        queued = self._queued()
+        return min(range(len(queued)), key=queued.__getitem__)
+
+    def _reducer(self, keys: list[Key]) -> int:
+        """The actor to make an overview block: the one holding most of its pieces, unless an actor on the same
+        node has at least two calls fewer queued (at the end of a render, when the last levels would otherwise
+        queue up on one actor while the others idle; its pieces are then shared with it)."""
+        queued = self._queued()
+        held = self._holdings.counts(keys)
+        best = min(range(len(queued)), key=lambda a: (-held.get(a, 0), queued[a]))
+        node = self._node_of.get(best)
         near = [a for a in range(len(queued)) if node is not None and self._node_of.get(a) == node]
-        return min(near, key=lambda a: (queued[a], a != maker), default=maker)
+        idlest = min(near, key=queued.__getitem__, default=best)
+        return idlest if queued[idlest] + 2 <= queued[best] else best
 
     def _local(self, cog: _Cog, tile: tuple[int, int]) -> tuple[int, int]:
         """A tile's (row, col) within its COG."""

@@ -51,8 +51,9 @@ class BlockMaker:
                 made[key] = self._store(pixels[:, r:r + size, c:c + size])
         return made
 
-    def reduce(self, reduction: Reduction, arrays: list[np.ndarray]) -> tuple[Made, np.ndarray]:
-        """Make one overview block from its pieces' pixels (in `reduction.pieces` order): (block, its pixels)."""
+    def reduce(self, reduction: Reduction, arrays: list[np.ndarray], encode: bool = True) -> tuple[Made | None, np.ndarray]:
+        """Make one overview block from its pieces' pixels (in `reduction.pieces` order): (block, its pixels); without
+        `encode`, only its pixels (a block made again for the blocks above it, its own already stored)."""
         (sw, sh), (tw, th) = reduction.source, reduction.target
         y, x = Axis(sh, th, self.spec.method), Axis(sw, tw, self.spec.method)
         (ylo, yhi), (xlo, xhi) = y.span(*reduction.rows), x.span(*reduction.cols)
@@ -65,7 +66,7 @@ class BlockMaker:
             if r0 < r1 and c0 < c1:
                 source[:, r0 - ylo:r1 - ylo, c0 - xlo:c1 - xlo] = array[:, r0 - row:r1 - row, c0 - col:c1 - col]
         pixels = reduce_block(source, y, x, reduction.rows, reduction.cols, self.spec.validity)
-        return self._store(pixels), pixels
+        return (self._store(pixels) if encode else None), pixels
 
     def close(self) -> None:
         if self._spill is not None:

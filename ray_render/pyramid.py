@@ -69,6 +69,14 @@ class Pyramid:
     def reductions(self) -> list[Reduction]:
         return list(self._reductions.values())
 
+    def reduction(self, key: UnitKey) -> Reduction:
+        """How the overview block `key` is made."""
+        return self._reductions[key]
+
+    def unread(self, unit: UnitKey) -> int:
+        """How many blocks above still have to read `unit`."""
+        return self._unread.get(unit, 0)
+
     def needed(self, unit: UnitKey) -> bool:
         """Whether a finished unit's pixels feed a block above it (the top level's feed nothing)."""
         return unit in self._readers
