@@ -271,14 +271,18 @@ class BlockRender:
             return
         cog = self.cogs[job.cog]
         cog.received += len(pickle.dumps(answer))
-        if job.share is not None:
+        # An answer read after its actor died and was replaced: its blocks are stored, its pixels gone with it.
+        holder = actor if self.pool.actors[actor] is handle else None
+        if job.share is not None:  # a shared copy outlives its maker: the driver owns it
             self._holdings.shared[(job.cog, job.share)] = self._sharing.pop((job.cog, job.share))
         else:
-            made, self._node_of[actor] = answer
+            made, node = answer
+            if holder is not None:
+                self._node_of[actor] = node
             if job.remake:
-                self._remade(actor, job)
+                self._remade(holder, job)
             else:
-                self._made(actor, job, made)
+                self._made(holder, job, made, node)
         self._retry_deferred()
         self._feed(actor)
 
@@ -304,14 +308,14 @@ class BlockRender:
             self._send(self.pool.other_than(actor), job)
         self._retry_deferred()
 
-    def _made(self, actor: int, job: _Job, made: dict) -> None:
-        """A unit landed for the first time: its blocks are stored, its pixels held, the blocks it completes sent."""
+    def _made(self, holder: int | None, job: _Job, made: dict, node: str) -> None:
+        """A unit landed for the first time: its blocks are stored, its pixels held by `holder` (None: by no one,
+        its actor died since), the blocks it completes sent."""
         cog = self.cogs[job.cog]
         for key, block in made.items():
             cog.blocks[key] = block if isinstance(block, StoredBlock) else self._spill_here(block)
         if job.tile is not None:
             unit = (0, *self._local(cog, job.tile))
-            node = self._node_of[actor]
             cog.nodes[node] = cog.nodes.get(node, 0) + 1
             self._done += 1
             if self.on_progress:
@@ -320,8 +324,8 @@ class BlockRender:
             unit = job.reduction.key
             for released in cog.pyramid.reduced(job.reduction):
                 self._release((job.cog, released))
-        if cog.pyramid.needed(unit):
-            self._holdings.hold((job.cog, unit), actor)
+        if cog.pyramid.needed(unit) and holder is not None:
+            self._holdings.hold((job.cog, unit), holder)
         for reduction in cog.pyramid.finished(unit):
             self._reduce(_Job(job.cog, reduction=reduction))
         cog.outstanding -= 1
@@ -332,12 +336,14 @@ class BlockRender:
         elif cog.outstanding == 0 and self.archive is None:
             self.finishing[job.cog] = self._finisher.submit(finish_cog, cog, self.bands, self.dtype, self._spills)
 
-    def _remade(self, actor: int, job: _Job) -> None:
-        """Lost pixels were made again: held for the reductions waiting for them."""
+    def _remade(self, holder: int | None, job: _Job) -> None:
+        """Lost pixels were made again: held for the reductions waiting for them (which have them made once more
+        if `holder` is None: their actor died since)."""
         unit = (0, *self._local(self.cogs[job.cog], job.tile)) if job.tile is not None else job.reduction.key
         key = (job.cog, unit)
         self._remaking.discard(key)
-        self._holdings.hold(key, actor)
+        if holder is not None:
+            self._holdings.hold(key, holder)
         if job.reduction is not None:
             for piece in job.reduction.pieces:
                 self._remake_readers[(job.cog, piece.unit)] -= 1

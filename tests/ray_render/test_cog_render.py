@@ -60,11 +60,11 @@ def test_an_overview_block_lost_with_its_actor_is_made_again_from_tiles_made_aga
     killed, remade = [], []
     made, remake = cog_render.BlockRender._made, cog_render.BlockRender._remake
 
-    def kill_after_first_level_one_block(self, actor, job, blocks):
-        made(self, actor, job, blocks)
-        if job.reduction is not None and job.reduction.key[0] == 1 and not killed:
+    def kill_after_first_level_one_block(self, holder, job, blocks, node):
+        made(self, holder, job, blocks, node)
+        if job.reduction is not None and job.reduction.key[0] == 1 and holder is not None and not killed:
             # Its pieces (tiles) are let go once it is made: made again, it needs them made again too.
-            ray.kill(self.pool.actors[actor], no_restart=True)
+            ray.kill(self.pool.actors[holder], no_restart=True)
             killed.append(job.reduction.key)
 
     def record(self, key):
@@ -76,4 +76,24 @@ def test_an_overview_block_lost_with_its_actor_is_made_again_from_tiles_made_aga
     render(tree_of(scene), GRID, tmp_path / "out.tif", OPTIONS)
     assert killed[0] in remade  # the lost block, made again for the level above
     assert [unit for unit in remade if unit[0] == 0]  # from its tiles, made again
+    assert_same_cog(tmp_path / "out.tif", tmp_path / "undisturbed.tif", scene)
+
+
+def test_an_answer_read_after_its_actor_was_replaced_holds_nothing(ray_cluster, scene, tmp_path, monkeypatch):
+    # An actor can answer and then die before the driver reads the answer: its blocks are stored, but the pixels
+    # it held are gone, and the actor now at its place in the pool does not hold them.
+    render(tree_of(scene), GRID, tmp_path / "undisturbed.tif", OPTIONS)
+    land, replaced = cog_render.BlockRender._land, []
+
+    def replace_before_reading(self, ref):
+        actor, job, _ = self._pending[ref]
+        if job.tile is not None and self._done == 30 and not replaced:
+            self.pool.replace(actor)  # as when another of its calls has failed first
+            self._holdings.lose(actor)
+            replaced.append(job.tile)
+        land(self, ref)
+
+    monkeypatch.setattr(cog_render.BlockRender, "_land", replace_before_reading)
+    result = render(tree_of(scene), GRID, tmp_path / "out.tif", OPTIONS)
+    assert replaced and result.tiles == 100
     assert_same_cog(tmp_path / "out.tif", tmp_path / "undisturbed.tif", scene)
