@@ -65,6 +65,7 @@ class SceneReader:
         self._vrts: dict[str, WarpedVRT] = {}
         self._positions: dict[str, dict[int, int]] = {}  # file -> its band indexes -> their indexes in its VRT
         self._alpha: dict[str, int | None] = {}  # file -> its VRT's alpha band (its own, or one the warp adds)
+        self._nodata: dict[str, float] = {}  # file -> its nodata value, where the warp leaves masking to `_valid`
         self.bytes_read = 0  # source pixels read (as warped into the tiles), for the tile actors' metrics
         footprint = bounds_polygon(scene.bounds, scene.crs, grid.crs)
         self.footprint_bounds = footprint.bounds  # in output CRS units
@@ -105,7 +106,13 @@ class SceneReader:
                 blockysize=WARP_BLOCK,
             )
             nodata = self.scene.nodata if self.scene.nodata is not None else src.nodata
-            if nodata is not None:
+            if nodata is not None and self._valid_from_values(src.dtypes[0], nodata):
+                # Nearest resampling copies each source value as it is, a nodata value too: masking nodata in the
+                # warp changes no pixel, but takes GDAL's masked kernels. The warp fills what no source pixel
+                # covers with the nodata value, and which pixels are valid is read from the values (`_valid`).
+                options.update(src_nodata=None, nodata=None, init_dest_nodata=False, INIT_DEST=str(int(nodata)))
+                self._nodata[uri] = nodata
+            elif nodata is not None:
                 options.update(src_nodata=nodata, nodata=nodata)
             elif ColorInterp.alpha not in src.colorinterp:
                 # No nodata value: an added alpha band tells where the source has pixels at all (GDAL fills
@@ -116,6 +123,14 @@ class SceneReader:
             self._alpha[uri] = alpha[-1] if alpha else None
             self._vrts[uri] = vrt
         return self._vrts[uri]
+
+    def _valid_from_values(self, dtype: str, nodata: float) -> bool:
+        """Whether a file's validity can come from its warped values: nearest resampling, an integer type and an
+        integer nodata value it can hold."""
+        if self.resampling != Resampling.nearest or not np.issubdtype(np.dtype(dtype), np.integer):
+            return False
+        info = np.iinfo(dtype)
+        return float(nodata).is_integer() and info.min <= nodata <= info.max
 
     def _band_subset(self, uri: str, src):
         """`src`, or a view of it holding only the bands this reader reads and its alpha bands (see the module's
@@ -161,7 +176,7 @@ class SceneReader:
                     warnings.simplefilter("ignore", NodataShadowWarning)
                     read = vrt.read(indexes, window=padded)
                     data[positions] = read
-                    valid[positions] = _valid(vrt, read, indexes, padded, self._alpha[uri])
+                    valid[positions] = _valid(vrt, read, indexes, padded, self._alpha[uri], self._nodata.get(uri))
                 self.bytes_read += data[positions].nbytes
             except RasterioError as exc:
                 raise self._failure("read", uri, exc) from None
@@ -177,8 +192,10 @@ class SceneReader:
         return SceneReadError(f"scene {self.scene.name}: cannot {doing} {uri}: {message}")
 
 
-def _valid(vrt: WarpedVRT, read: np.ndarray, indexes: list[int], window: Window, alpha: int | None) -> np.ndarray:
-    """Which pixels of `read` (bands `indexes` of `vrt` over `window`) hold data; `alpha`: the VRT's alpha band.
+def _valid(vrt: WarpedVRT, read: np.ndarray, indexes: list[int], window: Window, alpha: int | None,
+           nodata: float | None = None) -> np.ndarray:
+    """Which pixels of `read` (bands `indexes` of `vrt` over `window`) hold data; `alpha`: the VRT's alpha band;
+    `nodata`: the file's nodata value where the VRT does not know it (it warped without masking).
 
     With a nodata value, each band's own mask: for integer bands, where the pixel differs from it, computed here
     from the pixels already read rather than by reading the bands again (about 5 % of a read); floats (GDAL
@@ -186,7 +203,7 @@ def _valid(vrt: WarpedVRT, read: np.ndarray, indexes: list[int], window: Window,
     one added from its mask), read as a band: GDAL's masks honour an alpha band only in datasets of 2 or 4 bands,
     so a 4-band file's warp (5 bands with its alpha) would have every pixel valid, its footprint's outside too.
     """
-    nodata = vrt.nodata
+    nodata = vrt.nodata if nodata is None else nodata
     if nodata is None and alpha is not None:
         return np.broadcast_to(vrt.read(alpha, window=window) > 0, read.shape).copy()
     if nodata is not None and np.issubdtype(read.dtype, np.integer) and float(nodata).is_integer():

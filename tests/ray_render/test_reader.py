@@ -4,11 +4,12 @@ import numpy as np
 import pytest
 import rasterio
 from rasterio.enums import Resampling
+from rasterio.vrt import WarpedVRT
 from rasterio.windows import Window
 
 from ray_render.geometry import bounds_polygon
 from ray_render.grid import plan_grid
-from ray_render.reader import SceneReader
+from ray_render.reader import WARP_BLOCK, SceneReader
 from tests.ray_render.test_mosaic import source_of
 
 
@@ -23,21 +24,31 @@ def textured(dtype, nodata):
     return data
 
 
+@pytest.mark.parametrize("resampling", ["nearest", "bilinear"])
 @pytest.mark.parametrize("dtype,nodata", [("uint8", 0), ("uint16", 65535), ("int16", -9999), ("float32", -1.5)])
-def test_valid_pixels_are_exactly_gdals_masks_of_the_warped_bands(make_raster, dtype, nodata):
+def test_pixels_and_valid_masks_are_gdals_own_nodata_masked_warp(make_raster, dtype, nodata, resampling):
+    # With nearest resampling and an integer nodata value the reader warps without GDAL's nodata masking and tells
+    # validity from the values: pixels and masks must be exactly those of the masked warp.
     path = make_raster("scene.tif", textured(dtype, nodata), crs="EPSG:32633", origin=(500000, 5100600), nodata=nodata,
                        bands=["red", "green", "blue"])
     scene = source_of(path, "scene", bands=("red", "green", "blue"))
-    footprint = bounds_polygon(scene.bounds, scene.crs, "EPSG:3857")
-    grid = plan_grid("EPSG:3857", footprint.buffer(200).bounds, 13.0)  # reprojected, beyond the scene on each side
+    left, bottom, right, top = bounds_polygon(scene.bounds, scene.crs, "EPSG:3857").bounds
+    # Reprojected, beyond the scene on each side, and far beyond it to the east: whole warp blocks no source
+    # pixel reaches are filled too.
+    grid = plan_grid("EPSG:3857", (left - 200, bottom - 200, right + 1200 * 13.0, top + 200), 13.0)
+    assert grid.width > 2 * WARP_BLOCK
     window = Window(0, 0, grid.width, grid.height)
-    with SceneReader(scene, grid) as reader:
+    with SceneReader(scene, grid, Resampling[resampling]) as reader:
         data, valid = reader.read(["red", "green", "blue"], window, np.dtype(dtype))
-        vrt = reader._vrt(scene.band("red").uri)
+    with rasterio.open(path) as src, WarpedVRT(src, crs=grid.crs, transform=grid.transform, width=grid.width,
+                                               height=grid.height, resampling=Resampling[resampling], src_nodata=nodata,
+                                               nodata=nodata, blockxsize=WARP_BLOCK, blockysize=WARP_BLOCK) as masked:
         with rasterio.Env(GDAL_VRT_WARP_USE_DATASET_RASTERIO="NO"):
-            gdal_masks = vrt.read_masks([1, 2, 3], window=window) > 0
-    assert np.array_equal(valid, gdal_masks)
-    assert valid.any() and not valid.all() and not np.array_equal(valid[0], valid[1])  # each band its own mask
+            expected, gdal_masks = masked.read(window=window), masked.read_masks(window=window) > 0
+    assert np.array_equal(valid, gdal_masks) and np.array_equal(data, expected)
+    assert valid.any() and not valid.all() and not valid[:, :, -WARP_BLOCK:].any()
+    if resampling == "nearest":
+        assert not np.array_equal(valid[0], valid[1])  # each band its own mask
     assert (data[~valid] == np.dtype(dtype).type(nodata)).all()
 
 
