@@ -247,7 +247,11 @@ def main() -> None:
         options = dict(masked=aoi_path is not None, resampling=args.resampling, blocks_of=OUT / "geoship.tif")
         found = {"alone": floor.measure(floor_scene, **options),
                  "loaded": floor.measure_loaded(floor_scene, os.cpu_count(), **options)}
-        return {kind: (rates, floor.floor_seconds(rates, floor_pixels, os.cpu_count(), nodata=True, overview=overview_pixels),
+        # A nearest warp of integer scenes needs no nodata masking (it copies nodata values as they are; the
+        # readers tell validity from the values since 2026-12-06), so neither does its floor; interpolation does.
+        masked_warp = args.resampling != "nearest"
+        return {kind: (rates, floor.floor_seconds(rates, floor_pixels, os.cpu_count(), nodata=masked_warp,
+                                                  overview=overview_pixels),
                        floor.floor_seconds_before(rates, floor_pixels, os.cpu_count(), nodata=True))
                 for kind, rates in found.items()}
 

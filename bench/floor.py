@@ -10,6 +10,10 @@ spread over every core:
 
     floor = (N / decode + N / warp + N / evaluate + N / encode + M / encode_overview + 4M / reduce) / cores
 
+The warp's rate is the one with nodata masking for interpolating resampling, and without it for nearest: a
+nearest warp copies nodata values as they are, and the tile actors warp integer scenes that way since
+2026-12-06 (session 12), telling validity from the values.
+
 M is about N/3, a little more where a block at an edge of the data holds only part of it (an overview block is
 needed whole once it holds one pixel). Overview blocks encode more slowly than full-resolution ones (about 13 %
 on the 20,000 px job: an averaged pixel differs more from its neighbour, so the predictor leaves more to
