@@ -119,6 +119,25 @@ def test_a_files_alpha_band_still_masks_the_bands_read(tmp_path):
     assert subset_valid.sum() < unmasked.sum()  # the transparent pixels are not data
 
 
+@pytest.mark.parametrize("bands", [RGB, None])
+def test_a_nodata_value_wins_over_an_alpha_band_as_in_gdals_masked_warp(tmp_path, bands):
+    # Often a fourth band written as alpha is not one (NIR in RGBA files): with a nodata value, the file's alpha
+    # band masks nothing, whether the warp masks nodata itself or the reader tells it from the values.
+    data = rgb_and_a_fourth_band()
+    data[3] = 255
+    data[3, 40:50, 10:30] = 0  # "transparent", though red, green and blue hold values
+    path = write(tmp_path / "rgba.tif", data, nodata=0, photometric="RGB", alpha="YES")
+    scene = source_of(path, "rgba", bands=(*RGB, "alpha"))
+    grid = grid_around(scene)
+    pixels, valid = read_everything(scene, grid, "nearest", bands=bands)
+    with rasterio.open(path) as src, WarpedVRT(src, crs=grid.crs, transform=grid.transform, width=grid.width,
+                                               height=grid.height, src_nodata=0, nodata=0, blockxsize=WARP_BLOCK,
+                                               blockysize=WARP_BLOCK) as masked:
+        with rasterio.Env(GDAL_VRT_WARP_USE_DATASET_RASTERIO="NO"):
+            expected = masked.read([1, 2, 3], window=Window(0, 0, grid.width, grid.height))
+    assert np.array_equal(pixels, expected) and np.array_equal(valid, expected != 0)
+
+
 def test_a_files_internal_mask_still_masks_the_bands_read(tmp_path):
     data = rgb_and_a_fourth_band()
     mask = np.full(data.shape[1:], 255, np.uint8)
