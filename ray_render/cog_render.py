@@ -252,9 +252,7 @@ class BlockRender:
         self._remaking.add(key)
         name, (level, row, col) = key
         if level == 0:
-            window = self.cogs[name].shard.window
-            tile = (row + int(window.row_off) // self.tile_size, col + int(window.col_off) // self.tile_size)
-            self._send(self._least_queued(), _Job(name, tile=tile, remake=True))
+            self._send(self._least_queued(), _Job(name, tile=self._global(self.cogs[name], (row, col)), remake=True))
             return
         reduction = self.cogs[name].pyramid.reduction((level, row, col))
         self._remake_readers.update((name, piece.unit) for piece in reduction.pieces)
@@ -314,14 +312,13 @@ class BlockRender:
         cog = self.cogs[job.cog]
         for key, block in made.items():
             cog.blocks[key] = block if isinstance(block, StoredBlock) else self._spill_here(block)
+        unit = self._unit(job)
         if job.tile is not None:
-            unit = (0, *self._local(cog, job.tile))
             cog.nodes[node] = cog.nodes.get(node, 0) + 1
             self._done += 1
             if self.on_progress:
                 self.on_progress(self._done, len(self.queues))
         else:
-            unit = job.reduction.key
             for released in cog.pyramid.reduced(job.reduction):
                 self._release((job.cog, released))
         if cog.pyramid.needed(unit) and holder is not None:
@@ -339,8 +336,7 @@ class BlockRender:
     def _remade(self, holder: int | None, job: _Job) -> None:
         """Lost pixels were made again: held for the reductions waiting for them (which have them made once more
         if `holder` is None: their actor died since)."""
-        unit = (0, *self._local(self.cogs[job.cog], job.tile)) if job.tile is not None else job.reduction.key
-        key = (job.cog, unit)
+        key = (job.cog, self._unit(job))
         self._remaking.discard(key)
         if holder is not None:
             self._holdings.hold(key, holder)
@@ -381,6 +377,15 @@ class BlockRender:
         near = [a for a in range(len(queued)) if node is not None and self._node_of.get(a) == node]
         idlest = min(near, key=queued.__getitem__, default=best)
         return idlest if queued[idlest] + 2 <= queued[best] else best
+
+    def _unit(self, job: _Job) -> UnitKey:
+        """The unit a tile or reduction job makes."""
+        return (0, *self._local(self.cogs[job.cog], job.tile)) if job.tile is not None else job.reduction.key
+
+    def _global(self, cog: _Cog, local: tuple[int, int]) -> tuple[int, int]:
+        """A tile's (row, col) in the whole grid from its (row, col) within its COG (`_local`'s inverse)."""
+        window = cog.shard.window
+        return local[0] + int(window.row_off) // self.tile_size, local[1] + int(window.col_off) // self.tile_size
 
     def _local(self, cog: _Cog, tile: tuple[int, int]) -> tuple[int, int]:
         """A tile's (row, col) within its COG."""

@@ -127,10 +127,7 @@ class SceneReader:
     def _valid_from_values(self, dtype: str, nodata: float) -> bool:
         """Whether a file's validity can come from its warped values: nearest resampling, an integer type and an
         integer nodata value it can hold."""
-        if self.resampling != Resampling.nearest or not np.issubdtype(np.dtype(dtype), np.integer):
-            return False
-        info = np.iinfo(dtype)
-        return float(nodata).is_integer() and info.min <= nodata <= info.max
+        return self.resampling == Resampling.nearest and _exact_nodata(np.dtype(dtype), nodata)
 
     def _band_subset(self, uri: str, src):
         """`src`, or a view of it holding only the bands this reader reads and its alpha bands (see the module's
@@ -206,8 +203,14 @@ def _valid(vrt: WarpedVRT, read: np.ndarray, indexes: list[int], window: Window,
     nodata = vrt.nodata if nodata is None else nodata
     if nodata is None and alpha is not None:
         return np.broadcast_to(vrt.read(alpha, window=window) > 0, read.shape).copy()
-    if nodata is not None and np.issubdtype(read.dtype, np.integer) and float(nodata).is_integer():
-        info = np.iinfo(read.dtype)
-        if info.min <= nodata <= info.max:
-            return read != read.dtype.type(int(nodata))
+    if nodata is not None and _exact_nodata(read.dtype, nodata):
+        return read != read.dtype.type(int(nodata))
     return vrt.read_masks(indexes, window=window) > 0
+
+
+def _exact_nodata(dtype: np.dtype, nodata: float) -> bool:
+    """Whether pixels of `dtype` equal `nodata` exactly or not at all: an integer type, and an integer value it holds."""
+    if not np.issubdtype(dtype, np.integer) or not float(nodata).is_integer():
+        return False
+    info = np.iinfo(dtype)
+    return info.min <= nodata <= info.max
