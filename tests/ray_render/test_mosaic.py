@@ -10,6 +10,7 @@ from models.tooltree import Identity, Output, ProjectSource, parse_tool_tree
 from ray_render.geometry import bounds_polygon
 from ray_render.grid import plan_grid
 from ray_render.inspect import inspect_scene
+from ray_render.mosaic import WHOLE, FirstValid
 from ray_render.reader import WARP_BLOCK
 from ray_render.tile import TileRenderer, warp_block_parts
 
@@ -140,3 +141,35 @@ def test_a_window_is_cut_at_the_grid_s_warp_blocks_halo_included():
     assert [(p.col_off, p.row_off, p.width, p.height) for p, _ in parts] == [
         (-3, 509, 3, 3), (0, 509, 512, 3), (512, 509, 3, 3), (-3, 512, 3, 3), (0, 512, 512, 3), (512, 512, 3, 3)]
     assert [at for _, at in parts][4] == (slice(3, 6), slice(3, 515))
+
+
+@pytest.mark.parametrize("first_at", [WHOLE, (slice(0, 4), slice(2, 7))])
+def test_first_valid_takes_each_pixel_from_the_first_scene_that_has_it(first_at):
+    """The mosaic's own rule, fed as the renderer feeds it: a first scene over the whole window is kept as it is
+    (no copy), over a part of it copied in; either way later scenes fill only what is still empty."""
+    rng = np.random.default_rng(7)
+    shape = (2, 6, 8)
+    scenes = [(rng.integers(1, 100, shape).astype(np.uint16), rng.random(shape) < 0.5) for _ in range(3)]
+    mosaic = FirstValid(shape, np.uint16)
+    first_data, first_valid = scenes[0]
+    mosaic.feed(first_data[..., first_at[0], first_at[1]].copy(), first_valid[..., first_at[0], first_at[1]].copy(),
+                first_at)
+    for data, valid in scenes[1:]:
+        mosaic.feed(data.copy(), valid.copy())
+    # The reference: scene by scene, a pixel keeps the first valid value (the first scene only inside `first_at`).
+    expected = np.zeros(shape, np.uint16)
+    filled = np.zeros(shape, bool)
+    first_region = np.zeros(shape, bool)
+    first_region[..., first_at[0], first_at[1]] = True
+    for n, (data, valid) in enumerate(scenes):
+        usable = valid & ~filled & (first_region if n == 0 else True)
+        expected[usable] = data[usable]
+        filled |= usable
+    result = mosaic.result()
+    assert np.array_equal(~np.ma.getmaskarray(result), filled)
+    assert np.array_equal(result.filled(0), expected)
+
+
+def test_first_valid_with_nothing_fed_is_all_empty():
+    result = FirstValid((1, 3, 4), np.uint8).result()
+    assert result.mask.all() and result.shape == (1, 3, 4)
