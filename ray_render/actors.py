@@ -21,7 +21,7 @@ from ray.util.metrics import Counter, Histogram
 LATENCY_BUCKETS = [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0]
 
 
-@ray.remote(num_cpus=1)
+@ray.remote(num_cpus=1, concurrency_groups={"share": 1})
 class TileActor:
     """Opens sources once (in its worker), then renders windows; returns the tile's pixels or its blocks.
 
@@ -113,12 +113,16 @@ class TileActor:
             self._held[hold] = pixels
         return ({reduction.key: made} if encode else {}), self._node
 
-    @ray.method(num_returns=2)
-    def share(self, key, drop=()):
+    @ray.method(num_returns=2, concurrency_group="share")
+    def share(self, key):
         """A unit's held pixels for a reduction on another actor: (True, the pixels). The driver waits on the
         first, small value and passes the second on by reference: the pixels go into this node's object store,
-        never to the driver."""
-        self._drop(drop)
+        never to the driver.
+
+        Shares run on their own thread, beside the tile or reduction this actor is busy with: a reduction
+        elsewhere would otherwise wait behind this actor's queued tiles (a tenth of a second or more each), and
+        the last overview levels queue up at the end of a render. Reading the dict of held pixels from another
+        thread is safe; shares change nothing (drops come only with the calls that run in order)."""
         return True, self._held[key]
 
     def _drop(self, keys) -> None:

@@ -202,8 +202,8 @@ class BlockRender:
     def _send(self, actor: int, job: _Job) -> None:
         cog = self.cogs[job.cog]
         handle = self.pool.actors[actor]
-        drop = self._holdings.drops_for(actor)
         if job.tile is not None:
+            drop = self._holdings.drops_for(actor)
             local = self._local(cog, job.tile)
             w: Window = self._windows[job.tile]
             hold = (job.cog, (0, *local)) if cog.pyramid.needed((0, *local)) else None
@@ -213,8 +213,11 @@ class BlockRender:
             if not cog.started:
                 cog.started = time.perf_counter()
         elif job.share is not None:
-            meta, self._sharing[(job.cog, job.share)] = handle.share.remote((job.cog, job.share), drop)
+            # No drops with a share: it runs beside the actor's queue, and a drop must not overtake a call sent
+            # before it (a unit made again after it was let go would be dropped).
+            meta, self._sharing[(job.cog, job.share)] = handle.share.remote((job.cog, job.share))
         else:
+            drop = self._holdings.drops_for(actor)
             keys = [(job.cog, piece.unit) for piece in job.reduction.pieces]
             local = [key if self._holdings.holder(key) == actor else None for key in keys]
             shared = [self._holdings.shared[key] for key, here in zip(keys, local, strict=True) if here is None]
@@ -358,8 +361,9 @@ class BlockRender:
 
     def _queued(self) -> list[int]:
         queued = [0] * len(self.pool.actors)
-        for actor, _, _ in self._pending.values():
-            queued[actor] += 1
+        for actor, job, _ in self._pending.values():
+            if job.share is None:  # a share runs beside the actor's queue
+                queued[actor] += 1
         return queued
 
     def _least_queued(self) -> int:
