@@ -24,6 +24,12 @@ class FirstValid:
         """True once every pixel of the region `at` (rows, columns) has a value."""
         return self.filled is not None and bool(self.filled[..., at[0], at[1]].all())
 
+    def empty_rows(self, at: tuple[slice, slice]) -> np.ndarray | None:
+        """For each row of the region `at`, whether any of its pixels is still empty; None before any scene."""
+        if self.filled is None:
+            return None
+        return ~self.filled[..., at[0], at[1]].all(axis=(0, 2))
+
     def feed(self, data: np.ndarray, valid: np.ndarray, at: tuple[slice, slice] = WHOLE) -> None:
         """Take the valid pixels of `data` that are still empty; `data` covers the region `at` (rows, columns).
         The mosaic may keep `data` and `valid` themselves: the caller hands them over."""

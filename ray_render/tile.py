@@ -39,9 +39,25 @@ def warp_block_parts(window: Window) -> list[tuple[Window, tuple[slice, slice]]]
             for r0, r1 in rows for c0, c1 in cols]
 
 
-def _block_spans(start: int, length: int) -> list[tuple[int, int]]:
-    """[start, start + length) cut at the multiples of WARP_BLOCK (negative ones too: a halo's)."""
-    cuts = [start, *range((start // WARP_BLOCK + 1) * WARP_BLOCK, start + length, WARP_BLOCK), start + length]
+def empty_strips(part: Window, at: tuple[slice, slice], empty_rows: np.ndarray, rows: int):
+    """The runs of `part`'s rows, cut at the grid's multiples of `rows` (a reader's `warp_rows`), that hold an empty
+    pixel (`empty_rows`: one flag per row of `part`), each with its place in the window, as `warp_block_parts`."""
+    start = int(part.row_off)
+    top = at[0].start or 0
+    runs: list[list[int]] = []
+    for r0, r1 in _block_spans(start, int(part.height), rows):
+        if empty_rows[r0 - start:r1 - start].any():
+            if runs and runs[-1][1] == r0:
+                runs[-1][1] = r1  # one read for neighbouring strips: the VRT still warps them one by one
+            else:
+                runs.append([r0, r1])
+    return [(Window(part.col_off, r0, part.width, r1 - r0), (slice(top + r0 - start, top + r1 - start), at[1]))
+            for r0, r1 in runs]
+
+
+def _block_spans(start: int, length: int, size: int = WARP_BLOCK) -> list[tuple[int, int]]:
+    """[start, start + length) cut at the multiples of `size` (negative ones too: a halo's)."""
+    cuts = [start, *range((start // size + 1) * size, start + length, size), start + length]
     return list(zip(cuts[:-1], cuts[1:], strict=True))
 
 
@@ -110,16 +126,26 @@ class TileRenderer:
             if mosaic.is_done:
                 break
             # A later scene is read only for the warp blocks the earlier ones left with empty pixels, where its
-            # footprint reaches: each warp block is warped as a whole whichever part is asked for.
+            # footprint reaches: the VRT warps each of its blocks as a whole whichever part is asked for.
             wanted = [(part, at) for part, at in parts if not mosaic.is_done_in(at) and reader.overlaps(part)]
             if len(wanted) == len(parts):
                 wanted = [(window, WHOLE)]  # all of them: one read
+            # Where earlier scenes filled some rows of a part, only those of its VRT blocks (strips, with nearest
+            # resampling: `SceneReader.warp_rows`) that hold empty pixels.
+            wanted = [strip for part, at in wanted for strip in self._strips_to_read(mosaic, reader, part, at)]
             for part, at in wanted:
                 data, valid = reader.read(source.bands, part, dtype)
                 if source.reflectance:  # each scene's own scale and offset, before scenes are mosaicked
                     data = _physical(data, [reader.scene.band(name) for name in source.bands])
                 mosaic.feed(data, valid, at)
         return Stack(list(source.bands), mosaic.result())
+
+    @staticmethod
+    def _strips_to_read(mosaic, reader: SceneReader, part: Window, at: tuple[slice, slice]):
+        empty_rows = mosaic.empty_rows(at)
+        if empty_rows is None or reader.warp_rows >= part.height or empty_rows.all():
+            return [(part, at)]
+        return empty_strips(part, at, empty_rows, reader.warp_rows)
 
     def render(self, window: Window) -> np.ndarray:
         """The output pixels of `window`: (bands, rows, cols) in the output dtype, nodata filled."""

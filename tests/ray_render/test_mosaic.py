@@ -2,6 +2,10 @@
 
 import numpy as np
 import pytest
+import rasterio
+from rasterio.enums import Resampling
+from rasterio.vrt import WarpedVRT
+from rasterio.warp import transform_bounds
 from rasterio.windows import Window
 
 from models.catalogue import scene_source
@@ -11,7 +15,7 @@ from ray_render.geometry import bounds_polygon
 from ray_render.grid import plan_grid
 from ray_render.inspect import inspect_scene
 from ray_render.mosaic import WHOLE, FirstValid
-from ray_render.reader import WARP_BLOCK
+from ray_render.reader import BLOCKWISE_WARP, NEAREST_WARP_ROWS, WARP_BLOCK
 from ray_render.tile import TileRenderer, warp_block_parts
 
 
@@ -109,9 +113,10 @@ def test_reflectance_reads_apply_each_scenes_own_scale_and_offset(make_raster):
     assert out[0, 0, 0] == pytest.approx(10000 * 0.0000275 - 0.2) and out[0, 0, 15] == pytest.approx(0.5)
 
 
-def test_a_later_scene_is_warped_only_for_the_warp_blocks_left_with_empty_pixels(make_raster):
+def test_a_later_scene_is_warped_only_for_the_strips_of_warp_blocks_left_with_empty_pixels(make_raster):
     # A grid of 2 x 2 warp blocks, one tile. A covers the left 700 columns, with a nodata hole in the lower-left
-    # block; B covers everything. B is needed for the hole and the right-hand blocks, not for the upper-left one.
+    # block; B covers everything. B is needed for the right-hand blocks (every row of them has empty pixels) and
+    # for the one strip of the lower-left block that holds the hole, not for the upper-left block.
     first = np.full((1, 1024, 700), 100, np.uint16)
     first[0, 600:620, 100:120] = 0
     a = source_of(make_raster("a.tif", first, nodata=0), "a")
@@ -127,13 +132,41 @@ def test_a_later_scene_is_warped_only_for_the_warp_blocks_left_with_empty_pixels
     expected[:, :700] = 100
     expected[600:620, 100:120] = 200
     assert np.array_equal(out, expected)
-    # A's whole window in one read, then three of B's four blocks (2 bytes a pixel).
-    assert read == 2 * (1024 * 1024 + 3 * WARP_BLOCK * WARP_BLOCK)
+    # A's whole window in one read, then two of B's four blocks and one strip of another (2 bytes a pixel).
+    assert read == 2 * (1024 * 1024 + 2 * WARP_BLOCK * WARP_BLOCK + NEAREST_WARP_ROWS * WARP_BLOCK)
     with TileRenderer(tree, grid) as renderer:  # block by block: the same pixels
         for row in (0, WARP_BLOCK):
             for col in (0, WARP_BLOCK):
                 block = renderer.render(Window(col, row, WARP_BLOCK, WARP_BLOCK))[0]
                 assert np.array_equal(block, out[row:row + WARP_BLOCK, col:col + WARP_BLOCK])
+
+
+def test_strips_of_a_later_scene_hold_the_pixels_of_gdal_s_whole_block_warp(make_raster):
+    """Nearest warps run strip by strip: a later scene in another CRS, read only for the strips with holes, gives
+    the pixels GDAL's warp of whole 512 x 512 blocks gives (the approximate transformer works row by row)."""
+    rng = np.random.default_rng(3)
+    first = rng.integers(1, 1000, (1, 1100, 1100)).astype(np.uint16)
+    first[0, 300:310, 200:900] = 0  # a hole across a few rows: B is read for one or two strips of those blocks
+    first[0, 700:760, 40:60] = 0
+    a = source_of(make_raster("a.tif", first, nodata=0), "a")
+    grid = plan_grid("EPSG:32618", (500000, 4000000 - 10240, 500000 + 10240, 4000000), 10)
+    left, _, _, top = transform_bounds(grid.crs, "EPSG:32617", *grid.bounds)  # the same ground, one zone west
+    later = rng.integers(1, 1000, (1, 1300, 1300)).astype(np.uint16)
+    path_b = make_raster("b.tif", later, crs="EPSG:32617", origin=(left - 500.0, top + 500.0), nodata=0)
+    b = source_of(path_b, "b")
+    with TileRenderer(identity_tree(a, b), grid) as renderer:
+        out = renderer.render(Window(0, 0, grid.width, grid.height))[0]
+        read = renderer.bytes_read
+    with rasterio.open(path_b) as src, WarpedVRT(src, crs=grid.crs, transform=grid.transform, width=grid.width,
+                                                 height=grid.height, resampling=Resampling.nearest, tolerance=0.125,
+                                                 src_nodata=0, nodata=0, blockxsize=WARP_BLOCK,
+                                                 blockysize=WARP_BLOCK) as vrt, rasterio.Env(**BLOCKWISE_WARP):
+        whole_blocks = vrt.read(1)
+    expected = np.where(first[0, :1024, :1024] != 0, first[0, :1024, :1024], whole_blocks)
+    hole = first[0, :1024, :1024] == 0
+    assert (whole_blocks[hole] != 0).all()  # B covers the holes: the test compares warped pixels
+    assert np.array_equal(out, expected)
+    assert read < 2 * (1024 * 1024 + 3 * NEAREST_WARP_ROWS * 2 * WARP_BLOCK)  # A once, a few strips of B
 
 
 def test_a_window_is_cut_at_the_grid_s_warp_blocks_halo_included():
