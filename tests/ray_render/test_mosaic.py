@@ -16,7 +16,7 @@ from ray_render.grid import plan_grid
 from ray_render.inspect import inspect_scene
 from ray_render.mosaic import WHOLE, FirstValid
 from ray_render.reader import BLOCKWISE_WARP, NEAREST_WARP_ROWS, WARP_BLOCK
-from ray_render.tile import TileRenderer, warp_block_parts
+from ray_render.tile import TileRenderer, empty_strips, warp_block_parts
 
 
 def source_of(path, name, bands=("red",)):
@@ -167,6 +167,21 @@ def test_strips_of_a_later_scene_hold_the_pixels_of_gdal_s_whole_block_warp(make
     assert (whole_blocks[hole] != 0).all()  # B covers the holes: the test compares warped pixels
     assert np.array_equal(out, expected)
     assert read < 2 * (1024 * 1024 + 3 * NEAREST_WARP_ROWS * 2 * WARP_BLOCK)  # A once, a few strips of B
+
+
+def test_empty_strips_are_cut_at_the_grid_s_multiples_of_the_strip_halo_included():
+    # Rows -70 .. 70 of a window with a halo (its place in the window starts at row 5): rows -70 and 10 .. 12
+    # hold empty pixels. Strips are cut at -128, -64, 0, 64 of the grid; neighbouring strips make one read.
+    part = Window(-3, -70, 20, 140)
+    empty = np.zeros(140, bool)
+    empty[0] = True          # grid row -70: strip [-128, -64), cut to the part: [-70, -64)
+    empty[80:83] = True      # grid rows 10 .. 12: strip [0, 64)
+    strips = empty_strips(part, (slice(5, 145), slice(0, 20)), empty, 64)
+    assert [(w.row_off, w.height, at[0]) for w, at in strips] == [(-70, 6, slice(5, 11)), (0, 64, slice(75, 139))]
+    empty[69] = True         # grid row -1 too: the strips from -70 to 64 now follow each other, one read
+    strips = empty_strips(part, (slice(5, 145), slice(0, 20)), empty, 64)
+    assert [(w.row_off, w.height, at[0]) for w, at in strips] == [(-70, 134, slice(5, 139))]
+    assert all(w.col_off == -3 and w.width == 20 and at[1] == slice(0, 20) for w, at in strips)
 
 
 def test_a_window_is_cut_at_the_grid_s_warp_blocks_halo_included():
