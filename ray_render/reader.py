@@ -5,18 +5,24 @@ serves any window of that grid; GDAL warps only the blocks the window needs.
 
 Why outputs do not depend on the tile size: GDAL's approximate transformer (like gdalwarp's default
 `-et 0.125`) computes exact coordinates at a few points of each warped row and interpolates between them,
-so the interpolation depends on the extent of what is warped at once. The VRT warps in fixed blocks of
-`WARP_BLOCK` pixels on the output grid, whatever window is asked for, so every tiling warps the same blocks
-the same way and yields the same pixels. GDAL would otherwise warp a request larger than a block (or the
-whole grid) in one go, so reads run with `BLOCKWISE_WARP`. A threshold of 0 selects the exact transformer (one PROJ call per
-pixel, about ten times slower to warp).
+so the interpolation depends on the extent of what is warped at once. GDAL's warped VRT warps in fixed blocks
+of `WARP_ROWS` x `WARP_BLOCK` pixels on the output grid (its own default size: rasterio hands `blockxsize` and
+`blockysize` to GDAL as warp options, which the warped VRT does not read), whatever window is asked for, so
+every tiling warps the same blocks the same way and yields the same pixels. GDAL would otherwise warp a request
+larger than a block (or the whole grid) in one go, so reads run with `BLOCKWISE_WARP`. A threshold of 0 selects
+the exact transformer (one PROJ call per pixel, about ten times slower to warp). A later scene in a mosaic
+needs warping only for the blocks, and within them the rows, where earlier scenes left pixels empty
+(`warp_rows`).
 
-With nearest resampling the VRT's blocks are `WARP_BLOCK` wide but only `NEAREST_WARP_ROWS` high: the
-transformer interpolates along each row over the block's width, and nearest takes each output pixel from the one
-source pixel its coordinates fall in, so a row comes out the same whatever number of rows is warped with it
-(pixel-identical on both benchmark jobs, 2026-12-06) and no slower. A later scene in a mosaic then needs warping
-only for the strips where earlier scenes left pixels empty (`warp_rows`). Interpolating resampling keeps square
-blocks: GDAL scales its kernel by the chunk's extent when it reduces, which would change pixels.
+Why an interpolating warp of an integer scene whose nodata value is its type's least or greatest gets an alpha
+band and no destination nodata value: with one, GDAL masks the destination of every block (so that a pixel
+partly covered by the source is not blended with what the block held before) and so sends every block down its
+general kernel. An alpha band gives the kernel the same information as a density, and blocks whose source pixels
+are all valid then take GDAL's optimised kernels: a bilinear warp of the benchmark's mosaic took 4 MP/s a core
+the first way, 8 the second. The pixels are the same as the masked warp's wherever a covered pixel holds data in
+every band; the rare warp blocks where it holds nodata in some band (NAIP's near-infrared is 0 on some water) are
+read again from the masked warp (`SceneReader._mend_covered`): there, how GDAL masks bands together decides. Both
+ways are checked against GDAL's masked warp in the tests.
 
 Why a reader warps only the bands its tree reads: GDAL's warped VRT warps every band of its source for each
 block, whichever bands are asked for, so a 4-band file read for RGB paid for four. Opened through a band subset
@@ -46,12 +52,16 @@ from ray_render.geometry import bounds_polygon
 from ray_render.grid import OutputGrid
 from ray_render.remote import ON_REMOTE_OPEN, gdal_path, is_missing_or_forbidden, is_remote
 
-# Side of the blocks the warped VRT computes at once, fixed to the output grid (see the module docstring).
+# Columns and rows of the blocks GDAL's warped VRT computes at once, fixed to the output grid (see the module
+# docstring). Tiles and halos are whole multiples of WARP_BLOCK in both directions.
 WARP_BLOCK = 512
-# Rows of each block the VRT warps at once with nearest resampling (a divisor of WARP_BLOCK).
-NEAREST_WARP_ROWS = 64
+WARP_ROWS = 128
 # GDAL's default error threshold of the approximate transformer, in output pixels (gdalwarp -et).
 DEFAULT_ERROR_THRESHOLD = 0.125
+# Interpolating resamplings whose values lie between the values of the valid source pixels they weigh (no
+# negative weights, as cubic and lanczos have): see `SceneReader._coverage_by_alpha`.
+WITHIN_SOURCE_RANGE = frozenset({Resampling.bilinear, Resampling.cubic_spline, Resampling.average, Resampling.mode,
+                                 Resampling.min, Resampling.max, Resampling.med, Resampling.q1, Resampling.q3})
 # Keeps GDAL from warping a large request as one chunk (VRTWarpedDataset::IRasterIO), which would make
 # the approximation, and so the pixels, depend on the request's extent.
 BLOCKWISE_WARP = {"GDAL_VRT_WARP_USE_DATASET_RASTERIO": "NO"}
@@ -69,7 +79,7 @@ class SceneReader:
         self.resampling = resampling
         self.error_threshold = error_threshold
         # Rows the VRT warps at once, on the grid's multiples of them: a read of whole strips warps nothing else.
-        self.warp_rows = NEAREST_WARP_ROWS if resampling == Resampling.nearest else WARP_BLOCK
+        self.warp_rows = WARP_ROWS
         # Pixels of halo beyond the grid on every side that windows may reach (a multiple of WARP_BLOCK).
         self.pad = pad
         self._stack = ExitStack()
@@ -77,6 +87,9 @@ class SceneReader:
         self._positions: dict[str, dict[int, int]] = {}  # file -> its band indexes -> their indexes in its VRT
         self._alpha: dict[str, int | None] = {}  # file -> its VRT's alpha band (its own, or one the warp adds)
         self._nodata: dict[str, float] = {}  # file -> its nodata value, where the warp leaves masking to `_valid`
+        # Files warped with an alpha band for coverage -> (their source, the options of GDAL's masked warp, that
+        # warp once opened): see `_mend_covered`.
+        self._coverage: dict[str, list] = {}
         self.bytes_read = 0  # source pixels read (as warped into the tiles), for the tile actors' metrics
         footprint = bounds_polygon(scene.bounds, scene.crs, grid.crs)
         self.footprint_bounds = footprint.bounds  # in output CRS units
@@ -113,8 +126,6 @@ class SceneReader:
                 resampling=self.resampling,
                 # WarpedVRT cannot be opened with a tolerance of exactly 0; 1e-9 px is the exact transformer.
                 tolerance=self.error_threshold or 1e-9,
-                blockxsize=WARP_BLOCK,
-                blockysize=self.warp_rows,
             )
             nodata = self.scene.nodata if self.scene.nodata is not None else src.nodata
             if nodata is not None and self._valid_from_values(src.dtypes[0], nodata):
@@ -122,6 +133,14 @@ class SceneReader:
                 # warp changes no pixel, but takes GDAL's masked kernels. The warp fills what no source pixel
                 # covers with the nodata value, and which pixels are valid is read from the values (`_valid`).
                 options.update(src_nodata=None, nodata=None, init_dest_nodata=False, INIT_DEST=str(int(nodata)))
+                self._nodata[uri] = nodata
+            elif nodata is not None and self._coverage_by_alpha(src, nodata):
+                # The source's nodata pixels stay masked; what the warp covers is told to GDAL by an alpha band
+                # rather than a destination nodata mask (see the module docstring). Uncovered pixels hold nodata,
+                # and validity is read from the values.
+                self._coverage[uri] = [src, dict(options, src_nodata=nodata, nodata=nodata), None]
+                options.update(src_nodata=nodata, nodata=None, add_alpha=True, init_dest_nodata=False,
+                               INIT_DEST=str(int(nodata)))
                 self._nodata[uri] = nodata
             elif nodata is not None:
                 options.update(src_nodata=nodata, nodata=nodata)
@@ -139,6 +158,15 @@ class SceneReader:
         """Whether a file's validity can come from its warped values: nearest resampling, an integer type and an
         integer nodata value it can hold."""
         return self.resampling == Resampling.nearest and _exact_nodata(np.dtype(dtype), nodata)
+
+    def _coverage_by_alpha(self, src, nodata: float) -> bool:
+        """Whether a file's interpolating warp can tell GDAL its coverage by an alpha band (see the module
+        docstring): an integer type whose least or greatest value is the nodata value, no alpha band of its own,
+        and a resampling whose values lie between those of the valid source pixels it weighs, so that a pixel
+        comes out as nodata only where its source pixels hold nodata."""
+        dtype = np.dtype(src.dtypes[0])
+        return (self.resampling in WITHIN_SOURCE_RANGE and _exact_nodata(dtype, nodata)
+                and nodata in (np.iinfo(dtype).min, np.iinfo(dtype).max) and ColorInterp.alpha not in src.colorinterp)
 
     def _band_subset(self, uri: str, src):
         """`src`, or a view of it holding only the bands this reader reads and its alpha bands (see the module's
@@ -183,12 +211,35 @@ class SceneReader:
                     # files written as RGBA): that is the intent, so rasterio's warning about it is noise.
                     warnings.simplefilter("ignore", NodataShadowWarning)
                     read = vrt.read(indexes, window=padded)
+                    if uri in self._coverage:
+                        self._mend_covered(uri, read, indexes, padded)
                     data[positions] = read
                     valid[positions] = _valid(vrt, read, indexes, padded, self._alpha[uri], self._nodata.get(uri))
                 self.bytes_read += data[positions].nbytes
             except RasterioError as exc:
                 raise self._failure("read", uri, exc) from None
         return data, valid
+
+    def _mend_covered(self, uri: str, read: np.ndarray, indexes: list[int], window: Window) -> None:
+        """Makes `read` (bands `indexes` over `window` of a file warped with an alpha band for coverage) exactly GDAL's
+        masked warp. Only where a covered pixel holds nodata in some band can they differ: GDAL's masked warp leaves
+        such a band uncovered, or moves a value that came out as nodata off it, depending on how it masks the bands
+        together. The warp blocks holding such pixels are read again from the masked warp."""
+        nodata = self._nodata[uri]
+        doubtful = (read == nodata).any(axis=0)
+        if not doubtful.any():
+            return
+        doubtful &= self._vrts[uri].read(self._alpha[uri], window=window) > 0
+        blocks = _blocks_holding(doubtful, window)
+        if not blocks:
+            return
+        src, options, masked = self._coverage[uri]
+        if masked is None:
+            masked = self._coverage[uri][2] = self._stack.enter_context(WarpedVRT(src, **options))
+        for rows, cols in blocks:
+            part = Window(window.col_off + cols.start, window.row_off + rows.start, cols.stop - cols.start,
+                          rows.stop - rows.start)
+            read[:, rows, cols] = masked.read(indexes, window=part)
 
     def _failure(self, doing: str, uri: str, exc: Exception) -> Exception:
         """Our error for a failed open or read, naming the scene: permanent when the file is missing or forbidden
@@ -203,7 +254,8 @@ class SceneReader:
 def _valid(vrt: WarpedVRT, read: np.ndarray, indexes: list[int], window: Window, alpha: int | None,
            nodata: float | None = None) -> np.ndarray:
     """Which pixels of `read` (bands `indexes` of `vrt` over `window`) hold data; `alpha`: the VRT's alpha band;
-    `nodata`: the file's nodata value where the VRT does not know it (it warped without masking).
+    `nodata`: the file's nodata value where the VRT has none (a nearest warp without masking, or an interpolating
+    one with an alpha band for coverage: `SceneReader._coverage_by_alpha`).
 
     With a nodata value, each band's own mask: for integer bands, where the pixel differs from it, computed here
     from the pixels already read rather than by reading the bands again (about 5 % of a read); floats (GDAL
@@ -217,6 +269,22 @@ def _valid(vrt: WarpedVRT, read: np.ndarray, indexes: list[int], window: Window,
     if nodata is not None and _exact_nodata(read.dtype, nodata):
         return read != read.dtype.type(int(nodata))
     return vrt.read_masks(indexes, window=window) > 0
+
+
+def _blocks_holding(flags: np.ndarray, window: Window) -> list[tuple[slice, slice]]:
+    """The warp blocks (`WARP_ROWS` x `WARP_BLOCK`, on the VRT's grid) of `window` where `flags` (one per pixel of
+    `window`) holds a True, as (rows, cols) slices of `window`, each cut to it."""
+    row0, col0 = int(window.row_off), int(window.col_off)
+    found = []
+    for r0 in range(row0 // WARP_ROWS * WARP_ROWS, row0 + flags.shape[0], WARP_ROWS):
+        rows = slice(max(r0, row0) - row0, min(r0 + WARP_ROWS, row0 + flags.shape[0]) - row0)
+        if not flags[rows].any():
+            continue
+        for c0 in range(col0 // WARP_BLOCK * WARP_BLOCK, col0 + flags.shape[1], WARP_BLOCK):
+            cols = slice(max(c0, col0) - col0, min(c0 + WARP_BLOCK, col0 + flags.shape[1]) - col0)
+            if flags[rows, cols].any():
+                found.append((rows, cols))
+    return found
 
 
 def _exact_nodata(dtype: np.dtype, nodata: float) -> bool:

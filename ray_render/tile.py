@@ -130,8 +130,8 @@ class TileRenderer:
             wanted = [(part, at) for part, at in parts if not mosaic.is_done_in(at) and reader.overlaps(part)]
             if len(wanted) == len(parts):
                 wanted = [(window, WHOLE)]  # all of them: one read
-            # Where earlier scenes filled some rows of a part, only those of its VRT blocks (strips, with nearest
-            # resampling: `SceneReader.warp_rows`) that hold empty pixels.
+            # Where earlier scenes filled some rows of a part, only those of its VRT blocks (strips of
+            # `SceneReader.warp_rows`) that hold empty pixels.
             wanted = [strip for part, at in wanted for strip in self._strips_to_read(mosaic, reader, part, at)]
             for part, at in wanted:
                 data, valid = reader.read(source.bands, part, dtype)

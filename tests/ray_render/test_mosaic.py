@@ -15,7 +15,7 @@ from ray_render.geometry import bounds_polygon
 from ray_render.grid import plan_grid
 from ray_render.inspect import inspect_scene
 from ray_render.mosaic import WHOLE, FirstValid
-from ray_render.reader import BLOCKWISE_WARP, NEAREST_WARP_ROWS, WARP_BLOCK
+from ray_render.reader import BLOCKWISE_WARP, WARP_BLOCK, WARP_ROWS
 from ray_render.tile import TileRenderer, empty_strips, warp_block_parts
 
 
@@ -133,7 +133,7 @@ def test_a_later_scene_is_warped_only_for_the_strips_of_warp_blocks_left_with_em
     expected[600:620, 100:120] = 200
     assert np.array_equal(out, expected)
     # A's whole window in one read, then two of B's four blocks and one strip of another (2 bytes a pixel).
-    assert read == 2 * (1024 * 1024 + 2 * WARP_BLOCK * WARP_BLOCK + NEAREST_WARP_ROWS * WARP_BLOCK)
+    assert read == 2 * (1024 * 1024 + 2 * WARP_BLOCK * WARP_BLOCK + WARP_ROWS * WARP_BLOCK)
     with TileRenderer(tree, grid) as renderer:  # block by block: the same pixels
         for row in (0, WARP_BLOCK):
             for col in (0, WARP_BLOCK):
@@ -141,9 +141,9 @@ def test_a_later_scene_is_warped_only_for_the_strips_of_warp_blocks_left_with_em
                 assert np.array_equal(block, out[row:row + WARP_BLOCK, col:col + WARP_BLOCK])
 
 
-def test_strips_of_a_later_scene_hold_the_pixels_of_gdal_s_whole_block_warp(make_raster):
-    """Nearest warps run strip by strip: a later scene in another CRS, read only for the strips with holes, gives
-    the pixels GDAL's warp of whole 512 x 512 blocks gives (the approximate transformer works row by row)."""
+def test_strips_of_a_later_scene_hold_the_pixels_of_gdal_s_whole_grid_warp(make_raster):
+    """A later scene in another CRS, read only for the strips of its warp blocks with holes, gives the pixels
+    GDAL's warp of the whole grid gives."""
     rng = np.random.default_rng(3)
     first = rng.integers(1, 1000, (1, 1100, 1100)).astype(np.uint16)
     first[0, 300:310, 200:900] = 0  # a hole across a few rows: B is read for one or two strips of those blocks
@@ -166,7 +166,7 @@ def test_strips_of_a_later_scene_hold_the_pixels_of_gdal_s_whole_block_warp(make
     hole = first[0, :1024, :1024] == 0
     assert (whole_blocks[hole] != 0).all()  # B covers the holes: the test compares warped pixels
     assert np.array_equal(out, expected)
-    assert read < 2 * (1024 * 1024 + 3 * NEAREST_WARP_ROWS * 2 * WARP_BLOCK)  # A once, a few strips of B
+    assert read < 2 * (1024 * 1024 + 3 * WARP_ROWS * 2 * WARP_BLOCK)  # A once, a few strips of B
 
 
 def test_empty_strips_are_cut_at_the_grid_s_multiples_of_the_strip_halo_included():

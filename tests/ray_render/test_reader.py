@@ -9,7 +9,7 @@ from rasterio.windows import Window
 
 from ray_render.geometry import bounds_polygon
 from ray_render.grid import plan_grid
-from ray_render.reader import WARP_BLOCK, SceneReader
+from ray_render.reader import WARP_BLOCK, WARP_ROWS, SceneReader
 from tests.ray_render.test_mosaic import source_of
 
 
@@ -24,11 +24,12 @@ def textured(dtype, nodata):
     return data
 
 
-@pytest.mark.parametrize("resampling", ["nearest", "bilinear"])
+@pytest.mark.parametrize("resampling", ["nearest", "bilinear", "average", "cubic"])
 @pytest.mark.parametrize("dtype,nodata", [("uint8", 0), ("uint16", 65535), ("int16", -9999), ("float32", -1.5)])
 def test_pixels_and_valid_masks_are_gdals_own_nodata_masked_warp(make_raster, dtype, nodata, resampling):
-    # With nearest resampling and an integer nodata value the reader warps without GDAL's nodata masking and tells
-    # validity from the values: pixels and masks must be exactly those of the masked warp.
+    # With nearest resampling and an integer nodata value the reader warps without GDAL's nodata masking, and with
+    # bilinear or average and a nodata value at an end of its type's range, with an alpha band for coverage; both
+    # tell validity from the values: pixels and masks must be exactly those of the masked warp.
     path = make_raster("scene.tif", textured(dtype, nodata), crs="EPSG:32633", origin=(500000, 5100600), nodata=nodata,
                        bands=["red", "green", "blue"])
     scene = source_of(path, "scene", bands=("red", "green", "blue"))
@@ -50,6 +51,57 @@ def test_pixels_and_valid_masks_are_gdals_own_nodata_masked_warp(make_raster, dt
     if resampling == "nearest":
         assert not np.array_equal(valid[0], valid[1])  # each band its own mask
     assert (data[~valid] == np.dtype(dtype).type(nodata)).all()
+
+
+@pytest.mark.parametrize("resampling", ["nearest", "bilinear"])
+def test_gdal_warps_blocks_of_warp_rows_by_warp_block_whatever_rasterio_is_told(make_raster, resampling):
+    # Rows of later scenes are read by strips of WARP_ROWS on the strength of this: GDAL's warped VRT keeps its
+    # default block size (rasterio's blockxsize and blockysize reach it as warp options, which it does not read).
+    path = make_raster("scene.tif", textured("uint8", 0), crs="EPSG:32633", origin=(500000, 5100600), nodata=0,
+                       bands=["red", "green", "blue"])
+    scene = source_of(path, "scene", bands=("red", "green", "blue"))
+    grid = plan_grid("EPSG:3857", bounds_polygon(scene.bounds, scene.crs, "EPSG:3857").bounds, 1.0)
+    assert grid.width > WARP_BLOCK and grid.height > WARP_ROWS
+    with SceneReader(scene, grid, Resampling[resampling]) as reader:
+        reader.read(["red"], Window(0, 0, 8, 8), np.dtype("uint8"))
+        assert [vrt.block_shapes[0] for vrt in reader._vrts.values()] == [(WARP_ROWS, WARP_BLOCK)]
+    with rasterio.open(path) as src, WarpedVRT(src, crs=grid.crs, transform=grid.transform, width=grid.width,
+                                               height=grid.height, blockxsize=256, blockysize=256) as told:
+        assert told.block_shapes[0] == (WARP_ROWS, WARP_BLOCK)
+
+
+@pytest.mark.parametrize("dtype,nodata,values,resampling", [
+    ("uint8", 100, (99, 101), "bilinear"), ("uint8", 100, (99, 101), "average"), ("uint16", 100, (99, 101), "cubic"),
+    ("uint8", 0, (1, 200), "cubic"), ("int16", -32768, (-32767, -32500), "lanczos")])
+@pytest.mark.parametrize("every_band", [True, False])
+def test_where_an_interpolation_can_land_on_nodata_the_reader_keeps_gdals_masked_warp(make_raster, dtype, nodata,
+                                                                                      values, resampling, every_band):
+    # Stripes of valid values on both sides of nodata, or beside the type's least value where the kernel
+    # overshoots: interpolations land on nodata. GDAL's warp with a destination nodata value moves such a pixel off
+    # nodata band by band, which a warp with an alpha band for coverage could not tell from a band left uncovered
+    # (another band holding data, where `every_band` is False).
+    stripes = np.indices((60, 70))[1] // 3 % 2 == 1
+    data = np.where(stripes, *values).astype(dtype)[None].repeat(3, axis=0)
+    if not every_band:
+        data[2] = values[0]
+    data[:, 20:30, 25:40] = nodata
+    path = make_raster("stripes.tif", data, crs="EPSG:32633", origin=(500000, 5100600), nodata=nodata,
+                       bands=["red", "green", "blue"])
+    scene = source_of(path, "stripes", bands=("red", "green", "blue"))
+    grid = plan_grid("EPSG:3857", bounds_polygon(scene.bounds, scene.crs, "EPSG:3857").buffer(100).bounds, 7.0)
+    window = Window(0, 0, grid.width, grid.height)
+    with SceneReader(scene, grid, Resampling[resampling]) as reader:
+        pixels, valid = reader.read(["red", "green", "blue"], window, np.dtype(dtype))
+    common = dict(crs=grid.crs, transform=grid.transform, width=grid.width, height=grid.height,
+                  resampling=Resampling[resampling], src_nodata=nodata)
+    with rasterio.open(path) as src, WarpedVRT(src, nodata=nodata, **common) as masked, \
+            WarpedVRT(src, nodata=None, add_alpha=True, **common) as covered, \
+            rasterio.Env(GDAL_VRT_WARP_USE_DATASET_RASTERIO="NO"):
+        expected, gdal_masks = masked.read(window=window), masked.read_masks(window=window) > 0
+        raw = covered.read(window=window)
+    assert ((raw[:3] == nodata) & (raw[3] > 0)).any()  # the case arises: covered pixels warped onto nodata
+    assert np.array_equal(pixels, expected) and np.array_equal(valid, gdal_masks)
+    assert valid.any() and not valid.all()
 
 
 RGB = ["red", "green", "blue"]
