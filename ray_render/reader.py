@@ -34,12 +34,14 @@ used to count as valid and spread its nodata value into its neighbours' interpol
 
 from __future__ import annotations
 
+import math
 import warnings
 from collections.abc import Iterable
 from contextlib import ExitStack
 
 import numpy as np
 import rasterio
+import rasterio.warp
 from affine import Affine
 from rasterio.enums import ColorInterp, Resampling
 from rasterio.errors import NodataShadowWarning, RasterioError
@@ -127,6 +129,11 @@ class SceneReader:
                 # WarpedVRT cannot be opened with a tolerance of exactly 0; 1e-9 px is the exact transformer.
                 tolerance=self.error_threshold or 1e-9,
             )
+            if self.resampling != Resampling.nearest and src.crs is not None and not src.transform.is_identity:
+                # The kernel's scale, one for the whole file rather than GDAL's guess for each block (see
+                # `warp_scales`). Nearest takes one source pixel whatever the scale.
+                xscale, yscale = warp_scales(src.crs, src.transform, src.width, src.height, self.grid)
+                options.update(XSCALE=f"{xscale:.12g}", YSCALE=f"{yscale:.12g}")
             nodata = self.scene.nodata if self.scene.nodata is not None else src.nodata
             if nodata is not None and self._valid_from_values(src.dtypes[0], nodata):
                 # Nearest resampling copies each source value as it is, a nodata value too: masking nodata in the
@@ -269,6 +276,27 @@ def _valid(vrt: WarpedVRT, read: np.ndarray, indexes: list[int], window: Window,
     if nodata is not None and _exact_nodata(read.dtype, nodata):
         return read != read.dtype.type(int(nodata))
     return vrt.read_masks(indexes, window=window) > 0
+
+
+def warp_scales(crs, transform: Affine, width: int, height: int, grid: OutputGrid) -> tuple[float, float]:
+    """GDAL's XSCALE and YSCALE for warping a file (`crs`, `transform`, `width` x `height`) onto `grid`: output
+    pixels per source pixel along the grid's columns and along its rows, from the transformation's derivatives at
+    the file's centre.
+
+    Why not GDAL's own: it estimates them for each warped block from the bounding box of the source pixels the
+    block needs, which a rotation between the grids inflates. A 512 x 128 block of the benchmark's mosaic (two UTM
+    zones into Web Mercator) needs 150 source rows for its 128, so GDAL widened the bilinear kernel as if it were
+    reducing by 0.85: a blur that varied with each block's shape, and a slow kernel. gdalwarp's own chunks are
+    large and square, so its estimate comes close to the true scale, as does this one whatever the block.
+    """
+    centre = transform @ (width / 2, height / 2)
+    (x,), (y,) = rasterio.warp.transform(crs, grid.crs, [centre[0]], [centre[1]])
+    col, row = ~grid.transform @ (x, y)
+    step = 16.0  # output pixels: far enough for the derivative to outweigh rounding, near enough to be local
+    corners = [grid.transform @ point for point in ((col, row), (col + step, row), (col, row + step))]
+    xs, ys = rasterio.warp.transform(grid.crs, crs, [c[0] for c in corners], [c[1] for c in corners])
+    (c0, r0), (c1, r1), (c2, r2) = [~transform @ point for point in zip(xs, ys, strict=True)]
+    return step / math.hypot(c1 - c0, r1 - r0), step / math.hypot(c2 - c0, r2 - r0)
 
 
 def _blocks_holding(flags: np.ndarray, window: Window) -> list[tuple[slice, slice]]:

@@ -1,15 +1,18 @@
 """A scene reader's pixels and valid masks, warped into the output grid, against GDAL's own masks."""
 
+import math
+
 import numpy as np
 import pytest
 import rasterio
+import rasterio.warp
 from rasterio.enums import Resampling
 from rasterio.vrt import WarpedVRT
 from rasterio.windows import Window
 
 from ray_render.geometry import bounds_polygon
 from ray_render.grid import plan_grid
-from ray_render.reader import WARP_BLOCK, WARP_ROWS, SceneReader
+from ray_render.reader import WARP_BLOCK, WARP_ROWS, SceneReader, warp_scales
 from tests.ray_render.test_mosaic import source_of
 
 
@@ -68,6 +71,48 @@ def test_gdal_warps_blocks_of_warp_rows_by_warp_block_whatever_rasterio_is_told(
     with rasterio.open(path) as src, WarpedVRT(src, crs=grid.crs, transform=grid.transform, width=grid.width,
                                                height=grid.height, blockxsize=256, blockysize=256) as told:
         assert told.block_shapes[0] == (WARP_ROWS, WARP_BLOCK)
+
+
+def test_warp_scales_are_output_pixels_per_source_pixel_whatever_the_rotation():
+    grid = plan_grid("EPSG:32633", (500000, 5090000, 507000, 5097000), 7.0)
+    north_up = rasterio.Affine(10, 0, 501000, 0, -10, 5096000)
+    assert warp_scales("EPSG:32633", north_up, 400, 300, grid) == pytest.approx((10 / 7, 10 / 7), rel=1e-9)
+    # Rotated by 20 degrees: a bounding box of the source pixels a block needs would take a third more of them.
+    rotated = north_up @ rasterio.Affine.rotation(20)
+    assert warp_scales("EPSG:32633", rotated, 400, 300, grid) == pytest.approx((10 / 7, 10 / 7), rel=1e-9)
+    # Into Web Mercator at 46 degrees north: 10 m of ground (UTM's scale factor 0.9996 on its central meridian)
+    # is about 10 / 0.9996 / cos(46 deg) metres of the map (Web Mercator, spherical on the ellipsoid's
+    # coordinates, stretches its two axes differently by about 0.35 % there).
+    mercator = plan_grid("EPSG:3857", (1670000, 5780000, 1690000, 5800000), 14.0)
+    utm = rasterio.Affine(10, 0, 500000 - 2000, 0, -10, 5095000 + 2000)
+    latitude = math.radians(rasterio.warp.transform("EPSG:32633", "EPSG:4326", [500000], [5095000])[1][0])
+    expected = 10 / 0.9996 / math.cos(latitude) / 14.0
+    assert warp_scales("EPSG:32633", utm, 400, 400, mercator) == pytest.approx((expected, expected), rel=4e-3)
+
+
+def test_bilinear_blocks_warp_with_the_scale_of_the_whole_file_as_one_large_warp_does(make_raster):
+    # Near the edge of its UTM zone a scene is turned 3 degrees against Web Mercator's grid: each 512 x 128 warp
+    # block needs about 155 source rows for its 128, and GDAL, left to guess the scale block by block, widens its
+    # bilinear kernel as if reducing. With the file's scale, the blocks give what one large warp gives.
+    rng = np.random.default_rng(11)
+    data = rng.integers(1, 255, (1, 1400, 1400)).astype("uint8")
+    path = make_raster("edge.tif", data, crs="EPSG:32633", origin=(260000, 5120000), nodata=0, bands=["red"])
+    scene = source_of(path, "edge")
+    left, bottom, right, top = bounds_polygon(scene.bounds, scene.crs, "EPSG:3857").bounds
+    grid = plan_grid("EPSG:3857", (left + 2500, bottom + 2500, left + 2500 + 1024 * 14, bottom + 2500 + 1024 * 14), 14.0)
+    window = Window(0, 0, 1024, 1024)
+    with SceneReader(scene, grid, Resampling.bilinear) as reader:
+        ours, valid = reader.read(["red"], window, np.dtype("uint8"))
+    assert valid.all()
+    options = dict(crs=grid.crs, transform=grid.transform, width=grid.width, height=grid.height,
+                   resampling=Resampling.bilinear, src_nodata=0, nodata=0)
+    with rasterio.open(path) as src:
+        with rasterio.Env(GDAL_VRT_WARP_USE_DATASET_RASTERIO="YES"), WarpedVRT(src, **options) as one_warp:
+            large = one_warp.read(1, window=window).astype(int)  # one chunk of 1024 x 1024: GDAL's scale is right
+        with rasterio.Env(GDAL_VRT_WARP_USE_DATASET_RASTERIO="NO"), WarpedVRT(src, **options) as by_block:
+            guessed = by_block.read(1, window=window).astype(int)
+    assert np.abs(ours[0].astype(int) - large).max() <= 1 and (ours[0] == large).mean() > 0.95
+    assert (guessed != large).mean() > 0.5  # the blur of GDAL's guesses
 
 
 @pytest.mark.parametrize("dtype,nodata,values,resampling", [
