@@ -132,8 +132,9 @@ class SceneReader:
             if self.resampling != Resampling.nearest and src.crs is not None and not src.transform.is_identity:
                 # The kernel's scale, one for the whole file rather than GDAL's guess for each block (see
                 # `warp_scales`). Nearest takes one source pixel whatever the scale.
-                xscale, yscale = warp_scales(src.crs, src.transform, src.width, src.height, self.grid)
-                options.update(XSCALE=f"{xscale:.12g}", YSCALE=f"{yscale:.12g}")
+                scales = warp_scales(src.crs, src.transform, src.width, src.height, self.grid)
+                if all(math.isfinite(scale) and scale > 0 for scale in scales):  # else GDAL's guesses, as before
+                    options.update(XSCALE=f"{scales[0]:.12g}", YSCALE=f"{scales[1]:.12g}")
             nodata = self.scene.nodata if self.scene.nodata is not None else src.nodata
             if nodata is not None and self._valid_from_values(src.dtypes[0], nodata):
                 # Nearest resampling copies each source value as it is, a nodata value too: masking nodata in the
@@ -296,7 +297,9 @@ def warp_scales(crs, transform: Affine, width: int, height: int, grid: OutputGri
     corners = [grid.transform @ point for point in ((col, row), (col + step, row), (col, row + step))]
     xs, ys = rasterio.warp.transform(grid.crs, crs, [c[0] for c in corners], [c[1] for c in corners])
     (c0, r0), (c1, r1), (c2, r2) = [~transform @ point for point in zip(xs, ys, strict=True)]
-    return step / math.hypot(c1 - c0, r1 - r0), step / math.hypot(c2 - c0, r2 - r0)
+    # A centre the grid's CRS cannot hold comes back infinite or at one point: no scale (the caller checks).
+    across, down = math.hypot(c1 - c0, r1 - r0), math.hypot(c2 - c0, r2 - r0)
+    return (step / across if across else math.inf), (step / down if down else math.inf)
 
 
 def _blocks_holding(flags: np.ndarray, window: Window) -> list[tuple[slice, slice]]:
