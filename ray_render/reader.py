@@ -306,16 +306,15 @@ def _blocks_holding(flags: np.ndarray, window: Window) -> list[tuple[slice, slic
     """The warp blocks (`WARP_ROWS` x `WARP_BLOCK`, on the VRT's grid) of `window` where `flags` (one per pixel of
     `window`) holds a True, as (rows, cols) slices of `window`, each cut to it."""
     row0, col0 = int(window.row_off), int(window.col_off)
-    found = []
-    for r0 in range(row0 // WARP_ROWS * WARP_ROWS, row0 + flags.shape[0], WARP_ROWS):
-        rows = slice(max(r0, row0) - row0, min(r0 + WARP_ROWS, row0 + flags.shape[0]) - row0)
-        if not flags[rows].any():
-            continue
-        for c0 in range(col0 // WARP_BLOCK * WARP_BLOCK, col0 + flags.shape[1], WARP_BLOCK):
-            cols = slice(max(c0, col0) - col0, min(c0 + WARP_BLOCK, col0 + flags.shape[1]) - col0)
-            if flags[rows, cols].any():
-                found.append((rows, cols))
-    return found
+    rows = [slice(r0 - row0, r1 - row0) for r0, r1 in block_spans(row0, flags.shape[0], WARP_ROWS)]
+    cols = [slice(c0 - col0, c1 - col0) for c0, c1 in block_spans(col0, flags.shape[1])]
+    return [(r, c) for r in rows if flags[r].any() for c in cols if flags[r, c].any()]
+
+
+def block_spans(start: int, length: int, size: int = WARP_BLOCK) -> list[tuple[int, int]]:
+    """[start, start + length) cut at the multiples of `size` (negative ones too: a halo's)."""
+    cuts = [start, *range((start // size + 1) * size, start + length, size), start + length]
+    return list(zip(cuts[:-1], cuts[1:], strict=True))
 
 
 def _exact_nodata(dtype: np.dtype, nodata: float) -> bool:

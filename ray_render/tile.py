@@ -18,7 +18,7 @@ from ray_render.aoi import AoiRasterizer
 from ray_render.evaluate import Evaluator, Stack, node_keys, node_margins, to_output
 from ray_render.grid import OutputGrid
 from ray_render.mosaic import MOSAIC_METHODS, WHOLE
-from ray_render.reader import DEFAULT_ERROR_THRESHOLD, WARP_BLOCK, SceneReader
+from ray_render.reader import DEFAULT_ERROR_THRESHOLD, WARP_BLOCK, SceneReader, block_spans
 
 
 def _physical(data: np.ndarray, bands) -> np.ndarray:
@@ -33,8 +33,8 @@ def warp_block_parts(window: Window) -> list[tuple[Window, tuple[slice, slice]]]
     """The pieces of `window` that lie in distinct warp blocks of the grid (blocks of `WARP_BLOCK` from the grid's
     origin, as the readers warp them), each with its place in the window: (rows, columns) slices."""
     row0, col0 = int(window.row_off), int(window.col_off)
-    rows = _block_spans(row0, int(window.height))
-    cols = _block_spans(col0, int(window.width))
+    rows = block_spans(row0, int(window.height))
+    cols = block_spans(col0, int(window.width))
     return [(Window(c0, r0, c1 - c0, r1 - r0), (slice(r0 - row0, r1 - row0), slice(c0 - col0, c1 - col0)))
             for r0, r1 in rows for c0, c1 in cols]
 
@@ -45,7 +45,7 @@ def empty_strips(part: Window, at: tuple[slice, slice], empty_rows: np.ndarray, 
     start = int(part.row_off)
     top = at[0].start or 0
     runs: list[list[int]] = []
-    for r0, r1 in _block_spans(start, int(part.height), rows):
+    for r0, r1 in block_spans(start, int(part.height), rows):
         if empty_rows[r0 - start:r1 - start].any():
             if runs and runs[-1][1] == r0:
                 runs[-1][1] = r1  # one read for neighbouring strips: the VRT still warps them one by one
@@ -53,12 +53,6 @@ def empty_strips(part: Window, at: tuple[slice, slice], empty_rows: np.ndarray, 
                 runs.append([r0, r1])
     return [(Window(part.col_off, r0, part.width, r1 - r0), (slice(top + r0 - start, top + r1 - start), at[1]))
             for r0, r1 in runs]
-
-
-def _block_spans(start: int, length: int, size: int = WARP_BLOCK) -> list[tuple[int, int]]:
-    """[start, start + length) cut at the multiples of `size` (negative ones too: a halo's)."""
-    cuts = [start, *range((start // size + 1) * size, start + length, size), start + length]
-    return list(zip(cuts[:-1], cuts[1:], strict=True))
 
 
 class TileRenderer:
