@@ -122,13 +122,17 @@ def test_alpha_masks_every_band_of_an_rgba_output_like_gdal(tmp_path, height, wi
 # (source height, target height, output rows), (source width, target width, output cols): a whole small level,
 # whose simple weights give exact halves; rows and columns inside a large level, more rows than one strip
 # (`STRIP_ROWS`), whose sums need int64; and the first level of a 20,000 px image, odd rows and even columns,
-# whose uint16 sums need more than int32 and fit uint32; and the same with the odd side across.
+# whose uint16 sums need more than int32 and fit uint32; and the same with the odd side across. Unsigned types take
+# their own sums (`_unsigned_average`): a nodata value amid the values (cleared before summing, and means that land
+# on it moved off), at the top of the type, and uint32 at the top of its range (sums in uint64).
 LEVELS = [((23, 11, (0, 11)), (17, 8, (0, 8))), ((4001, 2000, (1000, 1150)), (3001, 1500, (700, 709))),
           ((20051, 10025, (10000, 10025)), (2000, 1000, (0, 9))), ((2000, 1000, (990, 1000)), (20051, 10025, (0, 70)))]
 
 
 @pytest.mark.parametrize("dtype,nodata,low,high", [("uint8", 0, 1, 5), ("uint16", 0, 60000, 60004),
-                                                   ("uint16", 0, 65530, 65535), ("int16", -9999, -3, 3)])
+                                                   ("uint16", 0, 65530, 65535), ("int16", -9999, -3, 3),
+                                                   ("uint8", 3, 1, 5), ("uint8", 255, 250, 255),
+                                                   ("uint32", 0, 2**32 - 4, 2**32 - 1)])
 @pytest.mark.parametrize("along_y,along_x", LEVELS)
 @pytest.mark.parametrize("coverage", ["partial", "whole"])
 def test_an_odd_sided_integer_average_is_the_exact_area_weighted_mean(dtype, nodata, low, high, along_y, along_x,
