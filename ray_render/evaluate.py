@@ -42,6 +42,7 @@ from ray_render import algebra
 from ray_render.classify import classify, colormap
 from ray_render.focal import dilate, focal
 from ray_render.grid import OutputGrid
+from ray_render.nodata import nodata_pixel
 from ray_render.terrain import cell_sizes, terrain
 
 
@@ -300,10 +301,14 @@ def to_output(node: Output, stack: Stack) -> np.ndarray:
         # Integers into a type that holds them all, unscaled (a plain mosaic's uint8 or uint16): nothing to round
         # or clip, so skip the float round trip, a third of a plain mosaic's tile time.
         out = data.astype(dtype)
-        if node.nodata is not None:
+        pixel = nodata_pixel(dtype, nodata)  # typed like the pixels: a float would cast every pixel to compare
+        if node.nodata is not None and pixel is not None:
             info = np.iinfo(dtype)
-            out[(out == nodata) & ~mask] = nodata + 1 if nodata < info.max else nodata - 1
-        out[mask] = nodata
+            clash = out == pixel
+            clash &= ~mask
+            if clash.any():
+                np.copyto(out, pixel + 1 if nodata < info.max else pixel - 1, where=clash)
+        np.copyto(out, nodata, where=mask, casting="unsafe")  # faster than assigning through a boolean index
         return out
     values = data.astype(np.float64) * node.scale + node.offset
     if np.issubdtype(dtype, np.integer):

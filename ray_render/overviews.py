@@ -32,6 +32,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ray_render.nodata import nodata_pixel
+
 OVERVIEW_METHODS = ("average", "nearest")
 # Output rows averaged at once. Every output pixel depends only on its own source pixels, so a block is averaged
 # strip by strip with the same result; a strip's intermediate sums stay in the CPU's cache, where a whole block's
@@ -137,9 +139,8 @@ class Validity:
             if self.nodata is not None and not np.isnan(self.nodata):
                 valid &= pixels != self.nodata
             return valid
-        if self.nodata is None:
-            return None
-        return pixels != self.nodata
+        pixel = nodata_pixel(pixels.dtype, self.nodata)
+        return None if pixel is None else pixels != pixel  # a value no pixel of the type holds masks none
 
     @property
     def invalid_are_zero(self) -> bool:
@@ -251,9 +252,9 @@ def _unsigned_average(source: np.ndarray, mask: np.ndarray | None, y: Axis, x: A
         count = _row_sums(_column_sums(flags, x, cols, _unsigned_holding(x.scale)), y, rows, _unsigned_holding(count))
         mean, valid = _rounded_mean(total, count, signed=False)
         out = np.where(valid, mean, validity.empty).astype(source.dtype)
-    replacement = validity.replacement()
-    if replacement is not None:
-        hit = out == source.dtype.type(validity.nodata)
+    replacement, nodata = validity.replacement(), nodata_pixel(source.dtype, validity.nodata)
+    if replacement is not None and nodata is not None:
+        hit = out == nodata
         if valid is not None:
             hit &= valid
         if hit.any():

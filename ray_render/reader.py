@@ -52,6 +52,7 @@ from models.errors import SceneReadError, SceneUnavailable
 from models.tooltree import SceneSource
 from ray_render.geometry import bounds_polygon
 from ray_render.grid import OutputGrid
+from ray_render.nodata import exact_nodata, nodata_pixel
 from ray_render.remote import ON_REMOTE_OPEN, gdal_path, is_missing_or_forbidden, is_remote
 
 # Columns and rows of the blocks GDAL's warped VRT computes at once, fixed to the output grid (see the module
@@ -165,7 +166,7 @@ class SceneReader:
     def _valid_from_values(self, dtype: str, nodata: float) -> bool:
         """Whether a file's validity can come from its warped values: nearest resampling, an integer type and an
         integer nodata value it can hold."""
-        return self.resampling == Resampling.nearest and _exact_nodata(np.dtype(dtype), nodata)
+        return self.resampling == Resampling.nearest and exact_nodata(np.dtype(dtype), nodata)
 
     def _coverage_by_alpha(self, src, nodata: float) -> bool:
         """Whether a file's interpolating warp can tell GDAL its coverage by an alpha band (see the module
@@ -173,7 +174,7 @@ class SceneReader:
         and a resampling whose values lie between those of the valid source pixels it weighs, so that a pixel
         comes out as nodata only where its source pixels hold nodata."""
         dtype = np.dtype(src.dtypes[0])
-        return (self.resampling in WITHIN_SOURCE_RANGE and _exact_nodata(dtype, nodata)
+        return (self.resampling in WITHIN_SOURCE_RANGE and exact_nodata(dtype, nodata)
                 and nodata in (np.iinfo(dtype).min, np.iinfo(dtype).max) and ColorInterp.alpha not in src.colorinterp)
 
     def _band_subset(self, uri: str, src):
@@ -233,8 +234,7 @@ class SceneReader:
         masked warp. Only where a covered pixel holds nodata in some band can they differ: GDAL's masked warp leaves
         such a band uncovered, or moves a value that came out as nodata off it, depending on how it masks the bands
         together. The warp blocks holding such pixels are read again from the masked warp."""
-        nodata = self._nodata[uri]
-        doubtful = (read == nodata).any(axis=0)
+        doubtful = (read == nodata_pixel(read.dtype, self._nodata[uri])).any(axis=0)
         if not doubtful.any():
             return
         doubtful &= self._vrts[uri].read(self._alpha[uri], window=window) > 0
@@ -274,8 +274,8 @@ def _valid(vrt: WarpedVRT, read: np.ndarray, indexes: list[int], window: Window,
     nodata = vrt.nodata if nodata is None else nodata
     if nodata is None and alpha is not None:
         return np.broadcast_to(vrt.read(alpha, window=window) > 0, read.shape).copy()
-    if nodata is not None and _exact_nodata(read.dtype, nodata):
-        return read != read.dtype.type(int(nodata))
+    if (pixel := nodata_pixel(read.dtype, nodata)) is not None:
+        return read != pixel
     return vrt.read_masks(indexes, window=window) > 0
 
 
@@ -315,11 +315,3 @@ def block_spans(start: int, length: int, size: int = WARP_BLOCK) -> list[tuple[i
     """[start, start + length) cut at the multiples of `size` (negative ones too: a halo's)."""
     cuts = [start, *range((start // size + 1) * size, start + length, size), start + length]
     return list(zip(cuts[:-1], cuts[1:], strict=True))
-
-
-def _exact_nodata(dtype: np.dtype, nodata: float) -> bool:
-    """Whether pixels of `dtype` equal `nodata` exactly or not at all: an integer type, and an integer value it holds."""
-    if not np.issubdtype(dtype, np.integer) or not float(nodata).is_integer():
-        return False
-    info = np.iinfo(dtype)
-    return info.min <= nodata <= info.max
