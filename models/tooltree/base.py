@@ -16,6 +16,9 @@ MAX_NODES = 256
 # Most terms (bands, constants, operations) in one band_math node, over all its outputs.
 MAX_TERMS = 512
 OUTPUT_DTYPES = ("uint8", "uint16", "int16", "uint32", "int32", "float32", "float64")
+# The values each integer output type holds: a nodata value must be one of them.
+INTEGER_RANGES = {"uint8": (0, 255), "uint16": (0, 65535), "int16": (-32768, 32767), "uint32": (0, 2**32 - 1),
+                  "int32": (-(2**31), 2**31 - 1)}
 # Band names users give (outputs of band_math, classify, indices): short identifiers, never code.
 BAND_NAME = r"^[A-Za-z][A-Za-z0-9_]{0,31}$"
 

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from models.tooltree.base import BAND_NAME, MAX_TERMS, OUTPUT_DTYPES, BaseNode, require_bands, require_one_band
+from models.tooltree.base import BAND_NAME, INTEGER_RANGES, MAX_TERMS, OUTPUT_DTYPES, BaseNode, require_bands, require_one_band
 from models.tooltree.expressions import MAX_BITS, BandRef, Expression, band_refs, terms
 from models.tooltree.neighbourhood import MAX_RADIUS
 
@@ -280,6 +280,15 @@ class Output(BaseNode):
     nodata: float | None = 0
     scale: float = 1.0
     offset: float = 0.0
+
+    @model_validator(mode="after")
+    def _nodata_is_a_value_of_dtype(self) -> Output:
+        # A nodata value the type cannot hold would mark no pixel, and fail the render when written.
+        if self.nodata is not None and self.dtype in INTEGER_RANGES:
+            low, high = INTEGER_RANGES[self.dtype]
+            if not (float(self.nodata).is_integer() and low <= self.nodata <= high):
+                raise ValueError(f"nodata {self.nodata:g} is not a value of {self.dtype} (an integer from {low} to {high})")
+        return self
 
     def output_bands(self) -> list[str]:
         return self.input.output_bands()

@@ -65,6 +65,10 @@ HOSTILE = [
     ("mask with a point", output({"type": "mask", "crs": "EPSG:4326", "geometry": {"type": "Point", "coordinates": [0, 0]},
                                   "input": SOURCE}), "Polygon or MultiPolygon"),
     ("unknown output dtype", output({"type": "identity", "input": SOURCE}, dtype="complex64"), "dtype"),
+    ("nodata beyond the output type", output({"type": "identity", "input": SOURCE}, dtype="uint8", nodata=300),
+     "nodata 300 is not a value of uint8"),
+    ("fractional nodata of an integer type", output({"type": "identity", "input": SOURCE}, dtype="int16", nodata=0.5),
+     "nodata 0.5 is not a value of int16"),
     ("no scenes", output(dict(SOURCE, scenes=[])), "scenes"),
 ]
 
