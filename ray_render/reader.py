@@ -47,6 +47,8 @@ from rasterio.enums import ColorInterp, Resampling
 from rasterio.errors import NodataShadowWarning, RasterioError
 from rasterio.vrt import WarpedVRT
 from rasterio.windows import Window
+from shapely.geometry import box
+from shapely.prepared import prep
 
 from models.errors import SceneReadError, SceneUnavailable
 from models.tooltree import SceneSource
@@ -96,6 +98,7 @@ class SceneReader:
         self.bytes_read = 0  # source pixels read (as warped into the tiles), for the tile actors' metrics
         footprint = bounds_polygon(scene.bounds, scene.crs, grid.crs)
         self.footprint_bounds = footprint.bounds  # in output CRS units
+        self._reach = _reach(scene, grid, error_threshold)
 
     def __enter__(self) -> SceneReader:
         return self
@@ -108,10 +111,13 @@ class SceneReader:
         self._vrts.clear()
 
     def overlaps(self, window: Window) -> bool:
-        """Whether the scene's footprint can reach `window` (a cheap bounding-box test)."""
+        """Whether the scene's warp can give a pixel of `window` a value: the footprint's bounding box reaches it,
+        and so does the footprint itself (grown to be safe: `_reach`)."""
         left, bottom, right, top = self.grid.window_bounds(window)
         sl, sb, sr, st = self.footprint_bounds
-        return sl < right and sr > left and sb < top and st > bottom
+        if not (sl < right and sr > left and sb < top and st > bottom):
+            return False
+        return self._reach is None or self._reach.intersects(box(left, bottom, right, top))
 
     def _vrt(self, uri: str) -> WarpedVRT:
         if uri not in self._vrts:
@@ -322,3 +328,22 @@ def block_spans(start: int, length: int, size: int = WARP_BLOCK) -> list[tuple[i
     """[start, start + length) cut at the multiples of `size` (negative ones too: a halo's)."""
     cuts = [start, *range((start // size + 1) * size, start + length, size), start + length]
     return list(zip(cuts[:-1], cuts[1:], strict=True))
+
+
+def _reach(scene: SceneSource, grid: OutputGrid, error_threshold: float):
+    """Where warping `scene` onto `grid` can give a pixel a value, in the grid's CRS (prepared for intersection
+    tests), or None if that cannot be told (the footprint's bounding box decides alone).
+
+    GDAL gives a pixel a value only where its centre maps inside the scene's raster, and its approximate transformer
+    may misplace that point by up to `error_threshold` source pixels. The scene's bounds are grown by one source pixel
+    more than that, and the reprojected polygon by one output pixel for its densified edges: a window this misses
+    gets nothing from the scene, whatever the resampling (kernels read around a source point, never make one)."""
+    rx, ry = (abs(r) for r in scene.resolution)
+    grow = 1 + error_threshold
+    left, bottom, right, top = scene.bounds
+    try:
+        polygon = bounds_polygon((left - grow * rx, bottom - grow * ry, right + grow * rx, top + grow * ry), scene.crs,
+                                 grid.crs).buffer(abs(grid.resolution))
+    except Exception:  # noqa: BLE001 - a footprint that cannot be reprojected leaves the bounding box to decide
+        return None
+    return prep(polygon) if polygon.is_valid and not polygon.is_empty else None

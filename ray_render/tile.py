@@ -7,6 +7,7 @@ neighbourhood operations reads each tile with a halo (`ToolTree.halo`), choosing
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from contextlib import ExitStack
 
 import numpy as np
@@ -17,7 +18,7 @@ from models.tooltree import Leaf, Mask, ToolTree, parse_tool_tree
 from ray_render.aoi import AoiRasterizer
 from ray_render.evaluate import Evaluator, Stack, node_keys, node_margins, to_output
 from ray_render.grid import OutputGrid
-from ray_render.mosaic import MOSAIC_METHODS, WHOLE
+from ray_render.mosaic import MOSAIC_METHODS
 from ray_render.reader import DEFAULT_ERROR_THRESHOLD, WARP_BLOCK, SceneReader, block_spans
 
 
@@ -39,20 +40,37 @@ def warp_block_parts(window: Window) -> list[tuple[Window, tuple[slice, slice]]]
             for r0, r1 in rows for c0, c1 in cols]
 
 
-def empty_strips(part: Window, at: tuple[slice, slice], empty_rows: np.ndarray, rows: int):
-    """The runs of `part`'s rows, cut at the grid's multiples of `rows` (a reader's `warp_rows`), that hold an empty
-    pixel (`empty_rows`: one flag per row of `part`), each with its place in the window, as `warp_block_parts`."""
+def empty_strips(part: Window, at: tuple[slice, slice], empty_rows: np.ndarray | None, rows: int,
+                 reaches: Callable[[Window], bool] = lambda strip: True):
+    """The strips of `part`, cut at the grid's multiples of `rows` (a reader's `warp_rows`), that hold an empty pixel
+    (`empty_rows`: one flag per row of `part`; None: every row is empty) and that `reaches` says a scene can give
+    values to, each with its place in the window, as `warp_block_parts` (`joined_reads` joins neighbours)."""
     start = int(part.row_off)
     top = at[0].start or 0
-    runs: list[list[int]] = []
-    for r0, r1 in block_spans(start, int(part.height), rows):
-        if empty_rows[r0 - start:r1 - start].any():
-            if runs and runs[-1][1] == r0:
-                runs[-1][1] = r1  # one read for neighbouring strips: the VRT still warps them one by one
-            else:
-                runs.append([r0, r1])
     return [(Window(part.col_off, r0, part.width, r1 - r0), (slice(top + r0 - start, top + r1 - start), at[1]))
-            for r0, r1 in runs]
+            for r0, r1 in block_spans(start, int(part.height), rows)
+            if (empty_rows is None or empty_rows[r0 - start:r1 - start].any())
+            and reaches(Window(part.col_off, r0, part.width, r1 - r0))]
+
+
+def joined_reads(window: Window, pieces: list[tuple[slice, slice]]) -> list[tuple[Window, tuple[slice, slice]]]:
+    """Pieces of `window` to read (rows, columns in it), with those side by side over the same rows joined, then
+    those above one another over the same columns: the same pixels in fewer, larger reads. Each with its window."""
+    def join(found: list[tuple[slice, slice]], axis: int) -> list[tuple[slice, slice]]:
+        other = 1 - axis
+        joined: list[tuple[slice, slice]] = []
+        for piece in sorted(found, key=lambda p: (p[other].start, p[other].stop, p[axis].start)):
+            last = joined[-1] if joined else None
+            if last is not None and last[other] == piece[other] and last[axis].stop == piece[axis].start:
+                grown = slice(last[axis].start, piece[axis].stop)
+                joined[-1] = (last[0], grown) if axis == 1 else (grown, last[1])
+            else:
+                joined.append(piece)
+        return joined
+
+    row0, col0 = int(window.row_off), int(window.col_off)
+    return [(Window(col0 + cols.start, row0 + rows.start, cols.stop - cols.start, rows.stop - rows.start), (rows, cols))
+            for rows, cols in join(join(pieces, 1), 0)]
 
 
 class TileRenderer:
@@ -119,15 +137,12 @@ class TileRenderer:
         for reader in readers:
             if mosaic.is_done:
                 break
-            # A later scene is read only for the warp blocks the earlier ones left with empty pixels, where its
-            # footprint reaches: the VRT warps each of its blocks as a whole whichever part is asked for.
-            wanted = [(part, at) for part, at in parts if not mosaic.is_done_in(at) and reader.overlaps(part)]
-            if len(wanted) == len(parts):
-                wanted = [(window, WHOLE)]  # all of them: one read
-            # Where earlier scenes filled some rows of a part, only those of its VRT blocks (strips of
-            # `SceneReader.warp_rows`) that hold empty pixels.
-            wanted = [strip for part, at in wanted for strip in self._strips_to_read(mosaic, reader, part, at)]
-            for part, at in wanted:
+            # A scene is read only for the VRT blocks (strips of `SceneReader.warp_rows` in each warp block) that
+            # hold empty pixels and that its footprint reaches: the VRT warps each of its blocks as a whole whichever
+            # part is asked for. Neighbouring ones are read together.
+            wanted = [strip for part, at in parts if not mosaic.is_done_in(at) and reader.overlaps(part)
+                      for strip in self._strips_to_read(mosaic, reader, part, at)]
+            for part, at in joined_reads(window, [at for _, at in wanted]):
                 data, valid = reader.read(source.bands, part, dtype)
                 if source.reflectance:  # each scene's own scale and offset, before scenes are mosaicked
                     data = _physical(data, [reader.scene.band(name) for name in source.bands])
@@ -136,10 +151,9 @@ class TileRenderer:
 
     @staticmethod
     def _strips_to_read(mosaic, reader: SceneReader, part: Window, at: tuple[slice, slice]):
-        empty_rows = mosaic.empty_rows(at)
-        if empty_rows is None or reader.warp_rows >= part.height or empty_rows.all():
+        if reader.warp_rows >= part.height:
             return [(part, at)]
-        return empty_strips(part, at, empty_rows, reader.warp_rows)
+        return empty_strips(part, at, mosaic.empty_rows(at), reader.warp_rows, reader.overlaps)
 
     def render(self, window: Window) -> np.ndarray:
         """The output pixels of `window`: (bands, rows, cols) in the output dtype, nodata filled."""

@@ -16,7 +16,7 @@ from ray_render.grid import plan_grid
 from ray_render.inspect import inspect_scene
 from ray_render.mosaic import WHOLE, FirstValid
 from ray_render.reader import BLOCKWISE_WARP, WARP_BLOCK, WARP_ROWS
-from ray_render.tile import TileRenderer, empty_strips, warp_block_parts
+from ray_render.tile import TileRenderer, empty_strips, joined_reads, warp_block_parts
 
 
 def source_of(path, name, bands=("red",)):
@@ -171,17 +171,21 @@ def test_strips_of_a_later_scene_hold_the_pixels_of_gdal_s_whole_grid_warp(make_
 
 def test_empty_strips_are_cut_at_the_grid_s_multiples_of_the_strip_halo_included():
     # Rows -70 .. 70 of a window with a halo (its place in the window starts at row 5): rows -70 and 10 .. 12
-    # hold empty pixels. Strips are cut at -128, -64, 0, 64 of the grid; neighbouring strips make one read.
+    # hold empty pixels. Strips are cut at -128, -64, 0, 64 of the grid.
     part = Window(-3, -70, 20, 140)
     empty = np.zeros(140, bool)
     empty[0] = True          # grid row -70: strip [-128, -64), cut to the part: [-70, -64)
     empty[80:83] = True      # grid rows 10 .. 12: strip [0, 64)
     strips = empty_strips(part, (slice(5, 145), slice(0, 20)), empty, 64)
     assert [(w.row_off, w.height, at[0]) for w, at in strips] == [(-70, 6, slice(5, 11)), (0, 64, slice(75, 139))]
-    empty[69] = True         # grid row -1 too: the strips from -70 to 64 now follow each other, one read
-    strips = empty_strips(part, (slice(5, 145), slice(0, 20)), empty, 64)
-    assert [(w.row_off, w.height, at[0]) for w, at in strips] == [(-70, 134, slice(5, 139))]
     assert all(w.col_off == -3 and w.width == 20 and at[1] == slice(0, 20) for w, at in strips)
+    # Only those a scene reaches; with no mosaic yet (None), every strip is empty.
+    below_zero = empty_strips(part, (slice(5, 145), slice(0, 20)), None, 64, lambda strip: strip.row_off < 0)
+    assert [(w.row_off, w.height) for w, _ in below_zero] == [(-70, 6), (-64, 64)]
+    empty[69] = True         # grid row -1 too: the strips from -70 to 64 follow each other, one read once joined
+    strips = empty_strips(part, (slice(5, 145), slice(0, 20)), empty, 64)
+    assert [(w.row_off, w.height) for w, _ in joined_reads(Window(-3, -75, 20, 150), [at for _, at in strips])] == [
+        (-70, 134)]
 
 
 def test_a_window_is_cut_at_the_grid_s_warp_blocks_halo_included():
@@ -221,3 +225,14 @@ def test_first_valid_takes_each_pixel_from_the_first_scene_that_has_it(first_at)
 def test_first_valid_with_nothing_fed_is_all_empty():
     result = FirstValid((1, 3, 4), np.uint8).result()
     assert result.mask.all() and result.shape == (1, 3, 4)
+
+
+def test_pieces_side_by_side_then_above_one_another_are_read_together():
+    window = Window(1000, 2000, 1024, 1024)
+    pieces = [(slice(0, 512), slice(0, 512)), (slice(0, 512), slice(512, 1024)),  # two whole warp blocks
+              (slice(512, 640), slice(512, 1024)), (slice(512, 640), slice(0, 512)),  # a strip of each below
+              (slice(896, 1024), slice(512, 1024))]  # a strip of one block further down
+    reads = joined_reads(window, pieces)
+    assert reads == [(Window(1000, 2000, 1024, 640), (slice(0, 640), slice(0, 1024))),
+                     (Window(1512, 2896, 512, 128), (slice(896, 1024), slice(512, 1024)))]
+    assert joined_reads(window, []) == []

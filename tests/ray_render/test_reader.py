@@ -276,3 +276,33 @@ def test_a_source_alpha_band_masks_a_file_of_five_bands(tmp_path):
         pixels, valid = reader.read(RGB, Window(0, 0, grid.width, grid.height), np.dtype("uint8"))
     _, unmasked = read_everything(source_of(write(tmp_path / "rgb.tif", data[:3]), "rgb", bands=RGB), grid, "nearest")
     assert np.array_equal(valid, pixels > 0) and valid.sum() < unmasked.sum()
+
+
+@pytest.mark.parametrize("resampling", [Resampling.nearest, Resampling.bilinear])
+def test_a_scene_reaches_every_window_its_warp_gives_values_and_not_its_bounding_box_s_corners(make_raster,
+                                                                                               resampling):
+    """A scene 12 degrees of longitude from the grid's zone is turned 7 degrees in it: the bounding box of its
+    footprint holds corners it does not cover. `overlaps` must never miss a window GDAL's warp of the whole grid
+    gives a value to (the footprint is grown for the transformer's error and the polygon's chords); small windows
+    along every edge test that margin, whole VRT blocks in the corners that it saves reading them."""
+    rng = np.random.default_rng(5)
+    path = make_raster("far.tif", rng.integers(1, 1000, (1, 3000, 3000)).astype(np.uint16), nodata=0)
+    scene = source_of(path, "far")
+    grid = plan_grid("EPSG:32616", bounds_polygon(scene.bounds, scene.crs, "EPSG:32616").bounds, 10)
+    with rasterio.open(path) as src, WarpedVRT(src, crs=grid.crs, transform=grid.transform, width=grid.width,
+                                               height=grid.height, resampling=resampling, tolerance=0.125,
+                                               src_nodata=0, nodata=0) as vrt:
+        covered = vrt.read(1) != 0
+
+    def windows(height, width):
+        for row in range(0, grid.height, height):
+            for col in range(0, grid.width, width):
+                yield Window(col, row, min(width, grid.width - col), min(height, grid.height - row))
+
+    with SceneReader(scene, grid, resampling) as reader:
+        for window in windows(8, 8):
+            values = covered[window.toslices()]
+            if values.any() and not values.all():  # along an edge of the footprint, where the margin counts
+                assert reader.overlaps(window), window
+        skipped = [w for w in windows(WARP_ROWS, WARP_BLOCK) if not reader.overlaps(w)]
+    assert len(skipped) >= 4, "whole blocks in the corners of the footprint's bounding box (the grid) are not read"
