@@ -135,7 +135,9 @@ def test_cancelling_stops_an_in_process_render_and_leaves_nothing(session, owner
 
     get_settings.cache_clear()
     export_id = new_export(session, owner)
-    set_row(export_id, resolution=30.0, grid=finer_grid(session, export_id))
+    # 2,324 tiles, about 4 s of rendering: the cancel (at the first progress write, half a second in) lands well
+    # before the end. At 30 m (609 tiles) a render on a fast day finished first, and the test raced it.
+    set_row(export_id, resolution=15.0, grid=finer_grid(session, export_id, resolution=15.0))
     assert claim_export(export_id)
     outcome = {}
     runner = threading.Thread(target=lambda: outcome.setdefault("error", _run(export_id)))

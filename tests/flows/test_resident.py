@@ -105,7 +105,8 @@ def test_cancelling_the_run_in_prefect_stops_its_render_and_ends_the_export(sess
     monkeypatch.setenv("GEOSHIP_TILE_SIZE", "64")
     get_settings.cache_clear()
     export_id = ordered(session, owner)
-    set_row(export_id, resolution=30.0, grid=finer_grid(session, export_id))
+    # 15 m, 2,324 tiles: long enough that the cancel lands before the render's end (at 30 m it could race it)
+    set_row(export_id, resolution=15.0, grid=finer_grid(session, export_id, 15.0))
     (run_id,) = started(export_id)
 
     def rendering() -> bool:
