@@ -8,8 +8,10 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DBAPIError, DisconnectionError, OperationalError, SQLAlchemyError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 
+from models.db import connection_lost
 from models.errors import (
     Conflict,
     Forbidden,
@@ -71,10 +73,21 @@ def install_error_handlers(app: FastAPI) -> None:
         return JSONResponse(status_code=422, content={"detail": f"{field}: {reason}", "field": field, "reason": reason,
                                                       "errors": details})
 
-    @app.exception_handler(OperationalError)
-    async def _database_unavailable(request: Request, exc: OperationalError) -> JSONResponse:
-        """The database went away mid-request (a restart, a failover, a lock held too long): the request's
-        transaction did not commit, so the client may simply ask again. The driver's message goes to the log only."""
-        logger.warning("database unavailable during %s %s: %s", request.method, request.url.path, exc.orig)
+    @app.exception_handler(SQLAlchemyError)
+    async def _database_unavailable(request: Request, exc: SQLAlchemyError) -> JSONResponse:
+        """The database went away mid-request (a restart, a failover, a lock held too long, no pooled connection
+        free): the request's transaction did not commit, so the client may simply ask again. The driver's message
+        goes to the log only. Any other database error is a fault of ours, and stays a 500."""
+        if not database_unavailable(exc):
+            raise exc
+        logger.warning("database unavailable during %s %s: %s", request.method, request.url.path,
+                       getattr(exc, "orig", None) or type(exc).__name__)
         return JSONResponse(status_code=503, headers={"Retry-After": str(DATABASE_RETRY_AFTER_SECONDS)},
                             content={"detail": "the database is unavailable for a moment; retry shortly"})
+
+
+def database_unavailable(exc: SQLAlchemyError) -> bool:
+    """Whether a database error means the database could not serve the request for now, rather than refused it."""
+    if isinstance(exc, OperationalError | DisconnectionError | PoolTimeout):
+        return True
+    return isinstance(exc, DBAPIError) and connection_lost(exc)

@@ -8,6 +8,7 @@ from functools import lru_cache
 
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import DBAPIError
 from sqlmodel import Session, create_engine
 
 from models import tables  # noqa: F401  (registers the tables on SQLModel.metadata)
@@ -28,6 +29,16 @@ def make_engine(url: str) -> Engine:
 
         return engine
     return create_engine(url, pool_pre_ping=True)
+
+
+def connection_lost(exc: DBAPIError) -> bool:
+    """Whether a database error means the connection was lost or never made (a restart, a failover) rather than
+    that the statement was refused. Then the transaction did not commit and the same work may be tried again.
+
+    Not only OperationalError: a connection closed under a statement surfaces as the driver's InterfaceError
+    (psycopg2) or ProgrammingError (SQLite), which SQLAlchemy marks `connection_invalidated`.
+    """
+    return exc.connection_invalidated or "connection" in str(exc.orig).lower()
 
 
 @lru_cache

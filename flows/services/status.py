@@ -14,7 +14,7 @@ from sqlalchemy import update
 from sqlalchemy.exc import DBAPIError
 
 from flows.services.logbook import log_line
-from models.db import get_engine
+from models.db import connection_lost, get_engine
 from models.status import ExportStatus, TargetStatus
 from models.tables import Export, ExportTarget
 from models.timestamps import utcnow
@@ -45,8 +45,7 @@ def _write(statement, *then) -> int:
                     connection.execute(companion)
                 return count
         except DBAPIError as exc:
-            connection_lost = exc.connection_invalidated or "connection" in str(exc.orig).lower()
-            if not connection_lost or time.monotonic() > deadline:
+            if not connection_lost(exc) or time.monotonic() > deadline:
                 raise
             logger.warning("database unreachable (%s); retrying a status write", type(exc.orig).__name__)
             time.sleep(delay)

@@ -252,7 +252,8 @@ def test_a_postgresql_restart_under_load_leaves_no_export_stuck_and_the_api_answ
     finally:
         stop.set()
         asker.join(timeout=60)
-    assert set(answers) <= {200, 503} and 200 in answers, sorted(set(answers), key=str)
+    api_log = production["services"]["api"].tail(80)
+    assert set(answers) <= {200, 503} and 200 in answers, f"{sorted(set(answers), key=str)}\n{api_log}"
     all_succeed_once(production, client, [view["id"], *queued], worker.tail)
 
 
