@@ -8,10 +8,9 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
-from sqlalchemy.exc import DBAPIError, DisconnectionError, OperationalError, SQLAlchemyError
-from sqlalchemy.exc import TimeoutError as PoolTimeout
+from sqlalchemy.exc import SQLAlchemyError
 
-from models.db import connection_lost
+from models.db import database_unavailable, unavailable_reason
 from models.errors import (
     Conflict,
     Forbidden,
@@ -81,13 +80,7 @@ def install_error_handlers(app: FastAPI) -> None:
         if not database_unavailable(exc):
             raise exc
         logger.warning("database unavailable during %s %s: %s", request.method, request.url.path,
-                       getattr(exc, "orig", None) or type(exc).__name__)
+                       unavailable_reason(exc))
         return JSONResponse(status_code=503, headers={"Retry-After": str(DATABASE_RETRY_AFTER_SECONDS)},
                             content={"detail": "the database is unavailable for a moment; retry shortly"})
 
-
-def database_unavailable(exc: SQLAlchemyError) -> bool:
-    """Whether a database error means the database could not serve the request for now, rather than refused it."""
-    if isinstance(exc, OperationalError | DisconnectionError | PoolTimeout):
-        return True
-    return isinstance(exc, DBAPIError) and connection_lost(exc)

@@ -36,8 +36,25 @@ def reports_errors(command):
         except KeyboardInterrupt:
             err_console.print("[red]interrupted[/red]")
             raise typer.Exit(EXIT_INTERRUPTED) from None
+        except Exception as exc:
+            reason = _database_unavailable(exc)
+            if reason is None:
+                raise
+            err_console.print(f"[red]error:[/red] the database is unavailable: {escape(reason)}", highlight=False,
+                              markup=True, soft_wrap=True)
+            raise typer.Exit(EXIT_FAILED) from None
 
     return wrapper
+
+
+def _database_unavailable(exc: Exception) -> str | None:
+    """The driver's reason when `exc` says the database cannot be reached or went away, else None. (SQLAlchemy
+    is only imported here when it raised: commands that read nothing do not pay for it.)"""
+    if not type(exc).__module__.startswith("sqlalchemy"):
+        return None
+    from models.db import database_unavailable, unavailable_reason
+
+    return unavailable_reason(exc) if database_unavailable(exc) else None
 
 
 @contextmanager

@@ -8,7 +8,8 @@ from functools import lru_cache
 
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, DisconnectionError, OperationalError, SQLAlchemyError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlmodel import Session, create_engine
 
 from models import tables  # noqa: F401  (registers the tables on SQLModel.metadata)
@@ -39,6 +40,21 @@ def connection_lost(exc: DBAPIError) -> bool:
     (psycopg2) or ProgrammingError (SQLite), which SQLAlchemy marks `connection_invalidated`.
     """
     return exc.connection_invalidated or "connection" in str(exc.orig).lower()
+
+
+def database_unavailable(exc: BaseException) -> bool:
+    """Whether an error means the database cannot serve us for now (unreachable, restarting, a lock held too
+    long, no pooled connection free) rather than that it refused what we asked: asking again later may work."""
+    if isinstance(exc, OperationalError | DisconnectionError | PoolTimeout):
+        return True
+    return isinstance(exc, DBAPIError) and connection_lost(exc)
+
+
+def unavailable_reason(exc: SQLAlchemyError) -> str:
+    """The driver's own first line on why the database is unavailable: never the statement or its parameters
+    (SQLAlchemy's message holds both), nor the URL."""
+    cause = getattr(exc, "orig", None) or exc
+    return (str(cause).strip().splitlines() or [type(cause).__name__])[0]
 
 
 @lru_cache

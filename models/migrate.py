@@ -17,6 +17,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import OperationalError, ProgrammingError
 
+from models.db import connection_lost
 from models.errors import GeoshipError
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
@@ -49,12 +50,15 @@ def shipped_head() -> str:
 
 
 def current_revision(engine: Engine) -> str | None:
-    """The migration the database is at, or None for an empty (or unmanaged) database."""
-    try:
-        with engine.connect() as connection:
+    """The migration the database is at, or None for an empty (or unmanaged) database. A database that cannot
+    be reached raises (SQLAlchemy's OperationalError): it is not an empty one to be told to upgrade."""
+    with engine.connect() as connection:
+        try:
             return connection.execute(text("SELECT version_num FROM alembic_version")).scalar()
-    except (OperationalError, ProgrammingError):  # no alembic_version table: an empty database
-        return None
+        except (OperationalError, ProgrammingError) as exc:  # no alembic_version table: an empty database
+            if connection_lost(exc):
+                raise
+            return None
 
 
 def upgrade(engine: Engine, revision: str = "head") -> str:

@@ -63,6 +63,22 @@ def test_a_production_database_must_be_upgraded_on_purpose(empty_engine):
     require_current(empty_engine)
 
 
+def test_a_database_that_cannot_be_reached_is_not_taken_for_an_empty_one():
+    from sqlalchemy.exc import OperationalError
+
+    from models.db import make_engine
+    from tests.support.net import free_port
+
+    engine = make_engine(f"postgresql+psycopg2://geoship:secret@127.0.0.1:{free_port()}/geoship")  # nothing there
+    try:
+        with pytest.raises(OperationalError, match="Connection refused"):
+            current_revision(engine)
+        with pytest.raises(OperationalError):  # not SchemaOutdated: upgrading would not help
+            require_current(engine)
+    finally:
+        engine.dispose()
+
+
 def test_renders_recorded_in_the_result_move_to_the_rendered_column_and_back(empty_engine):
     import json
 
