@@ -37,7 +37,7 @@ def reports_errors(command):
             err_console.print("[red]interrupted[/red]")
             raise typer.Exit(EXIT_INTERRUPTED) from None
         except Exception as exc:
-            reason = _database_unavailable(exc)
+            reason = database_unavailable_reason(exc)
             if reason is None:
                 raise
             err_console.print(f"[red]error:[/red] the database is unavailable: {escape(reason)}", highlight=False,
@@ -47,7 +47,7 @@ def reports_errors(command):
     return wrapper
 
 
-def _database_unavailable(exc: Exception) -> str | None:
+def database_unavailable_reason(exc: Exception) -> str | None:
     """The driver's reason when `exc` says the database cannot be reached or went away, else None. (SQLAlchemy
     is only imported here when it raised: commands that read nothing do not pay for it.)"""
     if not type(exc).__module__.startswith("sqlalchemy"):

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import typer
+from rich.markup import escape
 
 from cli.catalogue import projects_app, scenes_app
+from cli.common import database_unavailable_reason, err_console, reports_errors
 from cli.credentials import credentials_app, keys_app, links_app
 from cli.database import db_app
 from cli.demo import demo
@@ -60,13 +62,23 @@ def share_metrics_between_workers() -> None:
 
 
 @app.command("serve")
+@reports_errors
 def serve(host: str = typer.Option("127.0.0.1"), port: int = typer.Option(8000), workers: int = typer.Option(1)) -> None:
     """Serve the HTTP API and download links."""
     import uvicorn
 
     from flows.services.settling import settle_gone_runs
 
-    settle_gone_runs()  # exports left running by commands of this machine that died
+    try:
+        settle_gone_runs()  # exports left running by commands of this machine that died
+    except Exception as exc:
+        # A database started beside the API may come up after it: serve anyway, answering 503 until it does
+        # (each request tries again). A schema to upgrade still stops the start (reports_errors).
+        reason = database_unavailable_reason(exc)
+        if reason is None:
+            raise
+        err_console.print(f"[yellow]warning:[/yellow] the database is unavailable ({escape(reason)}); serving "
+                          "anyway: requests answer 503 until it is back", highlight=False, soft_wrap=True)
     if workers > 1:
         share_metrics_between_workers()
 
