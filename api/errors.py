@@ -83,4 +83,3 @@ def install_error_handlers(app: FastAPI) -> None:
                        unavailable_reason(exc))
         return JSONResponse(status_code=503, headers={"Retry-After": str(DATABASE_RETRY_AFTER_SECONDS)},
                             content={"detail": "the database is unavailable for a moment; retry shortly"})
-
