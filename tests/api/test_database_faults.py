@@ -41,7 +41,7 @@ def test_a_connection_lost_mid_request_answers_503_and_the_next_request_works(pe
     assert again.status_code == 200 and again.json()["total"] == 0
 
 
-def test_a_lost_commit_answers_503_and_keeps_nothing(people):
+def test_a_lost_insert_answers_503_and_keeps_nothing(people):
     ada = people["ada"].client
     with connection_lost_at("INSERT INTO export ") as lost:
         answer = ada.post("/api/v1/exports", json={"project": "alps", "resolution": 480})

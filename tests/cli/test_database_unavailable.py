@@ -4,13 +4,13 @@ API server starts all the same and answers 503 until it is back."""
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
 import pytest
 
 from tests.support.net import free_port
+from tests.support.processes import Service
 
 GEOSHIP = Path(sys.executable).with_name("geoship")
 
@@ -35,25 +35,14 @@ def test_the_api_server_starts_without_its_database_and_answers_503_until_it_is_
     port, api_port = free_port(), free_port()
     env.update(GEOSHIP_HOME=str(tmp_path / "home"), GEOSHIP_START_ON_REQUEST="false",
                GEOSHIP_DATABASE_URL=f"postgresql+psycopg2://geoship:pg-secret@127.0.0.1:{port}/geoship")
-    log = tmp_path / "serve.log"
-    with open(log, "wb") as output:
-        server = subprocess.Popen([str(GEOSHIP), "serve", "--port", str(api_port)], env=env, stdout=output,
-                                  stderr=subprocess.STDOUT)
+    server = Service("serve", [str(GEOSHIP), "serve", "--port", str(api_port)], env, tmp_path)
     base = f"http://127.0.0.1:{api_port}"
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            assert server.poll() is None and time.monotonic() < deadline, log.read_text()
-            try:
-                if httpx.get(f"{base}/health", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.1)
+        server.wait_for_http(f"{base}/health", 60)
         answer = httpx.get(f"{base}/api/v1/exports", headers={"Authorization": "Bearer gs_anything"}, timeout=10)
         assert answer.status_code == 503 and answer.headers["Retry-After"] == "5", answer.text
     finally:
-        server.terminate()
-        server.wait(timeout=10)
-    said = log.read_text()
+        server.stop()
+    said = server.log.read_text()
     assert "warning: the database is unavailable (connection to server at" in said, said
     assert "pg-secret" not in said and "Traceback" not in said
