@@ -152,4 +152,5 @@ def scene_source(scene: Scene) -> SceneSource:
     return SceneSource(
         id=scene.id, name=scene.name, crs=scene.crs_wkt, nodata=scene.nodata, dtype=scene.dtype,
         resolution=(scene.res_x, scene.res_y), bounds=tuple(scene.bounds), bands=scene.bands,
+        data_area=scene.data_area,
     )

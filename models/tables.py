@@ -78,6 +78,9 @@ class Scene(SQLModel, table=True):
     nodata: float | None = None
     bands: list[dict] = _json(list)
     acquired_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    # GeoJSON MultiPolygon in the scene's CRS holding every valid pixel (ray_render.data_area); None: unknown, or no
+    # valid pixel at all (the scene is then read wherever its bounds reach).
+    data_area: dict | None = Field(default=None, sa_column=Column(JSON, nullable=True))
     created_at: datetime = _created()
 
 

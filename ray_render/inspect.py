@@ -1,4 +1,4 @@
-"""Read a scene's metadata from its file(s): CRS, footprint, grid, dtype, nodata and band names."""
+"""Read a scene's metadata from its file(s): CRS, footprint, data area, grid, dtype, nodata and band names."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from rasterio.enums import ColorInterp
 from rasterio.errors import RasterioIOError
 
 from models.errors import InvalidRequest
+from ray_render.data_area import data_area
 from ray_render.geometry import bounds_polygon, to_geojson
 from ray_render.remote import ON_REMOTE_OPEN, gdal_options, gdal_path, is_remote
 
@@ -34,6 +35,8 @@ class SceneInfo:
     nodata: float | None
     bands: list[dict]
     acquired_at: datetime | None = None
+    # Where the scene holds valid pixels, in its own CRS (ray_render.data_area); None if nowhere.
+    data_area: dict | None = None
 
 
 @contextmanager
@@ -112,11 +115,13 @@ def _info(src, bands: list[dict], nodata: float | None) -> SceneInfo:
         raise InvalidRequest("bands", f"band names must be unique, got {', '.join(names)}")
     bounds = list(src.bounds)
     footprint = to_geojson(bounds_polygon(bounds, src.crs.to_wkt(), "EPSG:4326"))
+    nodata = nodata if nodata is not None else src.nodata
+    uris = list(dict.fromkeys(b["uri"] for b in bands))
     return SceneInfo(
         crs_wkt=src.crs.to_wkt(), epsg=src.crs.to_epsg(), bounds=bounds, footprint=footprint,
         width=src.width, height=src.height, res_x=abs(src.res[0]), res_y=abs(src.res[1]),
-        dtype=src.dtypes[0], nodata=nodata if nodata is not None else src.nodata, bands=bands,
-        acquired_at=acquisition_time(src.tags()),
+        dtype=src.dtypes[0], nodata=nodata, bands=bands, acquired_at=acquisition_time(src.tags()),
+        data_area=data_area(uris, nodata, open_file=_open),
     )
 
 

@@ -47,12 +47,12 @@ from rasterio.enums import ColorInterp, Resampling
 from rasterio.errors import NodataShadowWarning, RasterioError
 from rasterio.vrt import WarpedVRT
 from rasterio.windows import Window
-from shapely.geometry import box
+from shapely.geometry import box, shape
 from shapely.prepared import prep
 
 from models.errors import SceneReadError, SceneUnavailable
 from models.tooltree import SceneSource
-from ray_render.geometry import bounds_polygon
+from ray_render.geometry import bounds_polygon, reproject_geometry
 from ray_render.grid import OutputGrid
 from ray_render.nodata import exact_nodata, nodata_pixel
 from ray_render.remote import ON_REMOTE_OPEN, gdal_path, is_missing_or_forbidden, is_remote
@@ -112,7 +112,7 @@ class SceneReader:
 
     def overlaps(self, window: Window) -> bool:
         """Whether the scene's warp can give a pixel of `window` a value: the footprint's bounding box reaches it,
-        and so does the footprint itself (grown to be safe: `_reach`)."""
+        and so does the scene's data area, or its footprint if it has none (grown to be safe: `_reach`)."""
         left, bottom, right, top = self.grid.window_bounds(window)
         sl, sb, sr, st = self.footprint_bounds
         if not (sl < right and sr > left and sb < top and st > bottom):
@@ -334,16 +334,22 @@ def _reach(scene: SceneSource, grid: OutputGrid, error_threshold: float):
     """Where warping `scene` onto `grid` can give a pixel a value, in the grid's CRS (prepared for intersection
     tests), or None if that cannot be told (the footprint's bounding box decides alone).
 
-    GDAL gives a pixel a value only where its centre maps inside the scene's raster, and its approximate transformer
-    may misplace that point by up to `error_threshold` source pixels. The scene's bounds are grown by one source pixel
-    more than that, and the reprojected polygon by one output pixel for its densified edges: a window this misses
-    gets nothing from the scene, whatever the resampling (kernels read around a source point, never make one)."""
+    GDAL gives a pixel a value only where its centre maps inside the scene's raster, onto a valid source pixel: its
+    masked kernels skip a pixel whose centre's source pixel is invalid, however far their weights reach (checked
+    for nearest, bilinear, cubic, lanczos and average, reductions included, by the tests). Its approximate
+    transformer may misplace that point by up to `error_threshold` source pixels. So the scene's data area
+    (`ray_render.data_area`; its bounds if it has none) is grown by one source pixel more than that, and the
+    reprojected polygon by one output pixel for its densified edges: a window this misses gets nothing from the
+    scene."""
     rx, ry = (abs(r) for r in scene.resolution)
     grow = 1 + error_threshold
     left, bottom, right, top = scene.bounds
     try:
-        polygon = bounds_polygon((left - grow * rx, bottom - grow * ry, right + grow * rx, top + grow * ry), scene.crs,
-                                 grid.crs).buffer(abs(grid.resolution))
+        if scene.data_area is None:
+            area = box(left - grow * rx, bottom - grow * ry, right + grow * rx, top + grow * ry)
+        else:
+            area = shape(scene.data_area).buffer(grow * max(rx, ry), join_style="mitre")
+        polygon = reproject_geometry(area, scene.crs, grid.crs).buffer(abs(grid.resolution))
     except Exception:  # noqa: BLE001 - a footprint that cannot be reprojected leaves the bounding box to decide
         return None
     return prep(polygon) if polygon.is_valid and not polygon.is_empty else None

@@ -138,7 +138,7 @@ class TileRenderer:
             if mosaic.is_done:
                 break
             # A scene is read only for the VRT blocks (strips of `SceneReader.warp_rows` in each warp block) that
-            # hold empty pixels and that its footprint reaches: the VRT warps each of its blocks as a whole whichever
+            # hold empty pixels and that its data area reaches: the VRT warps each of its blocks as a whole whichever
             # part is asked for. Neighbouring ones are read together.
             wanted = [strip for part, at in parts if not mosaic.is_done_in(at) and reader.overlaps(part)
                       for strip in self._strips_to_read(mosaic, reader, part, at)]

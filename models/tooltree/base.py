@@ -92,6 +92,9 @@ class SceneSource(BaseModel):
     resolution: tuple[float, float]
     bounds: tuple[float, float, float, float]
     bands: list[SceneBand] = Field(min_length=1)
+    # Where the scene holds valid pixels: a GeoJSON (Multi)Polygon in `crs` (ray_render.data_area). Readers skip
+    # what it cannot reach; None: wherever `bounds` reach.
+    data_area: dict | None = None
 
     def band(self, name: str) -> SceneBand | None:
         return next((b for b in self.bands if b.name == name), None)

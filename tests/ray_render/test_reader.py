@@ -5,12 +5,15 @@ import math
 import numpy as np
 import pytest
 import rasterio
+import rasterio.features
 import rasterio.warp
+import shapely
 from rasterio.enums import Resampling
 from rasterio.vrt import WarpedVRT
 from rasterio.windows import Window
+from shapely.geometry import shape
 
-from ray_render.geometry import bounds_polygon
+from ray_render.geometry import bounds_polygon, to_geojson
 from ray_render.grid import plan_grid
 from ray_render.reader import WARP_BLOCK, WARP_ROWS, SceneReader, warp_scales
 from tests.ray_render.test_mosaic import source_of
@@ -306,3 +309,50 @@ def test_a_scene_reaches_every_window_its_warp_gives_values_and_not_its_bounding
                 assert reader.overlaps(window), window
         skipped = [w for w in windows(WARP_ROWS, WARP_BLOCK) if not reader.overlaps(w)]
     assert len(skipped) >= 4, "whole blocks in the corners of the footprint's bounding box (the grid) are not read"
+
+
+@pytest.mark.parametrize("validity", ["nodata", "mask"])
+@pytest.mark.parametrize("resampling,resolution", [(Resampling.nearest, 10), (Resampling.bilinear, 10),
+                                                   (Resampling.cubic, 10), (Resampling.average, 30),
+                                                   (Resampling.bilinear, 30), (Resampling.lanczos, 30)])
+def test_a_scene_s_data_area_reaches_every_pixel_its_warp_gives_a_value_and_not_the_nodata_around_it(
+        tmp_path, resampling, resolution, validity):
+    """A tilted swath of data, nodata (a value, or the file's mask) around it, in a scene turned 7 degrees against
+    the grid. Reading by the data area must never miss a pixel that GDAL's warp of the whole grid gives a value,
+    whatever the kernel and the reduction; it skips whole VRT blocks of the nodata that the bounds reach."""
+    from tests.ray_render.test_data_area import swath
+
+    rng = np.random.default_rng(6)
+    valid = swath(2000, 2000)
+    data = rng.integers(1, 1000, (1, 2000, 2000)).astype(np.uint16)
+    if validity == "nodata":
+        path = write(tmp_path / "swath.tif", data * valid, nodata=0, photometric="minisblack")
+    else:
+        path = write(tmp_path / "swath.tif", data, mask=np.where(valid, 255, 0).astype(np.uint8), photometric="minisblack")
+    # The valid pixels' own outline, not the traced area (which has a cell or two to spare): the margin is tested.
+    with rasterio.open(path) as src:
+        outline = shapely.union_all([shape(g) for g, _ in rasterio.features.shapes(valid.astype(np.uint8), mask=valid,
+                                                                                   transform=src.transform)])
+    scene = source_of(path, "swath").model_copy(update={"data_area": to_geojson(outline)})
+    grid = plan_grid("EPSG:32631", bounds_polygon(scene.bounds, scene.crs, "EPSG:32631").bounds, resolution)
+    with rasterio.open(path) as src, WarpedVRT(src, crs=grid.crs, transform=grid.transform, width=grid.width,
+                                               height=grid.height, resampling=resampling, tolerance=0.125,
+                                               add_alpha=True) as vrt:
+        covered = vrt.read(vrt.count) > 0
+    # The outermost pixels the warp gives values: those with a neighbour it gives none.
+    inner = np.pad(covered, 1)
+    inner = inner[:-2, 1:-1] & inner[2:, 1:-1] & inner[1:-1, :-2] & inner[1:-1, 2:]
+    outermost = np.argwhere(covered & ~inner)
+
+    def blocks():
+        for row in range(0, grid.height, WARP_ROWS):
+            for col in range(0, grid.width, WARP_BLOCK):
+                yield Window(col, row, min(WARP_BLOCK, grid.width - col), min(WARP_ROWS, grid.height - row))
+
+    with SceneReader(scene, grid, resampling) as reader:
+        missed = [(row, col) for row, col in outermost if not reader.overlaps(Window(col, row, 1, 1))]
+        assert not missed, f"{len(missed)} of {len(outermost)} pixels given values, e.g. {missed[:3]}"
+        skipped = sum(not reader.overlaps(block) for block in blocks())
+    with SceneReader(scene.model_copy(update={"data_area": None}), grid, resampling) as by_bounds:
+        skipped_by_bounds = sum(not by_bounds.overlaps(block) for block in blocks())
+    assert skipped > skipped_by_bounds, (skipped, skipped_by_bounds)

@@ -1,0 +1,103 @@
+"""A scene's data area: it holds every valid pixel, and little of the nodata around them."""
+
+import numpy as np
+import pytest
+import rasterio
+import shapely
+from shapely.geometry import shape
+
+from ray_render.data_area import MAX_VERTICES, cell_size, data_area
+from ray_render.inspect import inspect_scene
+from tests.ray_render.test_reader import write
+
+
+def swath(rows: int, cols: int, turn_degrees: float = 12.0, fill: float = 0.7) -> np.ndarray:
+    """Where a tilted swath holds data in a rows x cols raster (as Landsat's do): a rectangle turned about the
+    centre, covering `fill` of each side before the turn."""
+    r, c = np.mgrid[0:rows, 0:cols]
+    y, x = r - rows / 2, c - cols / 2
+    turn = np.radians(turn_degrees)
+    along, across = x * np.cos(turn) + y * np.sin(turn), -x * np.sin(turn) + y * np.cos(turn)
+    return (np.abs(along) < fill * cols / 2) & (np.abs(across) < fill * rows / 2)
+
+
+def pixel_squares(valid: np.ndarray, transform) -> tuple[np.ndarray, np.ndarray]:
+    """The corners and centres of every valid pixel, in the raster's CRS: the points the area must hold."""
+    rows, cols = np.nonzero(valid)
+    points = [transform @ (cols + dc, rows + dr) for dr, dc in ((0, 0), (0, 1), (1, 0), (1, 1), (0.5, 0.5))]
+    return np.concatenate([p[0] for p in points]), np.concatenate([p[1] for p in points])
+
+
+def assert_holds_every_valid_pixel(area, valid, path):
+    with rasterio.open(path) as src:
+        xs, ys = pixel_squares(valid, src.transform)
+    assert shapely.intersects_xy(area, xs, ys).all()
+
+
+def test_the_area_holds_every_valid_pixel_and_leaves_out_the_nodata_around_the_swath(tmp_path):
+    rng = np.random.default_rng(4)
+    valid = swath(700, 900)
+    data = rng.integers(1, 4000, (3, 700, 900)).astype(np.uint16) * valid
+    data[1, 20, 30] = 77  # one pixel of one band alone, far out in the nodata: it must not be left out
+    valid[20, 30] = True
+    path = write(tmp_path / "swath.tif", data, nodata=0)
+
+    area = shape(data_area([str(path)], None))
+
+    assert_holds_every_valid_pixel(area, valid, path)
+    pixel_area, cell = 100.0, cell_size(900, 700) * 10.0
+    with rasterio.open(path) as src:
+        bounds_area = src.width * src.height * pixel_area
+    # The swath and a ring about two cells wide around it (and around the lone pixel), not the whole rectangle.
+    assert area.area < valid.sum() * pixel_area + 3 * cell * shapely.length(area) < 0.75 * bounds_area
+    assert shapely.get_num_coordinates(area) <= MAX_VERTICES
+
+
+def test_without_a_nodata_value_the_file_s_mask_says_where_the_data_is(tmp_path):
+    rng = np.random.default_rng(5)
+    data = rng.integers(0, 256, (3, 300, 400)).astype(np.uint8)  # zeros are data here
+    valid = swath(300, 400, turn_degrees=-20)
+    path = write(tmp_path / "masked.tif", data, mask=np.where(valid, 255, 0).astype(np.uint8))
+
+    area = shape(data_area([str(path)], None))
+
+    assert_holds_every_valid_pixel(area, valid, path)
+    with rasterio.open(path) as src:
+        corner = src.transform @ (2, 2)  # masked out, far from the swath
+    assert not area.intersects(shapely.Point(corner))
+
+
+def test_a_scene_s_nodata_value_counts_where_the_file_has_none(tmp_path):
+    # `scenes add --nodata 0` on a file that declares none: the readers take 0 as nodata, so does the area.
+    data = np.zeros((1, 300, 300), np.uint8)
+    data[:, 100:200, 100:200] = 9
+    path = write(tmp_path / "undeclared.tif", data, photometric="minisblack")
+
+    info = inspect_scene(path=str(path), band_names=["pan"], nodata=0)
+
+    area = shape(info.data_area)
+    with rasterio.open(path) as src:
+        assert area.covers(shapely.box(*src.xy(100, 100, offset="ul"), *src.xy(200, 200, offset="ul")))
+        assert area.area < 0.3 * (src.width * src.height * 100)
+    assert shape(inspect_scene(path=str(path), band_names=["pan"]).data_area).area == pytest.approx(300 * 300 * 100)
+
+
+def test_a_scene_of_single_band_files_holds_data_wherever_any_of_them_does(tmp_path):
+    left, right = np.zeros((1, 200, 300), np.uint16), np.zeros((1, 200, 300), np.uint16)
+    left[:, :, :100] = 5
+    right[:, :, 200:] = 6
+    a = write(tmp_path / "b1.tif", left, nodata=0, photometric="minisblack")
+    b = write(tmp_path / "b2.tif", right, nodata=0, photometric="minisblack")
+
+    area = shape(inspect_scene(band_files=[("red", str(a)), ("nir", str(b))]).data_area)
+
+    with rasterio.open(a) as src:
+        both = np.zeros((200, 300), bool)
+        both[:, :100] = both[:, 200:] = True
+        assert_holds_every_valid_pixel(area, both, a)
+        assert not area.intersects(shapely.Point(src.xy(100, 150)))  # the middle holds nothing in either file
+
+
+def test_a_scene_without_a_valid_pixel_has_no_area(tmp_path):
+    path = write(tmp_path / "empty.tif", np.zeros((1, 64, 64), np.uint8), nodata=0, photometric="minisblack")
+    assert data_area([str(path)], None) is None
