@@ -4,9 +4,14 @@ import json
 
 import numpy as np
 import pytest
+import rasterio
+from shapely.geometry import box, shape
+from sqlmodel import Session, select
 from typer.testing import CliRunner
 
 from cli.main import app
+from models.db import get_engine
+from models.tables import Scene
 
 runner = CliRunner()
 
@@ -104,3 +109,8 @@ def test_scenes_in_s3_and_on_http_servers_are_added_by_url(geoship_home, rgbn, s
     assert [s["name"] for s in scenes] == ["rgbn", "rgbn"]
     assert [s["bands"][0]["uri"] for s in scenes] == [f"s3://{bucket}/2024/rgbn.tif", f"{server.url}/rgbn.tif"]
     assert scenes[0]["epsg"] == scenes[1]["epsg"] == 32618
+    # Their data areas were traced over the network as from a local file: the whole 8 x 8 px raster holds data.
+    with Session(get_engine()) as session:
+        areas = [shape(scene.data_area) for scene in session.exec(select(Scene)).all()]
+    with rasterio.open(rgbn) as src:
+        assert len(areas) == 2 and all(area.equals(box(*src.bounds)) for area in areas)
