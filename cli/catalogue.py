@@ -13,7 +13,7 @@ from cli.common import acting_user, console, print_json, reports_errors, session
 from models.errors import InvalidRequest
 
 projects_app = typer.Typer(help="Create, list and inspect projects (ordered mosaics of scenes).", no_args_is_help=True)
-scenes_app = typer.Typer(help="Register scenes in a project.", no_args_is_help=True)
+scenes_app = typer.Typer(help="Register scenes in a project, and trace where they hold data.", no_args_is_help=True)
 
 
 def _parse_time(value: str):
@@ -169,3 +169,36 @@ def scenes_add(
             scene = add_scene(session, owner=user, project=target, name=scene_name, info=asdict(info))
             console.print(f"added scene {scene.name} (id {scene.id}) to {target.name}: "
                           f"{', '.join(b['name'] for b in scene.bands)}; {scene.width}x{scene.height} px")
+
+
+@scenes_app.command("trace")
+@reports_errors
+def scenes_trace(
+    project: str = typer.Option(..., "--project", help="The project whose scenes to trace."),
+    again: bool = typer.Option(False, "--again", help="Trace every scene of yours in it, also those already traced."),
+) -> None:
+    """Trace where your scenes in a project hold data (their data areas), for scenes added before `scenes add`
+    traced them: exports then skip warping the nodata around the data. Reads every pixel of each scene once."""
+    from shapely.geometry import box, shape
+
+    from models.catalogue import find_project, project_scenes
+    from models.tables import Scene
+    from ray_render.inspect import scene_data_area
+
+    with session_scope() as session:
+        user = acting_user(session)
+        target = find_project(session, user=user, ref=project)
+        todo = [(s.id, s.name, [b["uri"] for b in s.bands], s.nodata, s.bounds) for s in
+                project_scenes(session, project=target) if s.owner_id == user.id and (again or s.data_area is None)]
+    if not todo:
+        console.print(f"every scene of yours in {target.name} has its data area", highlight=False)
+        return
+    # Every scene is traced before any is stored: an unreadable file stops the command with nothing written.
+    traced = [(scene_id, name, scene_data_area(uris, nodata), bounds) for scene_id, name, uris, nodata, bounds in todo]
+    with session_scope() as session:
+        for scene_id, name, area, bounds in traced:
+            scene = session.get(Scene, scene_id)
+            scene.data_area = area
+            session.add(scene)
+            share = 0.0 if area is None else shape(area).area / box(*bounds).area
+            console.print(f"traced scene {name} (id {scene_id}): data in {share:.0%} of its bounds", highlight=False)

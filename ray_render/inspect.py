@@ -116,13 +116,18 @@ def _info(src, bands: list[dict], nodata: float | None) -> SceneInfo:
     bounds = list(src.bounds)
     footprint = to_geojson(bounds_polygon(bounds, src.crs.to_wkt(), "EPSG:4326"))
     nodata = nodata if nodata is not None else src.nodata
-    uris = list(dict.fromkeys(b["uri"] for b in bands))
     return SceneInfo(
         crs_wkt=src.crs.to_wkt(), epsg=src.crs.to_epsg(), bounds=bounds, footprint=footprint,
         width=src.width, height=src.height, res_x=abs(src.res[0]), res_y=abs(src.res[1]),
         dtype=src.dtypes[0], nodata=nodata, bands=bands, acquired_at=acquisition_time(src.tags()),
-        data_area=data_area(uris, nodata, open_file=_open),
+        data_area=scene_data_area([b["uri"] for b in bands], nodata),
     )
+
+
+def scene_data_area(uris: list[str], nodata: float | None) -> dict | None:
+    """The data area of a scene whose bands are in the files `uris` (`ray_render.data_area`), remote files opened
+    as for inspection. Reads every pixel once."""
+    return data_area(list(dict.fromkeys(uris)), nodata, open_file=_open)
 
 
 def acquisition_time(tags: dict[str, str]) -> datetime | None:

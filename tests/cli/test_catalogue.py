@@ -114,3 +114,32 @@ def test_scenes_in_s3_and_on_http_servers_are_added_by_url(geoship_home, rgbn, s
         areas = [shape(scene.data_area) for scene in session.exec(select(Scene)).all()]
     with rasterio.open(rgbn) as src:
         assert len(areas) == 2 and all(area.equals(box(*src.bounds)) for area in areas)
+
+
+def test_scenes_trace_gives_scenes_added_before_data_areas_theirs(geoship_home, make_raster):
+    data = np.zeros((1, 64, 96), np.uint16)
+    data[:, 8:40, 16:48] = 5
+    path = make_raster("old.tif", data, nodata=0)
+    geoship("projects", "create", "farms")
+    assert geoship("scenes", "add", str(path), "--project", "farms", "--bands", "red").exit_code == 0
+    with Session(get_engine()) as session:  # as a scene added before `scenes add` traced areas
+        scene = session.exec(select(Scene)).one()
+        traced_when_added, scene.data_area = scene.data_area, None
+        session.add(scene)
+        session.commit()
+
+    result = geoship("scenes", "trace", "--project", "farms")
+
+    assert result.exit_code == 0, result.stderr
+    with Session(get_engine()) as session:
+        area = shape(session.exec(select(Scene)).one().data_area)
+    assert area.equals(shape(traced_when_added))
+    with rasterio.open(path) as src:
+        assert area.contains(box(*src.xy(8, 16, offset="ul"), *src.xy(40, 48, offset="ul")))
+        share = area.area / box(*src.bounds).area
+    assert share < 0.5 and f"traced scene old (id 1): data in {share:.0%} of its bounds" in result.stdout
+    again = geoship("scenes", "trace", "--project", "farms")
+    assert again.exit_code == 0 and "every scene of yours in farms has its data area" in again.stdout
+    assert "traced scene old" in geoship("scenes", "trace", "--project", "farms", "--again").stdout
+    missing = geoship("scenes", "trace", "--project", "nope")
+    assert missing.exit_code == 2 and "project 'nope' not found" in missing.stderr
