@@ -130,21 +130,28 @@ def shares_area(area, other) -> bool:
     return area.intersects(other) and not area.touches(other)
 
 
-def coverage(tree: ToolTree, grid) -> Any:
+def coverage(tree: ToolTree, grid, data_areas: bool = False) -> Any:
     """Where a tool tree's output on `grid` can have data (tiles elsewhere are never read).
 
-    Leaves cover their scenes' footprints; AOI masks cut their input's coverage to their polygon (or out of
-    it); mask_by keeps what both its input and its `by` cover; any other node covers the union of its
-    children's, except band math that tests `is_nodata`, which can make values where its inputs have none.
+    Leaves cover their scenes' footprints, or with `data_areas` the scenes' data areas where they have one (what
+    a STAC item's geometry describes; the tiles to render keep the footprints, whose blocks the warp can reach);
+    AOI masks cut their input's coverage to their polygon (or out of it); mask_by keeps what both its input and
+    its `by` cover; any other node covers the union of its children's, except band math that tests `is_nodata`,
+    which can make values where its inputs have none.
     """
     whole = box(*grid.bounds)
     found: dict[int, Any] = {}
+
+    def scene_area(scene):
+        if data_areas and scene.data_area is not None:
+            return reproject_geometry(shape(scene.data_area), scene.crs, grid.crs)
+        return bounds_polygon(scene.bounds, scene.crs, grid.crs)
 
     def cover(node):
         if id(node) in found:
             return found[id(node)]
         if isinstance(node, Leaf):
-            area = shapely.union_all([bounds_polygon(s.bounds, s.crs, grid.crs) for s in node.scenes])
+            area = shapely.union_all([scene_area(s) for s in node.scenes])
         elif isinstance(node, Mask):
             polygon = shape(node.geometry)
             area = cover(node.input).intersection(polygon) if node.keep == "inside" else cover(node.input).difference(polygon)

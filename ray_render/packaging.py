@@ -20,6 +20,7 @@ import shapely
 from rasterio.windows import Window
 from shapely.geometry import box
 
+from ray_render.geometry import polygonal_part
 from ray_render.grid import OutputGrid
 from ray_render.publish import publish
 from ray_render.quicklook import QUICKLOOK_SIZE, picture_of
@@ -96,7 +97,7 @@ def package_documents(*, base: str, grid: OutputGrid, shards: list[tuple[RenderR
     for result, shard_statistics in shards:
         window = Window(result.col_off, result.row_off, result.width, result.height)
         shard_grid = OutputGrid(grid.crs, grid.window_transform(window), result.width, result.height)
-        area = shapely.intersection(footprint, box(*shard_grid.bounds))
+        area = polygonal_part(shapely.intersection(footprint, box(*shard_grid.bounds)))
         item = stac_item(item_id=f"{base}-{result.name}", grid=shard_grid, footprint=area,
                          asset_href=f"./{Path(result.path).name}", size=result.bytes, sha256=result.sha256,
                          bands=result.bands, dtype=result.dtype, nodata=nodata, acquired=acquired, created=created,

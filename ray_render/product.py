@@ -10,8 +10,11 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
+import shapely
 from rasterio.windows import Window
+from shapely.geometry import box
 
 from models.errors import RenderError
 from models.rendered import Quality, Rendered, RenderedShard
@@ -45,11 +48,12 @@ def render_product(tree: ToolTree, grid: OutputGrid, staged: Path, options: Rend
     masked = options.cog.compress.lower() in LOSSY_COMPRESSIONS
     # A lossy COG marks missing pixels in its internal mask, not with a nodata value.
     nodata = None if masked else tree.root.nodata
+    footprint = stac_footprint(tree, grid, [window for _, window in shard_windows or []])
     if not shard_windows:
         result = render(tree, grid, staged, options, on_progress=on_progress, upload=upload)
         with _readable(result.path, upload) as readable:
             statistics, quicklook = band_statistics(readable), quicklook_png(readable)
-        item = stac_item(item_id=staged.stem, grid=grid, footprint=coverage(tree, grid), asset_href=f"./{staged.name}",
+        item = stac_item(item_id=staged.stem, grid=grid, footprint=footprint, asset_href=f"./{staged.name}",
                          size=result.bytes, sha256=result.sha256, bands=result.bands, dtype=result.dtype, nodata=nodata,
                          acquired=list(acquired), created=created, statistics=statistics,
                          thumbnail_href=f"./{staged.stem}.png")
@@ -58,7 +62,6 @@ def render_product(tree: ToolTree, grid: OutputGrid, staged: Path, options: Rend
     started = time.perf_counter()
     shards = [Shard(name, window, staged.parent / SHARDS_DIR / f"{staged.stem}-{name}.tif") for name, window in shard_windows]
     shards[0].path.parent.mkdir(parents=True, exist_ok=True)
-    footprint = coverage(tree, grid)
     archive = None
     if block_size(cog_options(tree, options.cog), options.tile_size) is not None:  # the actors' own COGs
         archive = PackageWriter(base=staged.stem, path=staged.with_suffix(".zip"), output=upload, grid=grid,
@@ -82,6 +85,16 @@ def render_product(tree: ToolTree, grid: OutputGrid, staged: Path, options: Rend
                          tiles=sum(r.tiles for r in results), seconds=round(time.perf_counter() - started, 3))
     return _rendered(whole, "package", package.path, package.bytes, package.sha256, results, package.collection,
                      package.quicklook, quality_of(tree, grid, whole.bands, package.statistics))
+
+
+def stac_footprint(tree: ToolTree, grid: OutputGrid, shard_windows: list[Window]) -> Any:
+    """Where the output has data, for its STAC geometry: the scenes' data areas (their footprints for scenes that
+    have none). Tiles are rendered wherever the footprints reach, so a shard (or a whole output) that no data area
+    reaches is still made, all nodata; its geometry stays what its footprint gives rather than none at all."""
+    by_data, by_footprint = coverage(tree, grid, data_areas=True), coverage(tree, grid)
+    parts = [box(*grid.bounds)] if not shard_windows else [box(*grid.window_bounds(w)) for w in shard_windows]
+    empty = [part for part in parts if by_data.intersection(part).is_empty]
+    return shapely.union_all([by_data, *(by_footprint.intersection(part) for part in empty)])
 
 
 @contextmanager

@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 import numpy as np
 import pytest
 import rasterio
+import shapely
 from rio_cogeo.cogeo import cog_validate
 
 from models.errors import OutputRefused
@@ -102,3 +103,41 @@ def test_a_refused_store_leaves_no_package_anywhere(ray_cluster, platform_writer
         package(tree_of(scene), grid, tmp_path / "export-7.tif", shard_windows(grid, 128), output,
                 RenderOptions(tile_size=128))
     assert spill_dirs() == before and not list(tmp_path.rglob("export-7*"))
+
+
+def test_the_stac_geometry_is_where_the_scene_holds_data_not_its_footprint(ray_cluster, make_raster, tmp_path):
+    """A tilted swath with nodata around it: the item's geometry (one COG, and each shard of a package) holds every
+    valid pixel and leaves out the nodata corners, which the scene's footprint holds."""
+    from pyproj import Transformer
+    from shapely.geometry import shape
+
+    from tests.ray_render.test_data_area import swath
+    from tests.ray_render.test_mosaic import source_of
+    from tests.support.stac import validate_stac
+
+    valid = swath(1200, 1200, turn_degrees=25, fill=0.6)
+    pixels = (np.arange(3 * 1200 * 1200).reshape(3, 1200, 1200) % 1000 + 1) * valid
+    path = make_raster("swath.tif", pixels.astype(np.uint16), origin=(500000, 4012000), nodata=0)
+    scene = source_of(path, "swath", bands=("red", "green", "blue"))
+    grid = plan_grid("EPSG:32618", (500000, 4000000, 512000, 4012000), 10)
+    to_lonlat = Transformer.from_crs("EPSG:32618", "EPSG:4326", always_xy=True)
+    corner, centre = to_lonlat.transform(500050, 4011950), to_lonlat.transform(506000, 4006000)
+    with rasterio.open(path) as src:
+        rows, cols = np.nonzero(valid)
+        lon, lat = to_lonlat.transform(*src.xy(rows, cols))
+
+    single = render_product(tree_of(scene), grid, tmp_path / "export-1.tif", OPTIONS, created=CREATED)
+    packaged = package(tree_of(scene), grid, tmp_path / "export-2.tif", shard_windows(grid, 512))
+
+    with zipfile.ZipFile(packaged.uri) as zipped:
+        shard_items = [json.loads(zipped.read(name)) for name in zipped.namelist() if name.endswith(".stac.json")]
+    assert len(shard_items) > 1
+    for item in [single.stac, *shard_items]:
+        validate_stac(item)
+    geometry = shape(single.stac["geometry"])
+    assert shapely.intersects_xy(geometry, lon, lat).all()  # every valid pixel's centre
+    assert geometry.contains(shapely.Point(centre)) and not geometry.contains(shapely.Point(corner))
+    # The shards' items cover the same data between them (a shard no data area reaches keeps its footprint's).
+    shards = shapely.union_all([shape(item["geometry"]) for item in shard_items])
+    assert geometry.difference(shards).area < 1e-3 * geometry.area
+    assert shapely.intersects_xy(shards, lon, lat).all()
