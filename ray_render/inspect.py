@@ -9,7 +9,7 @@ from pathlib import Path
 
 import rasterio
 from rasterio.enums import ColorInterp
-from rasterio.errors import RasterioIOError
+from rasterio.errors import RasterioError, RasterioIOError
 
 from models.errors import InvalidRequest
 from ray_render.data_area import data_area
@@ -126,8 +126,12 @@ def _info(src, bands: list[dict], nodata: float | None) -> SceneInfo:
 
 def scene_data_area(uris: list[str], nodata: float | None) -> dict | None:
     """The data area of a scene whose bands are in the files `uris` (`ray_render.data_area`), remote files opened
-    as for inspection. Reads every pixel once."""
-    return data_area(list(dict.fromkeys(uris)), nodata, open_file=_open)
+    as for inspection. Reads every pixel once: a file whose pixels cannot all be read is refused."""
+    try:
+        return data_area(list(dict.fromkeys(uris)), nodata, open_file=_open)
+    except RasterioError as exc:
+        raise InvalidRequest("path", f"cannot read every pixel of {', '.join(dict.fromkeys(uris))} to trace where it "
+                                     f"holds data: {exc}") from None
 
 
 def acquisition_time(tags: dict[str, str]) -> datetime | None:

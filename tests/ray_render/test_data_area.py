@@ -6,6 +6,7 @@ import rasterio
 import shapely
 from shapely.geometry import shape
 
+from models.errors import InvalidRequest
 from ray_render.data_area import MAX_VERTICES, cell_size, data_area
 from ray_render.inspect import inspect_scene
 from tests.ray_render.test_reader import write
@@ -101,3 +102,16 @@ def test_a_scene_of_single_band_files_holds_data_wherever_any_of_them_does(tmp_p
 def test_a_scene_without_a_valid_pixel_has_no_area(tmp_path):
     path = write(tmp_path / "empty.tif", np.zeros((1, 64, 64), np.uint8), nodata=0, photometric="minisblack")
     assert data_area([str(path)], None) is None
+
+
+def test_a_file_whose_pixels_cannot_all_be_read_is_refused_naming_it(tmp_path):
+    rng = np.random.default_rng(2)
+    path = write(tmp_path / "cut.tif", rng.integers(1, 255, (3, 600, 600)).astype(np.uint8), nodata=0, tiled=True,
+                 blockxsize=256, blockysize=256, compress="deflate")
+    with open(path, "r+b") as cut:  # its header and first blocks stay; the rest of its tiles are gone
+        cut.truncate(path.stat().st_size // 2)
+
+    with pytest.raises(InvalidRequest) as refused:
+        inspect_scene(path=str(path), band_names=["red", "green", "blue"])
+
+    assert refused.value.field == "path" and str(path) in str(refused.value)
