@@ -27,6 +27,7 @@ from rasterio.windows import Window
 from shapely.geometry import box, shape
 
 from ray_render.geometry import to_geojson
+from ray_render.nodata import nodata_pixel
 
 # The coarse grid that valid pixels are gathered into has at most this many cells along a side (and cells of at
 # least MIN_CELL pixels): a 10,980 px Sentinel-2 band gets 11 px cells, which is fine beside the readers' 512 px
@@ -69,11 +70,19 @@ def valid_cells(uris: Iterable[str], nodata: float | None, open_file=rasterio.op
 
 
 def _valid_pixels(src, window: Window, nodata: float | None) -> np.ndarray:
-    """Where any band of `src` holds data in `window`. A float compared with `!=` counts as valid a few pixels GDAL
-    would take for nodata (it compares within a tolerance; NaN is never equal): too many is safe, too few is not."""
+    """Where any band of `src` holds data in `window`, as the readers take it (`reader._valid`). A float compared
+    with `!=` counts as valid a few pixels GDAL would take for nodata (it compares within a tolerance): too many is
+    safe, too few is not."""
     if nodata is None:
         return src.dataset_mask(window=window) > 0
-    return (src.read(window=window) != np.array(nodata, dtype=src.dtypes[0])).any(axis=0)
+    pixels = src.read(window=window)
+    if np.issubdtype(pixels.dtype, np.floating):
+        invalid = np.isnan(pixels) if math.isnan(nodata) else pixels == pixels.dtype.type(nodata)
+    elif (pixel := nodata_pixel(pixels.dtype, nodata)) is not None:
+        invalid = pixels == pixel
+    else:  # a value no pixel of the type holds (-1 for bytes): every pixel is valid
+        return np.ones(pixels.shape[1:], dtype=bool)
+    return ~invalid.all(axis=0)
 
 
 def trace(cells: np.ndarray, transform: Affine, bounds: tuple) -> shapely.Geometry | None:

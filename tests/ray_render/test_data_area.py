@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import rasterio
 import shapely
-from shapely.geometry import shape
+from shapely.geometry import box, shape
 
 from models.errors import InvalidRequest
 from ray_render.data_area import MAX_VERTICES, cell_size, data_area
@@ -115,3 +115,26 @@ def test_a_file_whose_pixels_cannot_all_be_read_is_refused_naming_it(tmp_path):
         inspect_scene(path=str(path), band_names=["red", "green", "blue"])
 
     assert refused.value.field == "path" and str(path) in str(refused.value)
+
+
+@pytest.mark.parametrize("dtype,nodata,everywhere", [("uint8", -1.0, True), ("float32", float("nan"), False),
+                                                     ("float32", -9999.0, False)])
+def test_nodata_values_are_taken_as_the_readers_take_them(tmp_path, dtype, nodata, everywhere):
+    # A value the type cannot hold marks nothing; NaN marks NaN pixels; a float value marks the pixels equal to it.
+    data = np.full((2, 256, 256), 7, dtype=dtype)
+    if np.issubdtype(np.dtype(dtype), np.floating):
+        data[:, :, :] = nodata
+        data[:, :128, :128] = 3.5
+        data[1, :128, :128] = nodata  # one band alone holding data is enough
+    path = write(tmp_path / "values.tif", data, photometric="minisblack")
+
+    area = shape(data_area([str(path)], nodata))
+
+    with rasterio.open(path) as src:
+        whole = box(*src.bounds)
+        quadrant = box(*src.xy(128, 0, offset="ul"), *src.xy(0, 128, offset="ul"))
+    assert area.covers(quadrant) and area.within(whole)
+    if everywhere:
+        assert area.equals(whole)
+    else:
+        assert area.area < 0.4 * whole.area
