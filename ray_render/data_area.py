@@ -36,8 +36,9 @@ MAX_CELLS = 1024
 MIN_CELL = 8
 # Pixels read at once along each side while gathering (rounded up to whole cells).
 CHUNK = 1024
-# An area traced with more vertices than this is simplified further: it travels inside every export's tool tree.
-MAX_VERTICES = 512
+# An area traced with more vertices than this is simplified further: it travels inside every export's tool tree
+# (about 30 bytes a vertex), once per scene. A tilted swath traces to under 100.
+MAX_VERTICES = 128
 
 
 def cell_size(width: int, height: int) -> int:

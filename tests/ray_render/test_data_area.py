@@ -3,11 +3,12 @@
 import numpy as np
 import pytest
 import rasterio
+import rasterio.features
 import shapely
 from shapely.geometry import box, shape
 
 from models.errors import InvalidRequest
-from ray_render.data_area import MAX_VERTICES, cell_size, data_area
+from ray_render.data_area import MAX_VERTICES, cell_size, data_area, valid_cells
 from ray_render.inspect import inspect_scene
 from tests.ray_render.test_reader import write
 
@@ -138,3 +139,20 @@ def test_nodata_values_are_taken_as_the_readers_take_them(tmp_path, dtype, nodat
         assert area.equals(whole)
     else:
         assert area.area < 0.4 * whole.area
+
+
+def test_scattered_data_is_simplified_until_few_vertices_are_left_and_still_held(tmp_path):
+    # Valid pixels strewn over a ragged region trace into hundreds of cells' corners: the outline is simplified
+    # with a larger tolerance until it fits, and still holds every valid pixel.
+    rng = np.random.default_rng(11)
+    valid = (rng.random((800, 800)) < 0.02) & swath(800, 800, turn_degrees=33, fill=0.8)
+    path = write(tmp_path / "strewn.tif", (valid * 9).astype(np.uint8)[None], nodata=0, photometric="minisblack")
+    cells, transform, _ = valid_cells([str(path)], None)
+    traced = shapely.union_all([shape(g) for g, _ in rasterio.features.shapes(cells.astype(np.uint8), mask=cells,
+                                                                             transform=transform)])
+    assert shapely.get_num_coordinates(traced) > 4 * MAX_VERTICES
+
+    area = shape(data_area([str(path)], None))
+
+    assert shapely.get_num_coordinates(area) <= MAX_VERTICES
+    assert_holds_every_valid_pixel(area, valid, path)
