@@ -5,11 +5,13 @@ import pytest
 import rasterio
 import rasterio.features
 import shapely
+from rasterio.windows import Window
 from shapely.geometry import box, shape
 
 from models.errors import InvalidRequest
 from ray_render.data_area import MAX_VERTICES, cell_size, data_area, valid_cells
 from ray_render.inspect import inspect_scene
+from tests.conftest import require_imagery
 from tests.ray_render.test_reader import write
 
 
@@ -156,3 +158,41 @@ def test_scattered_data_is_simplified_until_few_vertices_are_left_and_still_held
 
     assert shapely.get_num_coordinates(area) <= MAX_VERTICES
     assert_holds_every_valid_pixel(area, valid, path)
+
+
+@pytest.mark.parametrize("name", ["landsat7_rgb_utm18n/RGB.byte.tif", "sentinel2_tci_utm34n/S2_TCI_utm34n_100m.tif"])
+def test_real_scenes_with_a_collar_hold_data_in_three_quarters_of_their_rectangle(name):
+    (path,) = require_imagery(name)
+    with rasterio.open(path) as src:
+        valid = src.dataset_mask() > 0 if src.nodata is None else (src.read() != src.nodata).any(axis=0)
+        bounds_area = box(*src.bounds).area
+
+    area = shape(inspect_scene(path=str(path), band_names=["red", "green", "blue"]).data_area)
+
+    assert_holds_every_valid_pixel(area, valid, path)
+    assert 0.6 < area.area / bounds_area < 0.82
+
+
+def test_a_real_overlapping_pair_mosaicked_by_data_areas_gives_the_same_pixels_for_less_warping():
+    from models.tooltree import Identity, Output, ProjectSource, parse_tool_tree
+    from ray_render.geometry import bounds_polygon
+    from ray_render.grid import plan_grid
+    from ray_render.tile import TileRenderer
+    from tests.ray_render.test_mosaic import source_of
+
+    first, second = require_imagery("overlap_pair_uint16_utm18n/mosaic_cog1.tif", "overlap_pair_uint16_utm18n/mosaic_cog2.tif")
+    scenes = [source_of(path, path.stem, bands=("red", "green", "blue")) for path in (first, second)]
+    extent = bounds_polygon(scenes[0].bounds, scenes[0].crs, "EPSG:3857").union(
+        bounds_polygon(scenes[1].bounds, scenes[1].crs, "EPSG:3857"))
+    grid = plan_grid("EPSG:3857", extent.bounds, 300)
+
+    def render(*sources):
+        leaf = ProjectSource(scenes=list(sources), bands=["red", "green", "blue"])
+        tree = parse_tool_tree(Output(input=Identity(input=leaf), dtype="uint16", nodata=0).model_dump(mode="json"))
+        with TileRenderer(tree, grid) as renderer:
+            return renderer.render(Window(0, 0, grid.width, grid.height)), renderer.bytes_read
+
+    by_area, read_by_area = render(*scenes)
+    by_bounds, read_by_bounds = render(*(s.model_copy(update={"data_area": None}) for s in scenes))
+    assert (by_area != 0).any() and np.array_equal(by_area, by_bounds)
+    assert read_by_area < 0.9 * read_by_bounds
