@@ -281,6 +281,13 @@ def test_a_source_alpha_band_masks_a_file_of_five_bands(tmp_path):
     assert np.array_equal(valid, pixels > 0) and valid.sum() < unmasked.sum()
 
 
+def windows(grid, height, width):
+    """The grid cut into windows of height x width, row by row (edge ones smaller)."""
+    for row in range(0, grid.height, height):
+        for col in range(0, grid.width, width):
+            yield Window(col, row, min(width, grid.width - col), min(height, grid.height - row))
+
+
 @pytest.mark.parametrize("resampling", [Resampling.nearest, Resampling.bilinear])
 def test_a_scene_reaches_every_window_its_warp_gives_values_and_not_its_bounding_box_s_corners(make_raster,
                                                                                                resampling):
@@ -297,17 +304,12 @@ def test_a_scene_reaches_every_window_its_warp_gives_values_and_not_its_bounding
                                                src_nodata=0, nodata=0) as vrt:
         covered = vrt.read(1) != 0
 
-    def windows(height, width):
-        for row in range(0, grid.height, height):
-            for col in range(0, grid.width, width):
-                yield Window(col, row, min(width, grid.width - col), min(height, grid.height - row))
-
     with SceneReader(scene, grid, resampling) as reader:
-        for window in windows(8, 8):
+        for window in windows(grid, 8, 8):
             values = covered[window.toslices()]
             if values.any() and not values.all():  # along an edge of the footprint, where the margin counts
                 assert reader.overlaps(window), window
-        skipped = [w for w in windows(WARP_ROWS, WARP_BLOCK) if not reader.overlaps(w)]
+        skipped = [w for w in windows(grid, WARP_ROWS, WARP_BLOCK) if not reader.overlaps(w)]
     assert len(skipped) >= 4, "whole blocks in the corners of the footprint's bounding box (the grid) are not read"
 
 
@@ -344,15 +346,10 @@ def test_a_scene_s_data_area_reaches_every_pixel_its_warp_gives_a_value_and_not_
     inner = inner[:-2, 1:-1] & inner[2:, 1:-1] & inner[1:-1, :-2] & inner[1:-1, 2:]
     outermost = np.argwhere(covered & ~inner)
 
-    def blocks():
-        for row in range(0, grid.height, WARP_ROWS):
-            for col in range(0, grid.width, WARP_BLOCK):
-                yield Window(col, row, min(WARP_BLOCK, grid.width - col), min(WARP_ROWS, grid.height - row))
-
     with SceneReader(scene, grid, resampling) as reader:
         missed = [(row, col) for row, col in outermost if not reader.overlaps(Window(col, row, 1, 1))]
         assert not missed, f"{len(missed)} of {len(outermost)} pixels given values, e.g. {missed[:3]}"
-        skipped = sum(not reader.overlaps(block) for block in blocks())
+        skipped = sum(not reader.overlaps(block) for block in windows(grid, WARP_ROWS, WARP_BLOCK))
     with SceneReader(scene.model_copy(update={"data_area": None}), grid, resampling) as by_bounds:
-        skipped_by_bounds = sum(not by_bounds.overlaps(block) for block in blocks())
+        skipped_by_bounds = sum(not by_bounds.overlaps(block) for block in windows(grid, WARP_ROWS, WARP_BLOCK))
     assert skipped > skipped_by_bounds, (skipped, skipped_by_bounds)
