@@ -16,6 +16,7 @@ def ensure_ray(address: str | None = None, num_cpus: int | None = None, dashboar
     """Initialise Ray once per process: join `address` (or RAY_ADDRESS), else start a local instance."""
     if ray.is_initialized():
         return
+    _cluster_errors_to_stderr()
     for key, value in _LOCAL_DEFAULTS.items():
         os.environ.setdefault(key, value)
     address = address or os.environ.get("RAY_ADDRESS")
@@ -26,6 +27,23 @@ def ensure_ray(address: str | None = None, num_cpus: int | None = None, dashboar
         # `ray start`, a test's `Cluster`, or a dead one from a killed process), then refuses num_cpus.
         ray.init(address="local", num_cpus=num_cpus, include_dashboard=dashboard, log_to_driver=False,
                  logging_level=logging.WARNING)
+
+
+def _cluster_errors_to_stderr() -> None:
+    """Have Ray print the errors its cluster reports to this driver (such as a worker that died under a task, which
+    geoship retries) on stderr. Ray prints them on stdout whatever `log_to_driver` says, and a command's stdout is
+    its answer: `geoship export --json` printed "(raylet) A worker died ..." before its JSON."""
+    from ray._private import worker
+
+    if getattr(worker.print_to_stdstream, "to_stderr", False):
+        return
+    printing = worker.print_to_stdstream
+
+    def to_stderr(data, ignore_prefix: bool):
+        printing({**data, "is_err": True}, ignore_prefix)
+
+    to_stderr.to_stderr = True
+    worker.print_to_stdstream = to_stderr
 
 
 def cluster_cpus() -> int:

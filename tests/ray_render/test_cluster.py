@@ -152,3 +152,36 @@ def test_a_local_start_ignores_the_address_a_dead_cluster_left_behind():
                               capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-3000:]
     assert done.stdout.strip().splitlines()[-1] == "1"
+
+
+def test_errors_the_cluster_reports_go_to_stderr_never_to_a_command_s_stdout(ray_cluster, capsys):
+    """A worker killed under a task: Ray tells the driver, which prints it; stdout is a command's answer (--json)."""
+    import signal
+    import time
+
+    import ray
+
+    @ray.remote(max_restarts=0)
+    class Sleeper:
+        def pid(self):
+            return os.getpid()
+
+        def sleep(self):
+            time.sleep(60)
+
+    sleeper = Sleeper.remote()
+    pid = ray.get(sleeper.pid.remote())
+    sleeping = sleeper.sleep.remote()
+    time.sleep(0.5)
+    os.kill(pid, signal.SIGKILL)
+    try:
+        ray.get(sleeping, timeout=30)
+    except ray.exceptions.RayError:
+        pass
+    out, err = "", ""
+    deadline = time.monotonic() + 20
+    while "died" not in err and time.monotonic() < deadline:
+        time.sleep(0.2)
+        captured = capsys.readouterr()
+        out, err = out + captured.out, err + captured.err
+    assert "died" in err and "(raylet)" not in out
