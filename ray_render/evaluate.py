@@ -301,14 +301,15 @@ def to_output(node: Output, stack: Stack) -> np.ndarray:
         # Integers into a type that holds them all, unscaled (a plain mosaic's uint8 or uint16): nothing to round
         # or clip, so skip the float round trip, a third of a plain mosaic's tile time.
         out = data.astype(dtype)
+        np.copyto(out, nodata, where=mask, casting="unsafe")  # faster than assigning through a boolean index
         pixel = nodata_pixel(dtype, nodata)  # typed like the pixels: a float would cast every pixel to compare
         if node.nodata is not None and pixel is not None:
-            info = np.iinfo(dtype)
-            clash = out == pixel
-            clash &= ~mask
-            if clash.any():
-                np.copyto(out, pixel + 1 if nodata < info.max else pixel - 1, where=clash)
-        np.copyto(out, nodata, where=mask, casting="unsafe")  # faster than assigning through a boolean index
+            # Every masked pixel holds nodata now, so a valid one holds it too only if more pixels hold it than are
+            # masked: two counts instead of a mask of clashes built for every tile (rarely needed).
+            holding = out == pixel
+            if np.count_nonzero(holding) > np.count_nonzero(mask):
+                info = np.iinfo(dtype)
+                np.copyto(out, pixel + 1 if nodata < info.max else pixel - 1, where=holding & ~mask)
         return out
     values = data.astype(np.float64) * node.scale + node.offset
     if np.issubdtype(dtype, np.integer):
