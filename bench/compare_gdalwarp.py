@@ -222,7 +222,7 @@ def main() -> None:
     ray_start = time.perf_counter() - started
     if not args.cold_actors:  # as `geoship worker` does: actors kept between renders, started before the first
         keep_actors(idle_seconds=3600)
-        prestart_actors(os.cpu_count(), RenderOptions().gdal_cache_mb)
+        prestart_actors(os.cpu_count(), RenderOptions().gdal_cache_mb, wait=True)  # running, as a worker's are
     runs = {"geoship": lambda: run_geoship(tree, grid, OUT / "geoship.tif", args.tile_size, resampling=args.resampling),
             "gdalwarp": lambda: run_gdalwarp(warp_inputs, grid, aoi_path, OUT / "gdalwarp.tif", resampling=warp_resampling)}
     if not args.skip_gdal_writer:

@@ -179,16 +179,19 @@ def _start_pool(tree: ToolTree, grid: OutputGrid, options: RenderOptions, size: 
     return ActorPool(actors, make_actor, reserve, kind)
 
 
-def prestart_actors(count: int, gdal_cache_mb: int) -> int:
+def prestart_actors(count: int, gdal_cache_mb: int, wait: bool = False) -> int:
     """Start `count` tile actors into this process's reserve (`ray_render.reserve`), so that its first render
-    finds them running too; returns how many were started (none when the process keeps no reserve)."""
+    finds them running too; returns how many were started (none when the process keeps no reserve). With `wait`,
+    returns once every one has started (1-2 s): a benchmark of warm renders must not time their start-up."""
     reserve = actor_reserve()
     if reserve is None or count <= 0:
         return 0
     environment = scene_environment()
     run = uuid.uuid4().hex[:6]
-    reserve.add([_new_actor(f"tile-kept-{run}-{i}", gdal_cache_mb, environment) for i in range(count)],
-                _actor_kind(gdal_cache_mb, environment))
+    actors = [_new_actor(f"tile-kept-{run}-{i}", gdal_cache_mb, environment) for i in range(count)]
+    reserve.add(actors, _actor_kind(gdal_cache_mb, environment))
+    if wait:
+        ray.get([actor.node.remote() for actor in actors])
     return count
 
 

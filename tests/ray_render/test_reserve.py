@@ -2,7 +2,6 @@
 makes exactly what new actors make; a render that fails, an actor idle too long or one that has served its
 renders is ended."""
 
-import time
 
 import numpy as np
 import psutil
@@ -62,12 +61,9 @@ def test_the_next_render_runs_on_the_kept_actors_and_makes_what_new_actors_make(
 
 def test_actors_started_ahead_serve_the_first_render(reserve, scene, tmp_path):
     before = tile_actor_pids()
-    assert prestart_actors(2, RenderOptions().gdal_cache_mb) == 2 and reserve.idle == 2
-    deadline = time.monotonic() + 60
-    while len(tile_actor_pids() - before) < 2:  # both running before any render asks for them
-        assert time.monotonic() < deadline
-        time.sleep(0.1)
+    assert prestart_actors(2, RenderOptions().gdal_cache_mb, wait=True) == 2 and reserve.idle == 2
     started = tile_actor_pids()
+    assert len(started - before) == 2  # both running when it returns, before any render asks for them
 
     render(tree_of(scene), GRID, tmp_path / "out.tif", RenderOptions(tile_size=128))
 
