@@ -176,7 +176,11 @@ def write_scene(scene: SampleScene, directory: Path, step: int = 1, strip_rows: 
     n = scene.size_px
     profile = dict(driver="GTiff", width=n, height=n, count=4, dtype="uint16", nodata=0,
                    crs=f"EPSG:{scene.epsg}", transform=scene_transform(scene), tiled=True, blockxsize=256,
-                   blockysize=256, compress="deflate", predictor=2, bigtiff="IF_SAFER", num_threads="ALL_CPUS")
+                   blockysize=256, compress="deflate", predictor=2, bigtiff="IF_SAFER", num_threads="ALL_CPUS",
+                   # Red, green and blue, and an extra sample: declared when the file is made, so that the
+                   # overviews GDAL adds later are tagged alike (setting the colours afterwards left their IFDs
+                   # RGB with three extra samples, and GDAL warned "Wrong number of ExtraSamples" at every open).
+                   photometric="RGB")
     partial = path.with_suffix(".partial.tif")
     with rasterio.open(partial, "w", **profile) as dst:
         for row_off in range(0, n, strip_rows):

@@ -4,6 +4,8 @@ from dataclasses import replace
 
 import numpy as np
 import rasterio
+import tifffile
+from rasterio.enums import ColorInterp
 from rasterio.vrt import WarpedVRT
 
 from cli.samples import BANDS, SampleScene, write_scene
@@ -53,3 +55,16 @@ def test_scenes_are_written_strip_by_strip_and_big_ones_may_use_a_coarser_landsc
     assert np.array_equal(valid, upsampled[3] > 0)  # the same swath
     # The same landscape, interpolated between lattice points every 8 pixels, plus per-pixel texture.
     assert np.corrcoef(exact[3][valid].astype(float), upsampled[3][valid].astype(float))[0, 1] > 0.8
+
+
+def test_every_level_of_a_scene_is_tagged_alike_so_gdal_opens_it_without_warnings(tmp_path):
+    # Red, green, blue and one extra sample (near-infrared) in the full resolution and in every overview: GDAL
+    # warns "Wrong number of ExtraSamples" at every open of a file whose overviews say RGB with three extras. (A
+    # scene of 600 px showed it; one of 200 px did not.)
+    scene = replace(SampleScene("levels", 32632, 11.97, 46.10), size_px=600, resolution=10.0)
+    path = write_scene(scene, tmp_path)
+    with tifffile.TiffFile(path) as tif:
+        levels = [(page.photometric, len(page.extrasamples)) for page in tif.pages]
+    assert len(levels) > 1 and set(levels) == {(tifffile.PHOTOMETRIC.RGB, 1)}
+    with rasterio.open(path) as src:
+        assert src.colorinterp == (ColorInterp.red, ColorInterp.green, ColorInterp.blue, ColorInterp.undefined)
