@@ -34,8 +34,10 @@ from ray_render.nodata import nodata_pixel
 # warp blocks.
 MAX_CELLS = 1024
 MIN_CELL = 8
-# Pixels read at once along each side while gathering (rounded up to whole cells).
+# Pixels read at once along each side while gathering (in whole blocks of the file).
 CHUNK = 1024
+# GDAL's block cache while tracing: every block is read once, so the cache needs to hold little.
+TRACE_CACHE_BYTES = 64 * 1024 * 1024
 # An area traced with more vertices than this is simplified further: it travels inside every export's tool tree
 # (about 30 bytes a vertex), once per scene. A tilted swath traces to under 100.
 MAX_VERTICES = 128
@@ -49,25 +51,47 @@ def cell_size(width: int, height: int) -> int:
 def valid_cells(uris: Iterable[str], nodata: float | None, open_file=rasterio.open) -> tuple[np.ndarray, Affine, tuple]:
     """(cells, transform, bounds): for each cell of the files' shared grid, whether any band of any file holds a valid
     pixel there; the cells' transform; the raster's bounds. `nodata`: the scene's nodata value (None: each file's
-    own, else its mask), as the readers take it. `open_file` opens a URI as a rasterio dataset."""
+    own, else its mask), as the readers take it. `open_file` opens a URI as a rasterio dataset.
+
+    Each file is read in windows of whole blocks, so every block is decoded once, and with GDAL's block cache held
+    to TRACE_CACHE_BYTES: with its default (5 % of the machine's memory) tracing one 13,000 px 4-band scene left
+    the process 1.2 GB larger, for a cache that nothing read again."""
     cells = transform = bounds = None
-    for uri in uris:
-        with open_file(uri) as src:
-            cell = cell_size(src.width, src.height)
-            if cells is None:
-                cells = np.zeros((math.ceil(src.height / cell), math.ceil(src.width / cell)), dtype=bool)
-                transform, bounds = src.transform @ Affine.scale(cell), tuple(src.bounds)
-            step = cell * math.ceil(CHUNK / cell)
-            for row in range(0, src.height, step):
-                for col in range(0, src.width, step):
-                    window = Window(col, row, min(step, src.width - col), min(step, src.height - row))
+    with rasterio.Env(GDAL_CACHEMAX=TRACE_CACHE_BYTES):  # in bytes, as rasterio takes it
+        for uri in uris:
+            with open_file(uri) as src:
+                cell = cell_size(src.width, src.height)
+                if cells is None:
+                    cells = np.zeros((math.ceil(src.height / cell), math.ceil(src.width / cell)), dtype=bool)
+                    transform, bounds = src.transform @ Affine.scale(cell), tuple(src.bounds)
+                for window in whole_block_windows(src.width, src.height, src.block_shapes[0]):
                     valid = _valid_pixels(src, window, src.nodata if nodata is None else nodata)
-                    rows, cols = math.ceil(valid.shape[0] / cell), math.ceil(valid.shape[1] / cell)
-                    padded = np.zeros((rows * cell, cols * cell), dtype=bool)
-                    padded[:valid.shape[0], :valid.shape[1]] = valid
-                    found = padded.reshape(rows, cell, cols, cell).any(axis=(1, 3))
-                    cells[row // cell:row // cell + rows, col // cell:col // cell + cols] |= found
+                    _gather(cells, valid, int(window.row_off), int(window.col_off), cell)
     return cells, transform, bounds
+
+
+def whole_block_windows(width: int, height: int, block: tuple[int, int]) -> list[Window]:
+    """Windows covering a `width` x `height` raster whose blocks are `block` (rows, cols), each made of whole blocks
+    and about CHUNK x CHUNK pixels (at least one block): whole rows for a file of strips, which a square window
+    would decode once per window across."""
+    block_rows, block_cols = block
+    cols = min(width, block_cols * max(1, CHUNK // block_cols))
+    rows = min(height, block_rows * max(1, CHUNK * CHUNK // cols // block_rows))
+    return [Window(col, row, min(cols, width - col), min(rows, height - row))
+            for row in range(0, height, rows) for col in range(0, width, cols)]
+
+
+def _gather(cells: np.ndarray, valid: np.ndarray, row: int, col: int, cell: int) -> None:
+    """Mark in `cells` every cell holding a True of `valid`, the pixels from (`row`, `col`); the window's edges need
+    not fall on the cells' (those shared with a neighbouring window are marked from both)."""
+    def starts(first: int, count: int) -> tuple[np.ndarray, int]:
+        index = np.arange(first, first + count) // cell
+        return np.flatnonzero(np.diff(index, prepend=-1)), int(index[0])
+
+    rows, top = starts(row, valid.shape[0])
+    cols, left = starts(col, valid.shape[1])
+    found = np.logical_or.reduceat(np.logical_or.reduceat(valid, rows, axis=0), cols, axis=1)
+    cells[top:top + found.shape[0], left:left + found.shape[1]] |= found
 
 
 def _valid_pixels(src, window: Window, nodata: float | None) -> np.ndarray:

@@ -9,7 +9,7 @@ from rasterio.windows import Window
 from shapely.geometry import box, shape
 
 from models.errors import InvalidRequest
-from ray_render.data_area import MAX_VERTICES, cell_size, data_area, valid_cells
+from ray_render.data_area import CHUNK, MAX_VERTICES, cell_size, data_area, valid_cells, whole_block_windows
 from ray_render.inspect import inspect_scene
 from tests.conftest import require_imagery
 from tests.ray_render.test_reader import write
@@ -55,6 +55,43 @@ def test_the_area_holds_every_valid_pixel_and_leaves_out_the_nodata_around_the_s
     # The swath and a ring about two cells wide around it (and around the lone pixel), not the whole rectangle.
     assert area.area < valid.sum() * pixel_area + 3 * cell * shapely.length(area) < 0.75 * bounds_area
     assert shapely.get_num_coordinates(area) <= MAX_VERTICES
+
+
+@pytest.mark.parametrize("layout", [{"tiled": True, "blockxsize": 48, "blockysize": 32},
+                                    {"tiled": False, "blockysize": 5}, {"tiled": False, "blockysize": 1}])
+def test_cells_read_in_whole_blocks_are_those_of_every_pixel_whatever_the_file_s_layout(tmp_path, layout):
+    # Blocks of 48 x 32 px, strips of 5 rows or of one: none falls on the cells' 8 px edges.
+    rng = np.random.default_rng(9)
+    valid = swath(1100, 1300) | (rng.random((1100, 1300)) < 0.0005)
+    data = (rng.integers(1, 255, (2, 1100, 1300)) * valid).astype(np.uint8)
+    path = write(tmp_path / "layout.tif", data, nodata=0, **layout)
+
+    cells, _, _ = valid_cells([str(path)], None)
+
+    cell = cell_size(1300, 1100)
+    padded = np.zeros((-(-1100 // cell) * cell, -(-1300 // cell) * cell), dtype=bool)
+    padded[:1100, :1300] = valid
+    expected = padded.reshape(padded.shape[0] // cell, cell, padded.shape[1] // cell, cell).any(axis=(1, 3))
+    assert np.array_equal(cells, expected)
+
+
+@pytest.mark.parametrize("width,height,block", [(13000, 13000, (256, 256)), (13000, 9000, (1, 13000)),
+                                                (40000, 700, (512, 40000)), (1000, 1000, (2048, 2048)),
+                                                (10980, 10980, (1024, 1024))])
+def test_the_tracer_reads_whole_blocks_each_once_about_a_chunk_at_a_time(width, height, block):
+    windows = whole_block_windows(width, height, block)
+    covered = np.zeros((-(-height // block[0]), -(-width // block[1])), dtype=int)
+    for w in windows:
+        assert w.row_off % block[0] == 0 and w.col_off % block[1] == 0  # starts on a block ...
+        assert w.row_off + w.height == height or w.height % block[0] == 0  # ... and ends on one or on the edge
+        assert w.col_off + w.width == width or w.width % block[1] == 0
+        # About a chunk of pixels, unless one block (a strip of a wide file) is more.
+        assert w.width * w.height <= max(CHUNK * CHUNK, block[0] * block[1])
+        covered[w.row_off // block[0]:-(-(w.row_off + w.height) // block[0]),
+                w.col_off // block[1]:-(-(w.col_off + w.width) // block[1])] += 1
+    assert (covered == 1).all()  # every block in exactly one window
+    if block[1] >= width:  # strips: read whole rows, not once per window across
+        assert all(w.width == width for w in windows)
 
 
 def test_without_a_nodata_value_the_file_s_mask_says_where_the_data_is(tmp_path):
