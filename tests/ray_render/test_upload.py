@@ -1,9 +1,10 @@
 """COGs uploaded by the tile actors as the parts of one S3 multipart upload, on a real S3 API on loopback: the
-object equals the local file byte for byte, a refused store ends the render cleanly, and an actor killed before
-the upload does not lose its blocks."""
+object equals the local file byte for byte, a refused store ends the render cleanly, and actors killed before or
+during the upload lose none of their blocks."""
 
 import hashlib
 import tempfile
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -109,6 +110,51 @@ def test_an_actor_killed_before_the_upload_leaves_its_blocks_to_the_others(ray_c
     stored = platform_writer.client().get_object(Bucket=bucket, Key="export-3.tif")["Body"].read()
     assert stored == (tmp_path / "local.tif").read_bytes()
     assert not platform_writer.client().list_multipart_uploads(Bucket=bucket).get("Uploads")
+
+
+def test_actors_killed_mid_upload_have_their_parts_sent_again_by_new_ones(ray_cluster, platform_writer, noise_tree,
+                                                                         tmp_path, monkeypatch):
+    import ray
+
+    from tests.support.flaky_proxy import FlakyProxy
+
+    pools = []
+    real_upload = cog_render.upload_cog
+
+    def seen_upload(pool, planned, output):
+        pools.append(pool)
+        return real_upload(pool, planned, output)
+
+    monkeypatch.setattr(cog_render, "upload_cog", seen_upload)
+    bucket = platform_writer.new_bucket()
+    # Part 2's first PUT is held open by the proxy; meanwhile every actor of the render is killed, the one sending
+    # it among them. Their spill files stay on this node's disk, so new actors send the parts again.
+    with FlakyProxy(platform_writer.url, failures=1, hold=True,
+                    should_fail=lambda method, path: method == "PUT" and "partNumber=2" in path) as proxy:
+        killed = []
+
+        def kill_the_actors_mid_part():
+            if proxy.holding.wait(120):
+                killed.extend(pools[0].actors)
+                for actor in killed:
+                    ray.kill(actor, no_restart=True)
+            proxy.release.set()
+
+        killer = threading.Thread(target=kill_the_actors_mid_part)
+        killer.start()
+        output = S3Output(bucket, "export-5.tif", proxy.url, part_size=5 * MiB)
+        try:
+            uploaded = render(noise_tree, GRID, tmp_path / "export-5.tif", OPTIONS, upload=output)
+        finally:
+            proxy.release.set()
+            killer.join()
+    assert killed and proxy.failed == [proxy.failed[0]] and "partNumber=2" in proxy.failed[0]
+    assert not set(killed) & set(pools[0].actors)  # the parts went up through new actors
+    local = render(noise_tree, GRID, tmp_path / "local.tif", OPTIONS)
+    assert uploaded.sha256 == local.sha256
+    client = platform_writer.client()
+    assert client.get_object(Bucket=bucket, Key="export-5.tif")["Body"].read() == (tmp_path / "local.tif").read_bytes()
+    assert not client.list_multipart_uploads(Bucket=bucket).get("Uploads")
 
 
 def test_a_part_refused_mid_upload_aborts_the_upload(ray_cluster, platform_writer, noise_tree, tmp_path):

@@ -19,10 +19,14 @@ ACCESS_DENIED = (b'<?xml version="1.0" encoding="UTF-8"?><Error><Code>AccessDeni
 
 class FlakyProxy:
     """Forwards to `upstream`; the first `failures` requests matching `should_fail(method, path)` get a 503
-    SlowDown, or with `refuse`, a 403 AccessDenied."""
+    SlowDown, or with `refuse`, a 403 AccessDenied. With `hold`, each of those is first held open, its client
+    waiting, until `release` is set (`holding` is set once one is held): a request in flight, for a test to act
+    in the middle of it."""
 
-    def __init__(self, upstream: str, failures: int, should_fail: Callable[[str, str], bool], refuse: bool = False):
+    def __init__(self, upstream: str, failures: int, should_fail: Callable[[str, str], bool], refuse: bool = False,
+                 hold: bool = False):
         self.upstream = urlsplit(upstream)
+        self.hold, self.holding, self.release = hold, threading.Event(), threading.Event()
         self.status, self.error = (403, ACCESS_DENIED) if refuse else (503, SLOW_DOWN)
         self.remaining, self.should_fail = failures, should_fail
         self.failed: list[str] = []
@@ -44,11 +48,17 @@ class FlakyProxy:
                         proxy.remaining -= 1
                         proxy.failed.append(f"{self.command} {self.path}")
                 if fail:
-                    self.send_response(proxy.status)
-                    self.send_header("Content-Type", "application/xml")
-                    self.send_header("Content-Length", str(len(proxy.error)))
-                    self.end_headers()
-                    self.wfile.write(proxy.error)
+                    if proxy.hold:
+                        proxy.holding.set()
+                        proxy.release.wait(120)
+                    try:
+                        self.send_response(proxy.status)
+                        self.send_header("Content-Type", "application/xml")
+                        self.send_header("Content-Length", str(len(proxy.error)))
+                        self.end_headers()
+                        self.wfile.write(proxy.error)
+                    except OSError:  # the client went away while held (a killed process)
+                        self.close_connection = True
                     return
                 proxy.forwarded.append(f"{self.command} {self.path}")
                 connection = http.client.HTTPConnection(proxy.upstream.hostname, proxy.upstream.port, timeout=60)
