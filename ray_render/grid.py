@@ -42,8 +42,11 @@ class OutputGrid:
         return self.transform @ Affine.translation(window.col_off, window.row_off)
 
     def window_bounds(self, window: Window) -> tuple[float, float, float, float]:
-        t = self.window_transform(window)
-        return (t.c, t.f + t.e * window.height, t.c + t.a * window.width, t.f)
+        """(left, bottom, right, top) of `window`: `window_transform`'s numbers, in plain arithmetic (a north-up
+        grid), as it runs for every strip of every tile a scene might fill (`SceneReader.overlaps`)."""
+        t = self.transform
+        left, top = t.a * window.col_off + t.c, t.e * window.row_off + t.f
+        return (left, top + t.e * window.height, left + t.a * window.width, top)
 
     def to_dict(self) -> dict[str, Any]:
         return {"crs": self.crs, "transform": list(self.transform)[:6], "width": self.width, "height": self.height}
